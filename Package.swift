@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds of numeric code: whole-module optimisation is SwiftPM's default for -c release.
+let package = Package(
+    name: "digits",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "digits", targets: ["digits"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries, each through pkg-config (Debian: libopenmpi-dev, libopenblas-dev, zlib1g-dev, libpng-dev).
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi-c",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+
+        // Counter-based random numbers shared by data sharding, augmentation and initialisation.
+        .target(name: "CounterRNG"),
+        .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
+
+        .executableTarget(name: "digits", dependencies: [
+            "Datasets",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.
+        .executableTarget(name: "mpi-smoke", dependencies: ["CMPI"]),
+
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "CounterRNG"]),
+    ]
+)

@@ -1,0 +1,30 @@
+#ifndef CMPI_SHIM_H
+#define CMPI_SHIM_H
+#include <mpi.h>
+
+// MPI names its handles with macros that expand to casts of addresses of
+// library globals; Swift imports none of them, so each gets a function here.
+
+// MPI_COMM_WORLD: the communicator of every rank mpirun started.
+static inline MPI_Comm cmpi_comm_world(void) { return MPI_COMM_WORLD; }
+// MPI_FLOAT / MPI_DOUBLE / MPI_BYTE / MPI_INT / MPI_INT64_T / MPI_UINT64_T: element types.
+static inline MPI_Datatype cmpi_float(void) { return MPI_FLOAT; }
+static inline MPI_Datatype cmpi_double(void) { return MPI_DOUBLE; }
+static inline MPI_Datatype cmpi_byte(void) { return MPI_BYTE; }
+static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
+static inline MPI_Datatype cmpi_int64(void) { return MPI_INT64_T; }
+static inline MPI_Datatype cmpi_uint64(void) { return MPI_UINT64_T; }
+// MPI_SUM / MPI_MAX / MPI_MIN: reduction operations.
+static inline MPI_Op cmpi_sum(void) { return MPI_SUM; }
+static inline MPI_Op cmpi_max(void) { return MPI_MAX; }
+static inline MPI_Op cmpi_min(void) { return MPI_MIN; }
+// MPI_IN_PLACE: the sentinel send buffer that makes a reduction overwrite its input.
+static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
+// MPI_ERRORS_RETURN: so failures come back as return codes instead of aborting.
+static inline MPI_Errhandler cmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+// MPI_SUCCESS and MPI_MAX_ERROR_STRING are enum/macro constants Swift may not see as Int32.
+static inline int cmpi_success(void) { return MPI_SUCCESS; }
+static inline int cmpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
+static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
+
+#endif

@@ -1,0 +1,153 @@
+import CounterRNG
+
+/// Which records of a data set one rank keeps (DESIGN.md decision 5): a seeded permutation of
+/// all record indices, dealt out strided (rank r takes positions r, r+W, r+2W, …). Across the
+/// ranks of a world every index appears exactly once; shard sizes differ by at most one.
+public struct ShardSpec: Sendable, Equatable {
+    public let rank: Int
+    public let worldSize: Int
+    public let seed: UInt64
+
+    public init(rank: Int, worldSize: Int, seed: UInt64) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.seed = seed
+    }
+
+    /// The global record indices this rank keeps, ascending (so reading stays sequential).
+    public func indices(sampleCount: Int) throws -> [Int32] {
+        guard worldSize >= 1, rank >= 0, rank < worldSize, sampleCount >= worldSize else {
+            throw DatasetError.invalidShard(rank: rank, worldSize: worldSize, sampleCount: sampleCount)
+        }
+        let permutation = keyedPermutation(count: sampleCount, seed: seed, purpose: .shardPermutation)
+        var mine = [Int32]()
+        mine.reserveCapacity(sampleCount / worldSize + 1)
+        for position in stride(from: rank, to: sampleCount, by: worldSize) { mine.append(permutation[position]) }
+        mine.sort()
+        return mine
+    }
+}
+
+/// Images with their labels, validated, held as bytes: (count, height, width) row-major.
+public struct Dataset: Sendable {
+    /// (count, height, width), one byte per pixel, 0 = background.
+    public let images: [UInt8]
+    /// (count), each in 0..<classCount.
+    public let labels: [UInt8]
+    /// (count): each record's index in the whole file, the key for per-sample randomness.
+    public let ids: [Int32]
+    public let height: Int
+    public let width: Int
+    public let classCount: Int
+    /// Records in the whole file, of which this (possibly sharded) set holds `count`.
+    public let totalCount: Int
+    public let imagesPath: String
+    public let labelsPath: String
+    /// SHA-256 of each file's uncompressed content (the whole file, whatever the shard).
+    public let imagesSHA256: String
+    public let labelsSHA256: String
+
+    public var count: Int { labels.count }
+    public var pixelsPerImage: Int { height * width }
+
+    /// A data set from memory (tests, previews). No files involved.
+    public init(images: [UInt8], labels: [UInt8], height: Int, width: Int, classCount: Int = 10) {
+        precondition(images.count == labels.count * height * width)
+        self.images = images
+        self.labels = labels
+        self.ids = (0..<labels.count).map { Int32($0) }
+        self.height = height
+        self.width = width
+        self.classCount = classCount
+        self.totalCount = labels.count
+        self.imagesPath = "<memory>"
+        self.labelsPath = "<memory>"
+        self.imagesSHA256 = ""
+        self.labelsSHA256 = ""
+    }
+
+    private init(images: [UInt8], labels: [UInt8], ids: [Int32], height: Int, width: Int, classCount: Int,
+                 totalCount: Int, imagesPath: String, labelsPath: String, imagesSHA256: String, labelsSHA256: String) {
+        self.images = images; self.labels = labels; self.ids = ids
+        self.height = height; self.width = width; self.classCount = classCount; self.totalCount = totalCount
+        self.imagesPath = imagesPath; self.labelsPath = labelsPath
+        self.imagesSHA256 = imagesSHA256; self.labelsSHA256 = labelsSHA256
+    }
+
+    /// Reads and validates an images file and a labels file (each raw or gzip).
+    ///
+    /// - Parameters:
+    ///   - imageSize: the required (height, width), or nil to accept any.
+    ///   - shard: keep only this rank's records; nil keeps all. Memory is proportional to the shard.
+    public static func load(imagesPath: String, labelsPath: String, classCount: Int = 10,
+                            imageSize: (height: Int, width: Int)? = (28, 28),
+                            shard: ShardSpec? = nil) throws -> Dataset {
+        // Labels first: small, and their count lets the images header be checked before its data.
+        var allLabels = [UInt8]()
+        let labelInfo = try readIDX(path: labelsPath, kind: .labels, onHeader: { dims in
+            allLabels.reserveCapacity(dims[0])
+        }, onRecords: { _, records in
+            allLabels.append(contentsOf: records)
+        })
+        for (index, label) in allLabels.enumerated() where Int(label) >= classCount {
+            throw DatasetError.labelOutOfRange(path: labelsPath, index: index, label: Int(label), classCount: classCount)
+        }
+        let total = allLabels.count
+        let kept: [Int32] = try shard?.indices(sampleCount: total) ?? (0..<total).map { Int32($0) }
+        // slot[i] is where global record i goes in this shard, or -1.
+        var slot = [Int32](repeating: -1, count: total)
+        for (position, index) in kept.enumerated() { slot[Int(index)] = Int32(position) }
+
+        var images = [UInt8]()
+        var height = 0, width = 0
+        let imageInfo = try readIDX(path: imagesPath, kind: .images, onHeader: { dims in
+            if dims[0] != total {
+                throw DatasetError.countMismatch(imagesPath: imagesPath, images: dims[0], labelsPath: labelsPath, labels: total)
+            }
+            height = dims[1]; width = dims[2]
+            if let size = imageSize, size.height != height || size.width != width {
+                throw DatasetError.unexpectedImageSize(path: imagesPath, height: height, width: width,
+                                                       expectedHeight: size.height, expectedWidth: size.width)
+            }
+            images = [UInt8](repeating: 0, count: kept.count * height * width)
+        }, onRecords: { first, records in
+            let recordBytes = height * width
+            images.withUnsafeMutableBytes { out in
+                for r in 0..<(records.count / recordBytes) {
+                    let target = Int(slot[first + r])
+                    if target < 0 { continue }
+                    (out.baseAddress! + target * recordBytes)
+                        .copyMemory(from: records.baseAddress! + r * recordBytes, byteCount: recordBytes)
+                }
+            }
+        })
+        let labels = kept.map { allLabels[Int($0)] }
+        return Dataset(images: images, labels: labels, ids: kept, height: height, width: width,
+                       classCount: classCount, totalCount: total, imagesPath: imagesPath, labelsPath: labelsPath,
+                       imagesSHA256: imageInfo.sha256, labelsSHA256: labelInfo.sha256)
+    }
+
+    /// How many records carry each label.
+    public func classCounts() -> [Int] {
+        var counts = [Int](repeating: 0, count: classCount)
+        for label in labels { counts[Int(label)] += 1 }
+        return counts
+    }
+
+    /// Mean and population standard deviation of all pixel values (0…255).
+    public func pixelStatistics() -> (mean: Double, standardDeviation: Double) {
+        var histogram = [Int](repeating: 0, count: 256)
+        images.withUnsafeBufferPointer { pixels in
+            for p in pixels { histogram[Int(p)] += 1 }
+        }
+        let n = Double(images.count)
+        guard n > 0 else { return (0, 0) }
+        var sum = 0.0, sumSquares = 0.0
+        for (value, count) in histogram.enumerated() {
+            sum += Double(value) * Double(count)
+            sumSquares += Double(value * value) * Double(count)
+        }
+        let mean = sum / n
+        return (mean, max(0, sumSquares / n - mean * mean).squareRoot())
+    }
+}

@@ -1,0 +1,86 @@
+/// What an IDX file holds. Only unsigned-byte data (type code 0x08) is used by MNIST-like sets.
+public enum IDXKind: Sendable {
+    case labels   // magic 0x00000801: one dimension (N)
+    case images   // magic 0x00000803: three dimensions (N, H, W)
+
+    var magic: UInt32 { self == .labels ? 0x0000_0801 : 0x0000_0803 }
+    var dimensionCount: Int { self == .labels ? 1 : 3 }
+}
+
+/// IDX files larger than this are refused before anything is allocated.
+public let idxByteLimit = 1 << 31
+
+/// Reads one unsigned-byte IDX file front to back (raw or gzip), hashing its whole content.
+///
+/// `onHeader` sees the validated dimensions before any data is read, so callers can check
+/// them against another file and size their buffers. `onRecords` then receives the data in
+/// chunks of whole records, in file order, with the index of the first record in the chunk.
+/// Returns the dimensions and the SHA-256 of the uncompressed content.
+@discardableResult
+func readIDX(path: String, kind: IDXKind,
+             onHeader: ([Int]) throws -> Void,
+             onRecords: (_ firstRecord: Int, _ records: UnsafeRawBufferPointer) throws -> Void)
+    throws -> (dimensions: [Int], sha256: String, gzip: Bool)
+{
+    let stream = try ByteStream(path: path)
+    var hasher = SHA256()
+
+    let headerBytes = 4 + 4 * kind.dimensionCount
+    var header = [UInt8](repeating: 0, count: headerBytes)
+    let got = try header.withUnsafeMutableBytes { try stream.read(into: $0) }
+    header.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+    func bigEndianWord(_ offset: Int) -> UInt32 {
+        (UInt32(header[offset]) << 24) | (UInt32(header[offset + 1]) << 16)
+            | (UInt32(header[offset + 2]) << 8) | UInt32(header[offset + 3])
+    }
+    if got < 4 {
+        if got == 0 { throw DatasetError.emptyFile(path: path) }
+        throw DatasetError.truncatedHeader(path: path, expectedBytes: headerBytes, foundBytes: got)
+    }
+    let magic = bigEndianWord(0)
+    guard magic == kind.magic else {
+        throw DatasetError.wrongMagic(path: path, expected: kind.magic, found: magic)
+    }
+    guard got == headerBytes else {
+        throw DatasetError.truncatedHeader(path: path, expectedBytes: headerBytes, foundBytes: got)
+    }
+    let dimensions = (0..<kind.dimensionCount).map { Int(bigEndianWord(4 + 4 * $0)) }
+    if dimensions.contains(0) { throw DatasetError.zeroDimension(path: path, dimensions: dimensions) }
+    // Multiply with overflow checks: four 32-bit dimensions can overflow even 64 bits.
+    var dataBytes = 1
+    for d in dimensions {
+        let (product, overflow) = dataBytes.multipliedReportingOverflow(by: d)
+        if overflow || product > idxByteLimit {
+            throw DatasetError.tooLarge(path: path, dimensions: dimensions,
+                                        bytes: overflow ? Int.max : product, limit: idxByteLimit)
+        }
+        dataBytes = product
+    }
+    try onHeader(dimensions)
+
+    let recordBytes = dataBytes / dimensions[0]
+    let recordsPerChunk = max(1, (1 << 20) / recordBytes)
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: recordsPerChunk * recordBytes, alignment: 64)
+    defer { chunk.deallocate() }
+    var record = 0
+    while record < dimensions[0] {
+        let want = min(recordsPerChunk, dimensions[0] - record) * recordBytes
+        let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<want]))
+        hasher.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        if n < want {
+            throw DatasetError.truncatedData(path: path, expectedBytes: dataBytes,
+                                             foundBytes: record * recordBytes + n)
+        }
+        try onRecords(record, UnsafeRawBufferPointer(rebasing: chunk[0..<want]))
+        record += want / recordBytes
+    }
+    // Anything after the promised data means the header and the file disagree.
+    var extra = 0
+    while true {
+        let n = try stream.read(into: chunk)
+        if n == 0 { break }
+        extra += n
+    }
+    if extra > 0 { throw DatasetError.trailingBytes(path: path, extraBytes: extra) }
+    return (dimensions, hexString(hasher.finalize()), stream.isGzip)
+}
