@@ -1,6 +1,7 @@
 /// Everything that can be wrong with a data file a user supplies. Each message names the file.
 public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
     case fileNotFound(path: String)
+    case directoryNotFound(path: String)
     case unreadable(path: String, reason: String)
     case emptyFile(path: String)
     case corruptGzip(path: String, reason: String)
@@ -18,7 +19,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var path: String? {
         switch self {
-        case .fileNotFound(let p), .unreadable(let p, _), .emptyFile(let p), .corruptGzip(let p, _),
+        case .fileNotFound(let p), .directoryNotFound(let p), .unreadable(let p, _), .emptyFile(let p), .corruptGzip(let p, _),
              .truncatedHeader(let p, _, _), .wrongMagic(let p, _, _), .zeroDimension(let p, _),
              .tooLarge(let p, _, _, _), .truncatedData(let p, _, _), .trailingBytes(let p, _),
              .labelOutOfRange(let p, _, _, _), .unexpectedImageSize(let p, _, _, _, _),
@@ -33,6 +34,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .fileNotFound(let path):
             return "\(path): no such file"
+        case .directoryNotFound(let path):
+            return "\(path): no such directory; scripts/fetch-mnist.sh puts MNIST in data/mnist"
         case .unreadable(let path, let reason):
             return "\(path): cannot read: \(reason)"
         case .emptyFile(let path):

@@ -34,6 +34,10 @@ public enum MNIST {
     /// checksum that differs from the published one is an error.
     public static func load(_ split: Split, from directory: String, shard: ShardSpec? = nil,
                             verify: Bool = true) throws -> Dataset {
+        var info = stat()
+        if stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+            throw DatasetError.directoryNotFound(path: directory)
+        }
         let dataset = try Dataset.load(imagesPath: path(of: split.imagesName, in: directory),
                                        labelsPath: path(of: split.labelsName, in: directory),
                                        classCount: 10, imageSize: (28, 28), shard: shard)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages digits builds and runs with; skips what is installed.
+# As root it runs apt-get; otherwise it prints the exact command to run and fails.
+set -euo pipefail
+packages=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev zlib1g-dev pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-packages: all present (${packages[*]})"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-packages: missing ${missing[*]}. Run:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y "${missing[@]}"
