@@ -25,14 +25,18 @@ let package = Package(
         // Counter-based random numbers shared by data sharding, augmentation and initialisation.
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
+        .target(name: "NeuralNet", dependencies: ["CBLAS", "CounterRNG"]),
+        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets",
+            "Datasets", "NeuralNet", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.
         .executableTarget(name: "mpi-smoke", dependencies: ["CMPI"]),
 
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "CounterRNG"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "CounterRNG"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets"]),
     ]
 )

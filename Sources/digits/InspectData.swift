@@ -1,5 +1,6 @@
 import ArgumentParser
 import Datasets
+import Training
 
 struct InspectData: ParsableCommand {
     static let configuration = CommandConfiguration(

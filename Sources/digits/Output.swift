@@ -27,9 +27,42 @@ func fixed(_ value: Double, _ decimals: Int) -> String {
     return String(decoding: buffer[0..<Int(min(max(length, 0), 63))], as: UTF8.self)
 }
 
-/// Seconds on a monotonic clock.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+/// Appends lines to a file, creating it; each line is written whole with one write(2).
+final class LineWriter {
+    let path: String
+    private let fd: Int32
+
+    init(path: String, append: Bool = false) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+        if fd < 0 { throw CommandError("\(path): cannot open for writing: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(fd) }
+
+    func write(_ line: String) throws {
+        let text = line + "\n"
+        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        if written != text.utf8.count { throw CommandError("\(path): write failed: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// A user-facing failure with its sentence.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// True when stdout is a terminal (progress bars); plain lines otherwise.
+var standardOutputIsTerminal: Bool { isatty(1) == 1 }
+
+/// Redraws one line in place on a terminal.
+func drawProgress(_ text: String) {
+    let line = "\r" + text + "\u{1B}[K"
+    _ = line.withCString { Glibc.write(1, $0, strlen($0)) }
+}
+
+func clearProgress() {
+    let line = "\r\u{1B}[K"
+    _ = line.withCString { Glibc.write(1, $0, strlen($0)) }
 }

@@ -1,0 +1,139 @@
+/// Batch normalisation per channel: over (N, H, W) for images (BatchNorm2D), over N for vectors
+/// (BatchNorm1D, the same code with H = W = 1). Scale and shift are parameters; the running
+/// mean and variance are non-trained buffers, updated in training and used in evaluation.
+public final class BatchNorm: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    public let momentum: Float
+    public let epsilon: Float
+    let store: ParameterStore
+    let scale: ArenaSlice          // (C) gamma
+    let shift: ArenaSlice          // (C) beta
+    let runningMean: ArenaSlice    // (C)
+    let runningVariance: ArenaSlice  // (C)
+    private let output = FloatBuffer()      // (N, C, H, W)
+    private let normalized = FloatBuffer()  // (N, C, H, W) x-hat, cached for backward
+    private let inverseStd = FloatBuffer()  // (C)
+    private let inputGradient = FloatBuffer()
+    /// Backward follows the mode of the last forward: batch statistics, or the fixed running ones.
+    private var lastForwardUsedBatchStatistics = true
+
+    public init(name: String, inputShape: Shape, store: ParameterStore, momentum: Float = 0.1, epsilon: Float = 1e-5) {
+        self.name = name
+        self.inputShape = inputShape
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.store = store
+        let c = inputShape.channels
+        scale = store.addParameter(name + ".weight", shape: [c], initial: .ones, decays: false)
+        shift = store.addParameter(name + ".bias", shape: [c], initial: .zeros, decays: false)
+        runningMean = store.addBuffer(name + ".running_mean", shape: [c], initial: .zeros)
+        runningVariance = store.addBuffer(name + ".running_var", shape: [c], initial: .ones)
+    }
+
+    public var forwardMultiplyAdds: Int { inputShape.count }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        let c = inputShape.channels, pixels = inputShape.height * inputShape.width
+        let count = batch * inputShape.count
+        let y = output.reserve(count)
+        let gamma = store.parameters + scale.offset, beta = store.parameters + shift.offset
+        let mean = store.buffers + runningMean.offset, variance = store.buffers + runningVariance.offset
+        let xhat = normalized.reserve(count)
+        let invStd = inverseStd.reserve(c)
+        if context.mode == .evaluation {
+            lastForwardUsedBatchStatistics = false
+            for ch in 0..<c {
+                let inv = 1 / (variance[ch] + epsilon).squareRoot()
+                invStd[ch] = inv
+                let a = gamma[ch] * inv
+                let b = beta[ch] - a * mean[ch]
+                let mu = mean[ch]
+                for n in 0..<batch {
+                    let base = (n * c + ch) * pixels
+                    for p in 0..<pixels {
+                        y[base + p] = a * x[base + p] + b
+                        xhat[base + p] = (x[base + p] - mu) * inv
+                    }
+                }
+            }
+            return y
+        }
+        lastForwardUsedBatchStatistics = true
+        let m = Double(batch * pixels)
+        for ch in 0..<c {
+            var sum = 0.0
+            for n in 0..<batch {
+                let base = (n * c + ch) * pixels
+                var s: Float = 0
+                for p in 0..<pixels { s += x[base + p] }
+                sum += Double(s)
+            }
+            let mu = sum / m
+            var squares = 0.0
+            for n in 0..<batch {
+                let base = (n * c + ch) * pixels
+                var s: Float = 0
+                for p in 0..<pixels { let d = x[base + p] - Float(mu); s += d * d }
+                squares += Double(s)
+            }
+            let biasedVariance = squares / m
+            let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
+            invStd[ch] = inv
+            let g = gamma[ch], b = beta[ch], muF = Float(mu)
+            for n in 0..<batch {
+                let base = (n * c + ch) * pixels
+                for p in 0..<pixels {
+                    let h = (x[base + p] - muF) * inv
+                    xhat[base + p] = h
+                    y[base + p] = g * h + b
+                }
+            }
+            mean[ch] = (1 - momentum) * mean[ch] + momentum * muF
+            let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
+            variance[ch] = (1 - momentum) * variance[ch] + momentum * Float(unbiased)
+        }
+        return y
+    }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        let c = inputShape.channels, pixels = inputShape.height * inputShape.width
+        let xhat = normalized.pointer, invStd = inverseStd.pointer
+        let gamma = store.parameters + scale.offset
+        let dGamma = store.gradients + scale.offset, dBeta = store.gradients + shift.offset
+        let dx = needsInputGradient ? inputGradient.reserve(batch * inputShape.count) : nil
+        let m = Float(batch * pixels)
+        for ch in 0..<c {
+            var sumDy = 0.0, sumDyXhat = 0.0
+            for n in 0..<batch {
+                let base = (n * c + ch) * pixels
+                var a: Float = 0, b: Float = 0
+                for p in 0..<pixels { a += dY[base + p]; b += dY[base + p] * xhat[base + p] }
+                sumDy += Double(a); sumDyXhat += Double(b)
+            }
+            dGamma[ch] += Float(sumDyXhat)
+            dBeta[ch] += Float(sumDy)
+            guard let dx else { continue }
+            if !lastForwardUsedBatchStatistics {
+                // Fixed statistics: an affine map per channel.
+                let a = gamma[ch] * invStd[ch]
+                for n in 0..<batch {
+                    let base = (n * c + ch) * pixels
+                    for p in 0..<pixels { dx[base + p] = a * dY[base + p] }
+                }
+                continue
+            }
+            // dx = gamma * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
+            let k = gamma[ch] * invStd[ch] / m
+            let meanDy = Float(sumDy), meanDyXhat = Float(sumDyXhat)
+            for n in 0..<batch {
+                let base = (n * c + ch) * pixels
+                for p in 0..<pixels {
+                    dx[base + p] = k * (m * dY[base + p] - meanDy - xhat[base + p] * meanDyXhat)
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,54 @@
+/// Per-sample shape of an activation, NCHW without the N. A flat vector is (features, 1, 1).
+public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+
+    public init(channels: Int, height: Int, width: Int) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+
+    public static func vector(_ features: Int) -> Shape { Shape(channels: features, height: 1, width: 1) }
+
+    public var count: Int { channels * height * width }
+    public var isVector: Bool { height == 1 && width == 1 }
+    public var description: String { isVector ? "(\(channels))" : "(\(channels), \(height), \(width))" }
+}
+
+/// An owned, 64-byte aligned Float buffer that grows only when asked for more than it has,
+/// so a steady-state step (same batch size) never allocates.
+public final class FloatBuffer {
+    public private(set) var pointer: UnsafeMutablePointer<Float>
+    public private(set) var capacity: Int
+
+    public init(capacity: Int = 0) {
+        self.capacity = max(capacity, 1)
+        pointer = FloatBuffer.allocate(self.capacity)
+    }
+
+    deinit { pointer.deallocate() }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        let typed = raw.bindMemory(to: Float.self, capacity: count)
+        typed.initialize(repeating: 0, count: count)
+        return typed
+    }
+
+    /// Ensures room for `count` floats; contents are not preserved when it grows.
+    @discardableResult
+    public func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            capacity = count
+            pointer = FloatBuffer.allocate(count)
+        }
+        return pointer
+    }
+
+    public func zero(_ count: Int) { pointer.update(repeating: 0, count: count) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: capacity) }
+}

@@ -1,0 +1,107 @@
+import CounterRNG
+
+/// max(0, x).
+public final class ReLU: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    private let output = FloatBuffer()
+    private var lastOutput: UnsafeMutablePointer<Float>?
+
+    public init(name: String, inputShape: Shape) {
+        self.name = name
+        self.inputShape = inputShape
+    }
+
+    public var forwardMultiplyAdds: Int { 0 }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        let count = batch * inputShape.count
+        let y = output.reserve(count)
+        for i in 0..<count { y[i] = max(x[i], 0) }
+        lastOutput = y
+        return y
+    }
+
+    /// The output gradient is masked in place: it belongs to the layer above and is not read again.
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        guard needsInputGradient, let y = lastOutput else { return nil }
+        let count = batch * inputShape.count
+        for i in 0..<count where y[i] <= 0 { dY[i] = 0 }
+        return dY
+    }
+}
+
+/// (N, C, H, W) -> (N, C*H*W): the same memory, a new shape.
+public final class Flatten: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public let outputShape: Shape
+
+    public init(name: String, inputShape: Shape) {
+        self.name = name
+        self.inputShape = inputShape
+        outputShape = .vector(inputShape.count)
+    }
+
+    public var forwardMultiplyAdds: Int { 0 }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> { x }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        needsInputGradient ? dY : nil
+    }
+}
+
+/// Inverted dropout: in training each element is kept with probability 1-p and scaled by
+/// 1/(1-p); in evaluation it is the identity. The mask is a pure function of
+/// (seed, step, rank, layer index, element), so a resumed run draws the same masks.
+public final class Dropout: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public var outputShape: Shape { inputShape }
+    public let rate: Float
+    let layerIndex: Int
+    private let output = FloatBuffer()
+    private let mask = FloatBuffer()   // (N, features): 0 or 1/(1-p)
+    private var maskActive = false
+
+    public init(name: String, inputShape: Shape, rate: Float, layerIndex: Int) {
+        self.name = name
+        self.inputShape = inputShape
+        self.rate = rate
+        self.layerIndex = layerIndex
+    }
+
+    public var forwardMultiplyAdds: Int { 0 }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        guard context.mode == .training, rate > 0 else { maskActive = false; return x }
+        maskActive = true
+        let count = batch * inputShape.count
+        let y = output.reserve(count)
+        let m = mask.reserve(count)
+        let keep = 1 - rate
+        let scale = 1 / keep
+        // 24-bit uniforms compared with the keep probability; two per 64-bit draw.
+        let threshold = UInt32(Double(keep) * 16_777_216.0)
+        var random = KeyedRandom(seed: context.seed, purpose: .dropout, context.step, UInt64(context.rank), UInt64(layerIndex))
+        var i = 0
+        while i < count {
+            let bits = random.next()
+            m[i] = UInt32(truncatingIfNeeded: bits & 0xFF_FFFF) < threshold ? scale : 0
+            if i + 1 < count { m[i + 1] = UInt32(truncatingIfNeeded: (bits >> 32) & 0xFF_FFFF) < threshold ? scale : 0 }
+            i += 2
+        }
+        for j in 0..<count { y[j] = x[j] * m[j] }
+        return y
+    }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        guard maskActive else { return dY }
+        let m = mask.pointer
+        for i in 0..<(batch * inputShape.count) { dY[i] *= m[i] }
+        return dY
+    }
+}

@@ -1,0 +1,100 @@
+import CBLAS
+
+// The narrow interface between the layers and the arithmetic that dominates their time.
+// Layers call only these functions; a faster backend (oneDNN, own AVX-512 kernels, direct
+// convolution) replaces their bodies without touching a layer. Row-major throughout.
+
+public enum Kernels {
+    /// BLAS threads for this process (OpenBLAS); 1 when ranks fill the cores.
+    public static func setThreads(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+    }
+
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
+    @inline(__always)
+    public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// Geometry of a 2-D convolution over one sample.
+    public struct ConvGeometry: Sendable, Equatable {
+        public let channels, height, width, kernel, stride, padding: Int
+        public var outputHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
+        public var outputWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
+        public var patchSize: Int { channels * kernel * kernel }
+        public var outputPixels: Int { outputHeight * outputWidth }
+
+        /// Output columns ox whose input column ox*stride - padding + kx lies inside the image.
+        @inline(__always)
+        func validColumns(_ kx: Int) -> Range<Int> {
+            let shift = padding - kx
+            let start = shift > 0 ? (shift + stride - 1) / stride : 0
+            let end = min(outputWidth, (width - 1 + shift) / stride + 1)
+            return start..<max(start, end)
+        }
+    }
+
+    /// Unfolds one sample (C, H, W) into columns: col[(c*K + ky)*K + kx][column0 + oy*OW + ox],
+    /// rows of length `rowStride` (so a batch of samples can share one matrix). Zero padding.
+    public static func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>,
+                              columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int) {
+        let oh = g.outputHeight, ow = g.outputWidth
+        for c in 0..<g.channels {
+            let plane = input + c * g.height * g.width
+            for ky in 0..<g.kernel {
+                for kx in 0..<g.kernel {
+                    let row = columns + ((c * g.kernel + ky) * g.kernel + kx) * rowStride + column0
+                    let valid = g.validColumns(kx)
+                    for oy in 0..<oh {
+                        let out = row + oy * ow
+                        let iy = oy * g.stride - g.padding + ky
+                        if iy < 0 || iy >= g.height {
+                            out.update(repeating: 0, count: ow)
+                            continue
+                        }
+                        if valid.lowerBound > 0 { out.update(repeating: 0, count: valid.lowerBound) }
+                        if valid.upperBound < ow { (out + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+                        let source = plane + iy * g.width - g.padding + kx
+                        if g.stride == 1 {
+                            (out + valid.lowerBound).update(from: source + valid.lowerBound, count: valid.count)
+                        } else {
+                            for ox in valid { out[ox] = source[ox * g.stride] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds each column entry back into the sample's input gradient.
+    public static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, rowStride: Int, column0: Int,
+                                 inputGradient: UnsafeMutablePointer<Float>) {
+        let oh = g.outputHeight, ow = g.outputWidth
+        for c in 0..<g.channels {
+            let plane = inputGradient + c * g.height * g.width
+            for ky in 0..<g.kernel {
+                for kx in 0..<g.kernel {
+                    let row = columns + ((c * g.kernel + ky) * g.kernel + kx) * rowStride + column0
+                    let valid = g.validColumns(kx)
+                    for oy in 0..<oh {
+                        let iy = oy * g.stride - g.padding + ky
+                        if iy < 0 || iy >= g.height { continue }
+                        let source = row + oy * ow
+                        let target = plane + iy * g.width - g.padding + kx
+                        if g.stride == 1 {
+                            for ox in valid { target[ox] += source[ox] }
+                        } else {
+                            for ox in valid { target[ox * g.stride] += source[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

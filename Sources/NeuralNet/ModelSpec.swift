@@ -1,0 +1,167 @@
+/// A model described as data: a dash-separated list of layer tokens. It round-trips to text,
+/// so a checkpoint can rebuild its model from one string.
+///
+/// | token | layer |
+/// | --- | --- |
+/// | `conv32k5` , `conv32k5p2`, `conv32k3s2p1` | Conv2D: 32 output channels, kernel 5, optional stride `s`, padding `p` |
+/// | `bn` | BatchNorm (2-D on images, 1-D on vectors) |
+/// | `relu` | ReLU |
+/// | `pool2`, `pool3s2` | max pooling, kernel 2 (stride defaults to the kernel) |
+/// | `gap` | global average pooling |
+/// | `flatten` | flatten to a vector |
+/// | `dense128` | fully connected, 128 outputs |
+/// | `drop0.5` | dropout with rate 0.5 |
+///
+/// The input is one 28×28 grey image; the last layer must produce 10 values (the logits).
+public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
+    public enum LayerSpec: Equatable, Sendable {
+        case conv(outputChannels: Int, kernel: Int, stride: Int, padding: Int)
+        case batchNorm
+        case relu
+        case maxPool(kernel: Int, stride: Int)
+        case globalAveragePool
+        case flatten
+        case dense(outputs: Int)
+        case dropout(rate: Float)
+
+        var token: String {
+            switch self {
+            case .conv(let c, let k, let s, let p):
+                return "conv\(c)k\(k)" + (s != 1 ? "s\(s)" : "") + (p != 0 ? "p\(p)" : "")
+            case .batchNorm: return "bn"
+            case .relu: return "relu"
+            case .maxPool(let k, let s): return "pool\(k)" + (s != k ? "s\(s)" : "")
+            case .globalAveragePool: return "gap"
+            case .flatten: return "flatten"
+            case .dense(let o): return "dense\(o)"
+            case .dropout(let r): return "drop\(r)"
+            }
+        }
+    }
+
+    public let layers: [LayerSpec]
+    public static let inputShape = Shape(channels: 1, height: 28, width: 28)
+    public static let classes = 10
+
+    public init(layers: [LayerSpec]) { self.layers = layers }
+
+    public var description: String { layers.map(\.token).joined(separator: "-") }
+
+    /// The named presets (see README): name -> spec text.
+    public static let presets: [(name: String, spec: String, about: String)] = [
+        ("seed-mlp", "flatten-dense128-relu-dense128-relu-dense10",
+         "the seed paper's MLP (97.04% after 3 epochs, Adam, batch 32)"),
+        ("lenet5", "conv6k5p2-relu-pool2-conv16k5-relu-pool2-flatten-dense120-relu-dense84-relu-dense10",
+         "LeCun et al. 1998, with ReLU and max pooling"),
+        ("convnet", "conv32k3-relu-pool2-conv64k3-relu-pool2-flatten-drop0.5-dense10",
+         "Keras' mnist_convnet example"),
+        ("reference", "conv32k5p2-bn-relu-pool2-conv64k5p2-bn-relu-pool2-flatten-dense256-relu-drop0.4-dense10",
+         "857,930 parameters; the side-by-side speed model"),
+        ("default", "conv32k5p2-bn-relu-pool2-conv64k3p1-bn-relu-conv64k3p1-bn-relu-pool2-flatten-drop0.3-dense10",
+         "digits' own: accuracy per FLOP and per parameter"),
+    ]
+
+    /// A preset name or a spec string.
+    public static func named(_ text: String) throws -> ModelSpec {
+        if let preset = presets.first(where: { $0.name == text }) { return try ModelSpec(parsing: preset.spec) }
+        return try ModelSpec(parsing: text)
+    }
+
+    public init(parsing text: String) throws {
+        let tokens = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard !text.isEmpty else { throw ModelSpecError(text: text, reason: "the model spec is empty") }
+        var layers = [LayerSpec]()
+        for token in tokens {
+            guard let layer = ModelSpec.parseToken(token) else {
+                throw ModelSpecError(text: text, reason: "'\(token)' is not a layer token (known: convNkK[sS][pP], bn, relu, poolK[sS], gap, flatten, denseN, dropR, or a preset: \(ModelSpec.presets.map(\.name).joined(separator: ", ")))")
+            }
+            layers.append(layer)
+        }
+        self.layers = layers
+        try validate(text)
+    }
+
+    private static func parseToken(_ token: String) -> LayerSpec? {
+        switch token {
+        case "bn": return .batchNorm
+        case "relu": return .relu
+        case "gap": return .globalAveragePool
+        case "flatten": return .flatten
+        default: break
+        }
+        if token.hasPrefix("conv") {
+            // conv<C>k<K>[s<S>][p<P>]
+            let fields = numberedFields(String(token.dropFirst(4)), first: "", keys: ["k", "s", "p"])
+            guard let c = fields[""], let k = fields["k"], c > 0, k > 0 else { return nil }
+            let s = fields["s"] ?? 1, p = fields["p"] ?? 0
+            guard s > 0, p >= 0, p < k else { return nil }
+            return .conv(outputChannels: c, kernel: k, stride: s, padding: p)
+        }
+        if token.hasPrefix("pool") {
+            let fields = numberedFields(String(token.dropFirst(4)), first: "", keys: ["s"])
+            guard let k = fields[""], k > 0 else { return nil }
+            let s = fields["s"] ?? k
+            guard s > 0 else { return nil }
+            return .maxPool(kernel: k, stride: s)
+        }
+        if token.hasPrefix("dense"), let n = Int(token.dropFirst(5)), n > 0 { return .dense(outputs: n) }
+        if token.hasPrefix("drop"), let r = Float(token.dropFirst(4)), r >= 0, r < 1 { return .dropout(rate: r) }
+        return nil
+    }
+
+    /// "32k5s2p1" with keys [k, s, p] -> ["": 32, "k": 5, "s": 2, "p": 1]; nil entries on junk.
+    private static func numberedFields(_ text: String, first: String, keys: Set<Character>) -> [String: Int] {
+        var result = [String: Int]()
+        var key = first
+        var digits = ""
+        var seen = Set<String>()
+        for ch in text {
+            if ch.isASCII && ch.isNumber { digits.append(ch); continue }
+            guard keys.contains(ch), !digits.isEmpty, !seen.contains(String(ch)) else { return [:] }
+            result[key] = Int(digits)
+            seen.insert(key)
+            key = String(ch)
+            digits = ""
+        }
+        guard !digits.isEmpty else { return [:] }
+        result[key] = Int(digits)
+        return result
+    }
+
+    /// Shapes flow: every layer must fit its input, and the output must be 10 logits.
+    private func validate(_ text: String) throws {
+        var shape = ModelSpec.inputShape
+        for (index, layer) in layers.enumerated() {
+            let where_ = "layer \(index + 1) '\(layer.token)'"
+            switch layer {
+            case .conv(let c, let k, let s, let p):
+                guard !shape.isVector else { throw ModelSpecError(text: text, reason: "\(where_) needs an image, got a vector") }
+                let oh = (shape.height + 2 * p - k) / s + 1, ow = (shape.width + 2 * p - k) / s + 1
+                guard shape.height + 2 * p >= k, shape.width + 2 * p >= k, oh > 0, ow > 0 else {
+                    throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
+                }
+                shape = Shape(channels: c, height: oh, width: ow)
+            case .maxPool(let k, let s):
+                guard !shape.isVector, shape.height >= k, shape.width >= k else {
+                    throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
+                }
+                shape = Shape(channels: shape.channels, height: (shape.height - k) / s + 1, width: (shape.width - k) / s + 1)
+            case .globalAveragePool, .flatten:
+                shape = .vector(shape.channels * (layer == .flatten ? shape.height * shape.width : 1))
+            case .dense(let o):
+                shape = .vector(o)
+            case .batchNorm, .relu, .dropout:
+                break
+            }
+        }
+        guard shape.count == ModelSpec.classes else {
+            throw ModelSpecError(text: text, reason: "the model ends in \(shape) values, not the \(ModelSpec.classes) class logits")
+        }
+    }
+}
+
+public struct ModelSpecError: Error, CustomStringConvertible, Sendable {
+    public let text: String
+    public let reason: String
+    public var description: String { "model spec '\(text)': \(reason)" }
+}

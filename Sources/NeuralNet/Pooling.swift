@@ -1,0 +1,114 @@
+/// Max pooling over kernel×kernel windows (no padding); remembers each window's argmax.
+public final class MaxPool2D: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public let outputShape: Shape
+    let kernel: Int
+    let stride: Int
+    private let output = FloatBuffer()         // (N, C, OH, OW)
+    private let inputGradient = FloatBuffer()  // (N, C, H, W)
+    private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)   // (N, C, OH, OW): index in the input plane
+    private var argmaxCapacity = 1
+
+    public init(name: String, inputShape: Shape, kernelSize: Int, stride: Int? = nil) {
+        self.name = name
+        self.inputShape = inputShape
+        kernel = kernelSize
+        self.stride = stride ?? kernelSize
+        outputShape = Shape(channels: inputShape.channels,
+                            height: (inputShape.height - kernelSize) / self.stride + 1,
+                            width: (inputShape.width - kernelSize) / self.stride + 1)
+    }
+
+    deinit { argmax.deallocate() }
+
+    public var forwardMultiplyAdds: Int { 0 }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        let planes = batch * inputShape.channels
+        let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
+        let y = output.reserve(planes * oh * ow)
+        if planes * oh * ow > argmaxCapacity {
+            argmax.deallocate()
+            argmaxCapacity = planes * oh * ow
+            argmax = .allocate(capacity: argmaxCapacity)
+        }
+        for plane in 0..<planes {
+            let source = x + plane * h * w
+            let target = y + plane * oh * ow
+            let index = argmax + plane * oh * ow
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = (oy * stride) * w + ox * stride
+                    var bestValue = source[best]
+                    for ky in 0..<kernel {
+                        let row = (oy * stride + ky) * w + ox * stride
+                        for kx in 0..<kernel where source[row + kx] > bestValue {
+                            bestValue = source[row + kx]
+                            best = row + kx
+                        }
+                    }
+                    target[oy * ow + ox] = bestValue
+                    index[oy * ow + ox] = Int32(best)
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        let planes = batch * inputShape.channels
+        let inPlane = inputShape.height * inputShape.width, outPlane = outputShape.height * outputShape.width
+        let dx = inputGradient.reserve(planes * inPlane)
+        dx.update(repeating: 0, count: planes * inPlane)
+        for plane in 0..<planes {
+            let target = dx + plane * inPlane
+            let source = dY + plane * outPlane
+            let index = argmax + plane * outPlane
+            for o in 0..<outPlane { target[Int(index[o])] += source[o] }
+        }
+        return dx
+    }
+}
+
+/// Global average pooling: (N, C, H, W) -> (N, C).
+public final class GlobalAveragePool: Layer {
+    public let name: String
+    public let inputShape: Shape
+    public let outputShape: Shape
+    private let output = FloatBuffer()
+    private let inputGradient = FloatBuffer()
+
+    public init(name: String, inputShape: Shape) {
+        self.name = name
+        self.inputShape = inputShape
+        outputShape = .vector(inputShape.channels)
+    }
+
+    public var forwardMultiplyAdds: Int { inputShape.count }
+
+    public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        let planes = batch * inputShape.channels, pixels = inputShape.height * inputShape.width
+        let y = output.reserve(planes)
+        let scale = 1 / Float(pixels)
+        for plane in 0..<planes {
+            var sum: Float = 0
+            let source = x + plane * pixels
+            for p in 0..<pixels { sum += source[p] }
+            y[plane] = sum * scale
+        }
+        return y
+    }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        guard needsInputGradient else { return nil }
+        let planes = batch * inputShape.channels, pixels = inputShape.height * inputShape.width
+        let dx = inputGradient.reserve(planes * pixels)
+        let scale = 1 / Float(pixels)
+        for plane in 0..<planes {
+            (dx + plane * pixels).update(repeating: dY[plane] * scale, count: pixels)
+        }
+        return dx
+    }
+}
