@@ -66,17 +66,13 @@ public final class BatchNorm: Layer {
             var sum = 0.0
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
-                var s: Float = 0
-                for p in 0..<pixels { s += x[base + p] }
-                sum += Double(s)
+                sum += Double(Vector.sum(x + base, pixels))
             }
             let mu = sum / m
             var squares = 0.0
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
-                var s: Float = 0
-                for p in 0..<pixels { let d = x[base + p] - Float(mu); s += d * d }
-                squares += Double(s)
+                squares += Double(Vector.sumOfSquaredDeviations(x + base, pixels, mean: Float(mu)))
             }
             let biasedVariance = squares / m
             let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
@@ -108,9 +104,8 @@ public final class BatchNorm: Layer {
             var sumDy = 0.0, sumDyXhat = 0.0
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
-                var a: Float = 0, b: Float = 0
-                for p in 0..<pixels { a += dY[base + p]; b += dY[base + p] * xhat[base + p] }
-                sumDy += Double(a); sumDyXhat += Double(b)
+                sumDy += Double(Vector.sum(dY + base, pixels))
+                sumDyXhat += Double(Vector.dot(dY + base, xhat + base, pixels))
             }
             dGamma[ch] += Float(sumDyXhat)
             dBeta[ch] += Float(sumDy)

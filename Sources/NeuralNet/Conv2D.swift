@@ -63,13 +63,10 @@ public final class Conv2D: Layer {
         // (N, OC, P) -> (OC, N*P), and the bias gradient on the way.
         let db = store.gradients + bias.offset
         for o in 0..<oc {
-            var sum: Float = 0
             for n in 0..<batch {
-                let source = dOut + (n * oc + o) * pixels
-                let target = dY + o * width + n * pixels
-                for p in 0..<pixels { target[p] = source[p]; sum += source[p] }
+                (dY + o * width + n * pixels).update(from: dOut + (n * oc + o) * pixels, count: pixels)
             }
-            db[o] += sum
+            db[o] += Vector.sum(dY + o * width, width)
         }
         // dW (OC, CKK) += dY (OC, N*P) · col^T (N*P, CKK)
         Kernels.gemm(transposeA: false, transposeB: true, m: oc, n: patch, k: width,

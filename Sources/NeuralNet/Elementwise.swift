@@ -27,7 +27,7 @@ public final class ReLU: Layer {
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard needsInputGradient, let y = lastOutput else { return nil }
         let count = batch * inputShape.count
-        for i in 0..<count where y[i] <= 0 { dY[i] = 0 }
+        for i in 0..<count { dY[i] = y[i] > 0 ? dY[i] : 0 }
         return dY
     }
 }
