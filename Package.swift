@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
+        // Heap statistics for the allocation check in `digits bench`.
+        .target(name: "CHeapStats"),
         // Counter-based random numbers shared by data sharding, augmentation and initialisation.
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
@@ -29,7 +31,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets", "NeuralNet", "Training",
+            "Datasets", "NeuralNet", "Training", "CHeapStats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.

@@ -85,14 +85,18 @@ public final class Trainer {
     public var totalSteps: Int { schedule.totalSteps }
 
     /// Runs one epoch (or until maxSteps). `progress(stepInEpoch, stepsInEpoch)` is called after each step.
-    public func runEpoch(_ epoch: Int, progress: ((Int, Int) -> Void)? = nil) -> EpochMetrics {
+    public func runEpoch(_ epoch: Int, stepLimit: Int? = nil, progress: ((Int, Int) -> Void)? = nil) -> EpochMetrics {
         let order = sampler.order(epoch: epoch)
         let batch = configuration.batchSize
         var lossSum = 0.0, correct = 0, seen = 0
         let start = monotonicSeconds()
         var lr: Float = 0
-        for stepInEpoch in 0..<sampler.stepsPerEpoch {
-            if globalStep >= totalSteps { break }
+        // Steps are numbered globally; an epoch may be entered part-way (a step limit, a resume).
+        let epochStart = epoch * sampler.stepsPerEpoch
+        let first = max(0, globalStep - epochStart)
+        var last = min(sampler.stepsPerEpoch, totalSteps - epochStart)
+        if let stepLimit { last = min(last, first + stepLimit) }
+        for stepInEpoch in first..<max(first, last) {
             assembler.assemble(order[(stepInEpoch * batch)..<((stepInEpoch + 1) * batch)])
             network.store.zeroGradients()
             let result = network.accumulateGradients(

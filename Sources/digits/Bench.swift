@@ -1,0 +1,88 @@
+import ArgumentParser
+import Datasets
+import NeuralNet
+import Training
+import CHeapStats
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training and inference speed of a model on MNIST batches; prints one result line.",
+        discussion: """
+        Trains --steps steps after --warmup-steps (not timed) and reports images/s, achieved GFLOP/s
+        (training counted as 3x the forward multiply-adds x 2), and the heap bytes in use and resident
+        memory before and after the timed steps: equal heap bytes mean the steady-state step allocates nothing.
+        """
+    )
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Model preset or spec.") var model: String = "reference"
+    @Option(help: "Images per step.") var batchSize: Int = 64
+    @Option(help: "BLAS threads.") var threads: Int = 1
+    @Option(help: "Timed training steps.") var steps: Int = 200
+    @Option(help: "Untimed steps first.") var warmupSteps: Int = 20
+    @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            Kernels.setThreads(threads)
+            let spec = try ModelSpec.named(model)
+            let train = try MNIST.load(.train, from: data.dataDir, verify: false)
+            let configuration = TrainingConfiguration(model: spec, epochs: 1000, batchSize: batchSize, learningRate: 1e-3, seed: 1,
+                                                      maxSteps: warmupSteps + steps)
+            let trainer = Trainer(configuration: configuration, train: train)
+            func runSteps(_ count: Int) {
+                let target = trainer.globalStep + count
+                while trainer.globalStep < target {
+                    _ = trainer.runEpoch(trainer.globalStep / trainer.sampler.stepsPerEpoch, stepLimit: target - trainer.globalStep)
+                }
+            }
+            runSteps(warmupSteps)
+            let heapBefore = heapBytesInUse(), rssBefore = residentBytes()
+            let start = monotonicSeconds()
+            runSteps(steps)
+            let seconds = monotonicSeconds() - start
+            let heapAfter = heapBytesInUse(), rssAfter = residentBytes()
+            let imagesPerSecond = Double(steps * batchSize) / seconds
+            let flops = Double(trainer.network.forwardMultiplyAdds) * 2 * 3 * imagesPerSecond
+            var inference = 0.0
+            if inferenceBatch > 0 {
+                let test = try MNIST.load(.test, from: data.dataDir, verify: false)
+                _ = Evaluation.run(trainer.network, on: test, batchSize: inferenceBatch)
+                let t0 = monotonicSeconds()
+                _ = Evaluation.run(trainer.network, on: test, batchSize: inferenceBatch)
+                inference = Double(test.count) / (monotonicSeconds() - t0)
+            }
+            if json {
+                print("{\"model\":\"\(model)\",\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
+                      + "\"images_per_second\":\(imagesPerSecond),\"gflops\":\(flops / 1e9),\"inference_images_per_second\":\(inference),"
+                      + "\"heap_before\":\(heapBefore),\"heap_after\":\(heapAfter),\"rss_before\":\(rssBefore),\"rss_after\":\(rssAfter)}")
+            } else {
+                print("\(model) batch \(batchSize) threads \(threads): \(fixed(imagesPerSecond, 0)) images/s training, "
+                      + "\(fixed(flops / 1e9, 1)) GFLOP/s" + (inferenceBatch > 0 ? ", \(fixed(inference, 0)) images/s inference" : ""))
+                print("heap in use \(heapBefore) -> \(heapAfter) bytes; resident \(rssBefore / 1024) -> \(rssAfter / 1024) KiB over \(steps) steps")
+            }
+        }
+    }
+}
+
+/// Bytes the malloc heap has handed out and not taken back (glibc mallinfo2).
+func heapBytesInUse() -> Int {
+    Int(cheap_bytes_in_use())
+}
+
+/// Resident set size from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var size = 0, resident = 0
+    _ = withUnsafeMutablePointer(to: &size) { s in
+        withUnsafeMutablePointer(to: &resident) { r in
+            withVaList([s, r]) { vfscanf(file, "%ld %ld", $0) }
+        }
+    }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
