@@ -25,10 +25,18 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmupSteps: Int = 20
     @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
     @Flag(help: "Print the result as JSON.") var json = false
+    @Option(help: "Instead of a model, time a square sgemm of this size (the BLAS ceiling for this machine).")
+    var gemmSize: Int?
 
     func run() throws {
         try reportingErrors {
             Kernels.setThreads(threads)
+            if let n = gemmSize {
+                let gflops = measureGEMM(size: n)
+                print(json ? "{\"gemm_size\":\(n),\"threads\":\(threads),\"gflops\":\(gflops)}"
+                           : "sgemm \(n)x\(n)x\(n), \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
+                return
+            }
             let spec = try ModelSpec.named(model)
             let train = try MNIST.load(.train, from: data.dataDir, verify: false)
             let configuration = TrainingConfiguration(model: spec, epochs: 1000, batchSize: batchSize, learningRate: 1e-3, seed: 1,
@@ -67,6 +75,21 @@ struct Bench: ParsableCommand {
             }
         }
     }
+}
+
+/// GFLOP/s of repeated n×n×n sgemm (best of 5 after a warm-up).
+func measureGEMM(size n: Int) -> Double {
+    let a = FloatBuffer(capacity: n * n), b = FloatBuffer(capacity: n * n), c = FloatBuffer(capacity: n * n)
+    for i in 0..<(n * n) { a.pointer[i] = Float(i % 7) * 0.1; b.pointer[i] = Float(i % 5) * 0.1 }
+    var best = 0.0
+    for round in 0..<6 {
+        let t0 = monotonicSeconds()
+        Kernels.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n,
+                     beta: 0, c: c.pointer, ldc: n)
+        let rate = 2 * Double(n) * Double(n) * Double(n) / (monotonicSeconds() - t0) / 1e9
+        if round > 0 { best = max(best, rate) }
+    }
+    return best
 }
 
 /// Bytes the malloc heap has handed out and not taken back (glibc mallinfo2).
