@@ -28,10 +28,11 @@ let package = Package(
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS", "CounterRNG"]),
-        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "CounterRNG"]),
+        .target(name: "Collective", dependencies: ["CMPI"]),
+        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets", "NeuralNet", "Training", "CHeapStats",
+            "Datasets", "NeuralNet", "Training", "Collective", "CHeapStats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.
@@ -39,6 +40,7 @@ let package = Package(
 
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "CounterRNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "CounterRNG"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective"]),
+        .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
     ]
 )

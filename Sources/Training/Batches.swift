@@ -22,30 +22,64 @@ public struct InputNormalizer: Sendable {
     }
 }
 
-/// The order in which one rank visits its shard in one epoch: a permutation drawn from
-/// (seed, epoch, rank), cut to a number of steps that every rank shares.
+/// Where each rank's training data comes from.
+public enum DataPlacement: String, Sendable, CaseIterable {
+    /// Each rank holds only its shard (DESIGN.md decision 5) and reshuffles it every epoch.
+    /// The least memory; the global batch's makeup depends on the world size.
+    case shard
+    /// Every rank holds the whole set; each step's global batch is a slice of one permutation
+    /// per epoch, so for a given global batch size the data seen does not depend on how many
+    /// ranks share it (1 rank x 128 sees what 2 ranks x 64 see, step by step).
+    case replicate
+}
+
+/// Which samples a rank uses at each step.
 ///
-/// Equal steps by construction: every rank takes floor(total / worldSize) / batch steps, the
-/// largest count the smallest shard can fill; the few samples past it are skipped this epoch
-/// (a different few each epoch, since the order is reshuffled).
+/// Equal steps by construction: with `shard`, every rank takes floor(total / worldSize) / batch
+/// steps, the most the smallest shard can fill; with `replicate`, floor(total / (worldSize ·
+/// batch)). The few samples past that are skipped this epoch (a different few each epoch, as
+/// the order is reshuffled). No rank ever waits in an allreduce another rank will not reach.
 public struct EpochSampler: Sendable {
+    public let placement: DataPlacement
     public let localCount: Int
+    public let totalCount: Int
+    public let worldSize: Int
     public let batchSize: Int
     public let stepsPerEpoch: Int
     public let seed: UInt64
     public let rank: Int
 
-    public init(localCount: Int, totalCount: Int, worldSize: Int, batchSize: Int, seed: UInt64, rank: Int) {
+    public init(placement: DataPlacement = .shard, localCount: Int, totalCount: Int, worldSize: Int, batchSize: Int,
+                seed: UInt64, rank: Int) {
+        self.placement = placement
         self.localCount = localCount
+        self.totalCount = totalCount
+        self.worldSize = worldSize
         self.batchSize = batchSize
         self.seed = seed
         self.rank = rank
-        stepsPerEpoch = (totalCount / worldSize) / batchSize
+        switch placement {
+        case .shard: stepsPerEpoch = (totalCount / worldSize) / batchSize
+        case .replicate: stepsPerEpoch = totalCount / (worldSize * batchSize)
+        }
     }
 
-    /// Local sample indices for `epoch`, in visiting order.
+    /// The epoch's visiting order: local indices (shard), or global ones (replicate).
     public func order(epoch: Int) -> [Int32] {
-        keyedPermutation(count: localCount, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64(rank))
+        switch placement {
+        case .shard: return keyedPermutation(count: localCount, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64(rank))
+        case .replicate: return keyedPermutation(count: totalCount, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64.max)
+        }
+    }
+
+    /// This rank's samples (indices into its data set) at `step` of an epoch with `order`.
+    public func batch(_ order: [Int32], step: Int) -> ArraySlice<Int32> {
+        switch placement {
+        case .shard: return order[(step * batchSize)..<((step + 1) * batchSize)]
+        case .replicate:
+            let start = (step * worldSize + rank) * batchSize
+            return order[start..<(start + batchSize)]
+        }
     }
 }
 
@@ -107,6 +141,7 @@ public struct Evaluation: Sendable {
     public var loss: Double { count > 0 ? lossSum / Double(count) : 0 }
     public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
 
+    /// Loss and accuracy over every record of `dataset` (under MPI, this rank's part of the test set).
     public static func run(_ network: Network, on dataset: Dataset, batchSize: Int = 500) -> Evaluation {
         let assembler = BatchAssembler(dataset: dataset, capacity: batchSize)
         var result = Evaluation(lossSum: 0, correct: 0, count: 0)

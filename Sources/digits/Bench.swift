@@ -41,17 +41,17 @@ struct Bench: ParsableCommand {
             let train = try MNIST.load(.train, from: data.dataDir, verify: false)
             let configuration = TrainingConfiguration(model: spec, epochs: 1000, batchSize: batchSize, learningRate: 1e-3, seed: 1,
                                                       maxSteps: warmupSteps + steps)
-            let trainer = Trainer(configuration: configuration, train: train)
-            func runSteps(_ count: Int) {
+            let trainer = try Trainer(configuration: configuration, train: train)
+            func runSteps(_ count: Int) throws {
                 let target = trainer.globalStep + count
                 while trainer.globalStep < target {
-                    _ = trainer.runEpoch(trainer.globalStep / trainer.sampler.stepsPerEpoch, stepLimit: target - trainer.globalStep)
+                    _ = try trainer.runEpoch(trainer.globalStep / trainer.sampler.stepsPerEpoch, stepLimit: target - trainer.globalStep)
                 }
             }
-            runSteps(warmupSteps)
+            try runSteps(warmupSteps)
             let heapBefore = heapBytesInUse(), rssBefore = residentBytes()
             let start = monotonicSeconds()
-            runSteps(steps)
+            try runSteps(steps)
             let seconds = monotonicSeconds() - start
             let heapAfter = heapBytesInUse(), rssAfter = residentBytes()
             let imagesPerSecond = Double(steps * batchSize) / seconds

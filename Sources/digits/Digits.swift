@@ -1,4 +1,6 @@
 import ArgumentParser
+import Collective
+import Training
 import Datasets
 
 @main
@@ -27,4 +29,39 @@ func reportingErrors(_ body: () throws -> Void) throws {
         printError("digits: error: \(error)")
         throw ExitCode.failure
     }
+}
+
+/// Runs a command body as one rank of the world (a world of one without mpirun). An error on
+/// any rank ends every rank with a sentence naming the rank; nobody is left waiting in a collective.
+func runAsRank(_ body: (Communicator) throws -> Void) throws {
+    let communicator: Communicator
+    do {
+        communicator = try makeWorldCommunicator()
+    } catch {
+        printError("digits: error: cannot start MPI: \(error)")
+        throw ExitCode.failure
+    }
+    do {
+        try body(communicator)
+    } catch let mismatch as ConfigurationCheck.Mismatch {
+        // Every rank found the same mismatch: rank 0 says it, all leave together without MPI_Abort.
+        if communicator.isRoot { printError("digits: error: \(mismatch)") }
+        (communicator as? MPICommunicator)?.finalize()
+        throw ExitCode.failure
+    } catch let mismatch as ConfigurationCheck.Mismatch {
+        // Every rank found the same mismatch: rank 0 says it, all leave together without MPI_Abort.
+        if communicator.isRoot { printError("digits: error: \(mismatch)") }
+        (communicator as? MPICommunicator)?.finalize()
+        throw ExitCode.failure
+    } catch let exit as ExitCode {
+        if communicator.size > 1 && exit != .success { communicator.abort("digits: \(communicator.rankDescription): stopping", code: exit.rawValue) }
+        throw exit
+    } catch {
+        if communicator.size > 1 {
+            communicator.abort("digits: \(communicator.rankDescription): error: \(error)", code: 1)
+        }
+        printError("digits: error: \(error)")
+        throw ExitCode.failure
+    }
+    (communicator as? MPICommunicator)?.finalize()
 }

@@ -1,16 +1,24 @@
 import ArgumentParser
+import Collective
 import Datasets
 import NeuralNet
 import Training
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model on MNIST and evaluate it on the test set after every epoch.",
+        abstract: "Train a model on MNIST, alone or data-parallel under mpirun, evaluating after every epoch.",
         discussion: """
+        Alone: digits train --model default --epochs 2
+        Data-parallel: mpirun -np 4 digits train --threads 1 …  (every rank gets the same arguments)
+
+        --batch-size is per rank; the global batch is ranks x batch. --lr is the peak rate used as
+        given, unless --lr-scaling linear multiplies it by global batch / --lr-base-batch (Goyal et
+        al. 2017; pair it with --warmup).
+
         Models: a preset (\(ModelSpec.presets.map(\.name).joined(separator: ", "))) or a spec such as
         conv32k5p2-bn-relu-pool2-flatten-dense10 (see the README for the tokens).
-        Schedules: constant, step (x0.1 at 50% and 75% of the steps... see --step-every), cosine, onecycle;
-        each after an optional linear warmup of --warmup steps.
+        Schedules (after --warmup linear warmup steps): constant, step (x --step-factor every
+        --step-every epochs), cosine, onecycle.
         """
     )
 
@@ -20,12 +28,16 @@ struct Train: ParsableCommand {
     var model: String = "default"
     @Option(help: "Passes over the training set.")
     var epochs: Int = 2
-    @Option(help: "Images per step.")
+    @Option(help: "Images per rank per step.")
     var batchSize: Int = 64
     @Option(help: "sgd, nesterov, adam or adamw.")
     var optimizer: String = "adam"
     @Option(help: "Peak learning rate.")
     var lr: Float = 2e-3
+    @Option(help: "none, or linear: multiply --lr by global batch / --lr-base-batch.")
+    var lrScaling: String = "none"
+    @Option(help: "The global batch --lr is meant for, with --lr-scaling linear.")
+    var lrBaseBatch: Int = 64
     @Option(help: "Momentum for sgd and nesterov.")
     var momentum: Float = 0.9
     @Option(help: "constant, step, cosine or onecycle.")
@@ -40,14 +52,22 @@ struct Train: ParsableCommand {
     var weightDecay: Float = 0
     @Option(help: "Seed of every random choice: initialisation, shards, order, dropout.")
     var seed: UInt64 = 1
-    @Option(help: "BLAS threads in this process.")
+    @Option(help: "BLAS threads in each process (1 when ranks fill the cores).")
     var threads: Int = 1
+    @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
+    var dataPlacement: String = "shard"
     @Option(help: "Stop after this many steps in all.")
     var maxSteps: Int?
-    @Option(help: "Write one JSON line of metrics per epoch to this file.")
+    @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
     var metricsOut: String?
     @Flag(help: "Skip evaluating on the test set after each epoch.")
     var noEval = false
+    @Flag(help: "At the end, every rank prints the SHA-256 of its weights (to compare ranks and runs).")
+    var digest = false
+    @Option(help: "At the end, rank 0 writes the parameter arena to this file as raw little-endian float32.")
+    var parametersOut: String?
+    @Option(help: "auto (a progress bar when stdout is a terminal and not under mpirun), always, or never.")
+    var progress: String = "auto"
 
     func validate() throws {
         if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -57,43 +77,68 @@ struct Train: ParsableCommand {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
+        if lrBaseBatch < 1 { throw ValidationError("--lr-base-batch must be at least 1") }
         if OptimizerKind.named(optimizer) == nil { throw ValidationError("--optimizer must be sgd, nesterov, adam or adamw, not '\(optimizer)'") }
         if !["constant", "step", "cosine", "onecycle"].contains(schedule) {
             throw ValidationError("--schedule must be constant, step, cosine or onecycle, not '\(schedule)'")
         }
+        if !["none", "linear"].contains(lrScaling) { throw ValidationError("--lr-scaling must be none or linear, not '\(lrScaling)'") }
+        if !["auto", "always", "never"].contains(progress) { throw ValidationError("--progress must be auto, always or never, not '\(progress)'") }
+        if DataPlacement(rawValue: dataPlacement) == nil { throw ValidationError("--data-placement must be shard or replicate, not '\(dataPlacement)'") }
     }
 
     func run() throws {
-        try reportingErrors {
+        try runAsRank { communicator in
             Kernels.setThreads(threads)
+            let rank = communicator.rank, worldSize = communicator.size
+            let root = communicator.isRoot
             let spec = try ModelSpec.named(model)
-            let train = try MNIST.load(.train, from: data.dataDir)
-            let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir)
-            let metricsFile = try metricsOut.map { try LineWriter(path: $0) }
+            let placement = DataPlacement(rawValue: dataPlacement) ?? .shard
+            let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
+            let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
+            // Evaluation always splits the test set across ranks.
+            let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
+            let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0) } : nil
 
-            let steps = (train.totalCount / 1) / batchSize
+            let stepsPerEpoch = placement == .shard ? (train.totalCount / worldSize) / batchSize : train.totalCount / (worldSize * batchSize)
+            if stepsPerEpoch < 1 {
+                throw CommandError("a global batch of \(worldSize * batchSize) does not fit in \(train.totalCount) training images")
+            }
             let scheduleKind: LearningRateSchedule.Kind
             switch schedule {
-            case "step": scheduleKind = .step(every: max(1, stepEvery * steps), factor: stepFactor)
+            case "step": scheduleKind = .step(every: max(1, stepEvery * stepsPerEpoch), factor: stepFactor)
             case "cosine": scheduleKind = .cosine
             case "onecycle": scheduleKind = .oneCycle(rise: 0.25)
             default: scheduleKind = .constant
             }
+            let peak = lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
             let configuration = TrainingConfiguration(
                 model: spec, epochs: epochs, batchSize: batchSize,
                 optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
-                learningRate: lr, schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
-                seed: seed, maxSteps: maxSteps)
-            let trainer = Trainer(configuration: configuration, train: train)
-            print("model \(spec)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
-            print("\(train.count) training images, batch \(batchSize), \(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(lr) \(schedule), \(threads) BLAS thread(s), seed \(seed)")
-            print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
-                  + pad("img/s", 9) + pad("seconds", 9))
-            let interactive = standardOutputIsTerminal
+                learningRate: peak, schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
+                seed: seed, placement: placement, maxSteps: maxSteps)
+            try ConfigurationCheck.verify(configuration.fields + [
+                ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
+                ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
+                ("digits version", digitsVersion),
+            ], communicator: communicator)
+
+            let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
+            if root {
+                print("model \(spec)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
+                print("\(train.totalCount) training images on \(worldSize) rank(s) (\(placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
+                      + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peak) \(schedule)"
+                      + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) BLAS thread(s) per rank, seed \(seed)")
+                if worldSize > 1 { print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step") }
+                print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
+                      + pad("img/s", 9) + pad("seconds", 9))
+            }
+            let interactive = root && (progress == "always"
+                || (progress == "auto" && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
             for epoch in 0..<epochs {
                 if trainer.globalStep >= trainer.totalSteps { break }
                 var lastDraw = 0.0
-                var metrics = trainer.runEpoch(epoch) { done, total in
+                var metrics = try trainer.runEpoch(epoch) { done, total in
                     guard interactive else { return }
                     let now = monotonicSeconds()
                     if now - lastDraw < 0.1 && done < total { return }
@@ -104,16 +149,33 @@ struct Train: ParsableCommand {
                 }
                 if interactive { clearProgress() }
                 if let test {
-                    let evaluation = Evaluation.run(trainer.network, on: test)
+                    let t0 = monotonicSeconds()
+                    let evaluation = try trainer.evaluate(test)
+                    metrics.time.evaluation = monotonicSeconds() - t0
                     metrics.testLoss = evaluation.loss
                     metrics.testAccuracy = evaluation.accuracy
+                } else {
+                    try trainer.synchronizeBuffers()
                 }
+                guard root else { continue }
                 print(pad(String(metrics.epoch), 5) + pad(fixed(metrics.trainLoss, 4), 12)
                       + pad(fixed(100 * metrics.trainAccuracy, 2) + "%", 11)
                       + pad(metrics.testLoss.map { fixed($0, 4) } ?? "-", 11)
                       + pad(metrics.testAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 10)
                       + pad(fixed(metrics.imagesPerSecond, 0), 9) + pad(fixed(metrics.seconds, 1), 9))
+                let t = metrics.time, whole = max(t.total, 1e-9)
+                func part(_ name: String, _ seconds: Double) -> String {
+                    "\(name) \(fixed(seconds, 2)) s (\(fixed(100 * seconds / whole, 1))%)"
+                }
+                print("      time on rank 0: " + [part("compute", t.compute), part("allreduce", t.allreduce),
+                                                  part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", "))
                 try metricsFile?.write(metrics.jsonLine)
+            }
+            if digest {
+                print("rank \(rank) weights sha256 \(trainer.weightsDigest())")
+            }
+            if root, let path = parametersOut {
+                try writeFile(path, UnsafeRawBufferPointer(trainer.network.store.parameterBuffer))
             }
         }
     }

@@ -27,8 +27,8 @@ func prefix(_ set: Dataset, _ count: Int) -> Dataset {
         let configuration = TrainingConfiguration(model: try ModelSpec.named("default"), epochs: 1, batchSize: 32,
                                                   optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                                                   learningRate: 2e-3, schedule: .oneCycle(rise: 0.25), seed: 1)
-        let trainer = Trainer(configuration: configuration, train: train)
-        let metrics = trainer.runEpoch(0)
+        let trainer = try Trainer(configuration: configuration, train: train)
+        let metrics = try trainer.runEpoch(0)
         let evaluation = Evaluation.run(trainer.network, on: test)
         #expect(metrics.step == 6000 / 32)
         #expect(evaluation.accuracy >= 0.95, "test accuracy \(evaluation.accuracy)")

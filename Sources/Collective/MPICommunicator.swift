@@ -1,0 +1,128 @@
+import CMPI
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// MPI_COMM_WORLD through CMPI. Every return code is checked; failures become `CollectiveError`
+/// naming the call and quoting MPI's message (errors return instead of aborting).
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let hostName: String
+    private let comm = cmpi_comm_world()
+    private nonisolated(unsafe) static var initialized = false
+
+    /// True when this process was started by mpirun/mpiexec or a PMI launcher (Slurm's srun).
+    public static var launchedByMPI: Bool {
+        let names: [String] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK", "MPI_LOCALNRANKS"]
+        return names.contains { name in getenv(name) != nil }
+    }
+
+    /// Initialises MPI once per process.
+    public init() throws {
+        if !MPICommunicator.initialized {
+            var provided: Int32 = 0
+            try MPICommunicator.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+            MPICommunicator.initialized = true
+        }
+        try MPICommunicator.check(MPI_Comm_set_errhandler(comm, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try MPICommunicator.check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
+        try MPICommunicator.check(MPI_Comm_size(comm, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, 255)
+        hostName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public var rankDescription: String { "rank \(rank) of \(size) on \(hostName)" }
+
+    /// Ends MPI cleanly; call once when the work is done.
+    public func finalize() {
+        if MPICommunicator.initialized {
+            MPI_Finalize()
+            MPICommunicator.initialized = false
+        }
+    }
+
+    static func check(_ code: Int32, _ call: String) throws {
+        guard code != cmpi_success() else { return }
+        var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw CollectiveError("\(call) failed: \(message) (MPI error \(code))")
+    }
+
+    /// MPI counts are Int32; larger buffers go in pieces.
+    private func inPieces(_ count: Int, _ body: (Int, Int32) throws -> Void) throws {
+        let piece = Int(Int32.max / 2)
+        var start = 0
+        while start < count {
+            let n = min(piece, count - start)
+            try body(start, Int32(n))
+            start += n
+        }
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try inPieces(buffer.count) { start, n in
+            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_float(), cmpi_sum(), comm),
+                                      "MPI_Allreduce(float, sum)")
+        }
+    }
+
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try inPieces(buffer.count) { start, n in
+            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_sum(), comm),
+                                      "MPI_Allreduce(double, sum)")
+        }
+    }
+
+    public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try inPieces(buffer.count) { start, n in
+            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_max(), comm),
+                                      "MPI_Allreduce(double, max)")
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard buffer.count > 0 else { return }
+        try inPieces(buffer.count) { start, n in
+            try MPICommunicator.check(MPI_Bcast(buffer.baseAddress! + start, n, cmpi_byte(), Int32(root), comm), "MPI_Bcast")
+        }
+    }
+
+    public func barrier() throws {
+        try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier")
+    }
+
+    public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var length = Int32(bytes.count)
+        var lengths = [Int32](repeating: 0, count: size)
+        try MPICommunicator.check(MPI_Allgather(&length, 1, cmpi_int(), &lengths, 1, cmpi_int(), comm), "MPI_Allgather(lengths)")
+        var offsets = [Int32](repeating: 0, count: size)
+        for i in 1..<max(1, size) { offsets[i] = offsets[i - 1] + lengths[i - 1] }
+        let total = Int(lengths.reduce(0, +))
+        var all = [UInt8](repeating: 0, count: max(1, total))
+        var mine = bytes.isEmpty ? [0] : bytes
+        try MPICommunicator.check(MPI_Allgatherv(&mine, length, cmpi_byte(), &all, &lengths, &offsets, cmpi_byte(), comm),
+                                  "MPI_Allgatherv")
+        return (0..<size).map { Array(all[Int(offsets[$0])..<Int(offsets[$0] + lengths[$0])]) }
+    }
+
+    public func abort(_ message: String, code: Int32) -> Never {
+        let line = message + "\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
+        MPI_Abort(comm, code)
+        exit(code)
+    }
+}
+
+/// MPI when launched by mpirun (or srun), otherwise a world of one without touching MPI.
+public func makeWorldCommunicator() throws -> Communicator {
+    MPICommunicator.launchedByMPI ? try MPICommunicator() : SingleProcessCommunicator()
+}
