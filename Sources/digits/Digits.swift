@@ -48,11 +48,6 @@ func runAsRank(_ body: (Communicator) throws -> Void) throws {
         if communicator.isRoot { printError("digits: error: \(mismatch)") }
         (communicator as? MPICommunicator)?.finalize()
         throw ExitCode.failure
-    } catch let mismatch as ConfigurationCheck.Mismatch {
-        // Every rank found the same mismatch: rank 0 says it, all leave together without MPI_Abort.
-        if communicator.isRoot { printError("digits: error: \(mismatch)") }
-        (communicator as? MPICommunicator)?.finalize()
-        throw ExitCode.failure
     } catch let exit as ExitCode {
         if communicator.size > 1 && exit != .success { communicator.abort("digits: \(communicator.rankDescription): stopping", code: exit.rawValue) }
         throw exit
