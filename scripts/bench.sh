@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, accuracy (default: data throughput)
+#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy (default: data throughput scaling)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 runs="${BENCH_RUNS:-5}"
-sections=("$@"); [ ${#sections[@]} -eq 0 ] && sections=(data throughput)
+sections=("$@"); [ ${#sections[@]} -eq 0 ] && sections=(data throughput scaling)
 
 swift build -c release --product digits >/dev/null
 bash scripts/fetch-mnist.sh >/dev/null
@@ -68,6 +68,33 @@ bench_throughput() {
   echo
 }
 
+# Data-parallel scaling on this machine: 1 rank x 1 thread against mpirun -np 2 x 1 thread.
+bench_scaling() {
+  local model="${BENCH_MODEL:-reference}" steps="${BENCH_STEPS:-200}"
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  local train=("$bin" train --model "$model" --max-steps "$steps" --no-eval --progress never --threads 1 --data-dir data/mnist)
+  local one=() two=() share1=() share2=() bytes=""
+  for i in $(seq "$runs"); do
+    # Alternate the two so drift on this shared machine hits both alike.
+    OPENBLAS_NUM_THREADS=1 "${train[@]}" --metrics-out "$out/scale1.jsonl" > "$out/scale1.txt"
+    OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "${train[@]}" --metrics-out "$out/scale2.jsonl" > "$out/scale2.txt"
+    one+=("$(field images_per_second < "$out/scale1.jsonl")")
+    two+=("$(field images_per_second < "$out/scale2.jsonl")")
+    share2+=("$(awk -v a="$(field allreduce_seconds < "$out/scale2.jsonl")" -v s="$(field seconds < "$out/scale2.jsonl")" 'BEGIN { print 100 * a / s }')")
+    bytes=$(sed -nE 's/^allreduce: ([0-9]+) bytes.*/\1/p' "$out/scale2.txt")
+  done
+  local m1 m2
+  m1=$(printf '%s\n' "${one[@]}" | median); m2=$(printf '%s\n' "${two[@]}" | median)
+  echo "### Data-parallel scaling, \`$model\`, batch 64 per rank, $steps steps, $runs runs each (alternating)"
+  echo
+  echo "| ranks x BLAS threads | images/s, median (min-max) | speed-up | allreduce share of the step | gradient bytes per rank per step |"
+  echo "| --- | --- | --- | --- | --- |"
+  echo "| 1 x 1 | $(printf '%s\n' "${one[@]}" | stats 0) | 1.00x | - | - |"
+  echo "| 2 x 1 (mpirun -np 2) | $(printf '%s\n' "${two[@]}" | stats 0) | $(awk -v a="$m2" -v b="$m1" 'BEGIN { printf "%.2fx", a / b }') | $(printf '%s\n' "${share2[@]}" | stats 1)% | $bytes |"
+  echo
+}
+
 # Trains for real and reports the test accuracy after each run's last epoch.
 bench_accuracy() {
   local threads="${BENCH_THREADS:-2}"
@@ -92,6 +119,15 @@ bench_accuracy() {
   run default 2
   run reference 10
   run default 10
+  if [ -n "${BENCH_MPI_ACCURACY:-1}" ]; then
+    export OMPI_MCA_rmaps_base_oversubscribe=1
+    if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+    local log="$out/accuracy-default-2-mpi2.jsonl" t0 t1
+    t0=$(date +%s.%N)
+    OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "$bin" train --model default --epochs 2 --threads 1 --progress never --metrics-out "$log" > "$log.txt"
+    t1=$(date +%s.%N)
+    echo "| default, mpirun -np 2 x 1 thread | batch 64 per rank (128 global) | 2 | $(tail -1 "$log" | field test_accuracy | awk '{ printf "%.2f%%", 100 * $1 }') | $(field test_accuracy < "$log" | sort -g | tail -1 | awk '{ printf "%.2f%%", 100 * $1 }') | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') |"
+  fi
   echo
   echo "(recipe: digits train defaults unless shown: adam, lr 2e-3, one-cycle, batch 64)"
 }
@@ -101,6 +137,7 @@ for s in "${sections[@]}"; do
     data) bench_data ;;
     throughput) bench_throughput ;;
     accuracy) bench_accuracy ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, accuracy)" >&2; exit 2 ;;
+    scaling) bench_scaling ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy)" >&2; exit 2 ;;
   esac
 done
