@@ -28,11 +28,13 @@ let package = Package(
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS", "CounterRNG"]),
+        .target(name: "Augmentation", dependencies: ["CounterRNG"]),
+        .target(name: "ImageIO", dependencies: ["CZlib"]),
         .target(name: "Collective", dependencies: ["CMPI"]),
-        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "CounterRNG"]),
+        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets", "NeuralNet", "Training", "Collective", "CHeapStats",
+            "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.
@@ -42,5 +44,6 @@ let package = Package(
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "CounterRNG"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective"]),
         .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
+        .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "ImageIO", "CZlib"]),
     ]
 )

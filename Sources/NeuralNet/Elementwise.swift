@@ -18,7 +18,10 @@ public final class ReLU: Layer {
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         let count = batch * inputShape.count
         let y = output.reserve(count)
-        for i in 0..<count { y[i] = max(x[i], 0) }
+        let zero = Vector.Lanes(repeating: 0)
+        var i = 0
+        while i + 16 <= count { Vector.store(pointwiseMax(Vector.load(x + i), zero), y + i); i += 16 }
+        while i < count { y[i] = max(x[i], 0); i += 1 }
         lastOutput = y
         return y
     }
@@ -27,7 +30,13 @@ public final class ReLU: Layer {
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard needsInputGradient, let y = lastOutput else { return nil }
         let count = batch * inputShape.count
-        for i in 0..<count { dY[i] = y[i] > 0 ? dY[i] : 0 }
+        let zero = Vector.Lanes(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            Vector.store(Vector.load(dY + i).replacing(with: 0, where: Vector.load(y + i) .<= zero), dY + i)
+            i += 16
+        }
+        while i < count { if y[i] <= 0 { dY[i] = 0 }; i += 1 }
         return dY
     }
 }

@@ -33,6 +33,10 @@ public final class MaxPool2D: Layer {
             argmaxCapacity = planes * oh * ow
             argmax = .allocate(capacity: argmaxCapacity)
         }
+        if kernel == 2 && stride == 2 {
+            forward2x2(x, y, planes: planes)
+            return y
+        }
         for plane in 0..<planes {
             let source = x + plane * h * w
             let target = y + plane * oh * ow
@@ -54,6 +58,30 @@ public final class MaxPool2D: Layer {
             }
         }
         return y
+    }
+
+    /// The common 2×2, stride 2 window without the general loops. Ties go to the first element
+    /// in row-major order, as in the general path.
+    private func forward2x2(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int) {
+        let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
+        for plane in 0..<planes {
+            let source = x + plane * h * w
+            let target = y + plane * oh * ow
+            let index = argmax + plane * oh * ow
+            for oy in 0..<oh {
+                let top = source + 2 * oy * w, bottom = top + w
+                let base = Int32(2 * oy * w)
+                for ox in 0..<ow {
+                    let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
+                    var best = a, at = Int32(2 * ox)
+                    if b > best { best = b; at = Int32(2 * ox + 1) }
+                    if c > best { best = c; at = Int32(w + 2 * ox) }
+                    if d > best { best = d; at = Int32(w + 2 * ox + 1) }
+                    target[oy * ow + ox] = best
+                    index[oy * ow + ox] = base + at
+                }
+            }
+        }
     }
 
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {

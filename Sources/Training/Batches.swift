@@ -1,5 +1,7 @@
+import Augmentation
 import CounterRNG
 import Datasets
+import Foundation
 import NeuralNet
 
 /// Pixel bytes to network input: x/255 standardised with MNIST's training-set mean and
@@ -88,6 +90,7 @@ public final class BatchAssembler {
     public let dataset: Dataset
     let normalizer = InputNormalizer()
     public let input = FloatBuffer()          // (N, 1, 28, 28)
+    private let augmentScratch = FloatBuffer()
     public private(set) var labels: UnsafeMutablePointer<UInt8>
     private var labelCapacity: Int
 
@@ -99,6 +102,31 @@ public final class BatchAssembler {
     }
 
     deinit { labels.deallocate() }
+
+    /// Samples `indices` (local positions) into the batch buffers, augmented when `augmenter`
+    /// is given (keyed by each sample's global id and the epoch).
+    public func assemble(_ indices: ArraySlice<Int32>, augmenter: Augmenter?, epoch: Int) {
+        guard let augmenter else { assemble(indices); return }
+        let pixels = dataset.pixelsPerImage
+        if indices.count > labelCapacity {
+            labels.deallocate()
+            labelCapacity = indices.count
+            labels = .allocate(capacity: labelCapacity)
+        }
+        let x = input.reserve(indices.count * pixels)
+        let scratch = augmentScratch.reserve(3 * pixels)
+        let scale = 1 / (255 * InputNormalizer.standardDeviation)
+        let shift = -InputNormalizer.mean / InputNormalizer.standardDeviation
+        dataset.images.withUnsafeBufferPointer { images in
+            for (slot, index) in indices.enumerated() {
+                let out = x + slot * pixels
+                augmenter.augment(images.baseAddress! + Int(index) * pixels, epoch: epoch, sampleID: Int(dataset.ids[Int(index)]),
+                                  into: out, scratch: scratch)
+                for p in 0..<pixels { out[p] = out[p] * scale + shift }
+                labels[slot] = dataset.labels[Int(index)]
+            }
+        }
+    }
 
     /// Samples `indices` (local positions) into the batch buffers.
     public func assemble(_ indices: ArraySlice<Int32>) {
@@ -159,3 +187,103 @@ public struct Evaluation: Sendable {
         return result
     }
 }
+
+/// Hands the training loop one batch per step. With augmentation, a second thread prepares
+/// the next batch while the current one trains (double buffering), so augmentation is off the
+/// critical path; without it, batches are assembled in place (a table look-up per pixel).
+public final class BatchPipeline {
+    public let augmenter: Augmenter?
+    private let buffers: [BatchAssembler]
+    private var batches: [ArraySlice<Int32>] = []
+    private var epoch = 0
+    private var cursor = 0
+    private var worker: Thread?
+    private var ready: [DispatchSemaphore] = []
+    private var free: [DispatchSemaphore] = []
+    private var finished = DispatchSemaphore(value: 0)
+    private let cancelled = Flag()
+    /// Seconds the background thread spent preparing batches this epoch.
+    public private(set) var backgroundSeconds = 0.0
+    private let backgroundClock = Accumulator()
+
+    public init(dataset: Dataset, batchSize: Int, augmenter: Augmenter?) {
+        self.augmenter = augmenter
+        let count = augmenter == nil ? 1 : 2
+        buffers = (0..<count).map { _ in BatchAssembler(dataset: dataset, capacity: batchSize) }
+    }
+
+    /// Starts an epoch whose steps will use `batches`, in order.
+    public func begin(epoch: Int, batches: [ArraySlice<Int32>]) {
+        finish()
+        self.epoch = epoch
+        self.batches = batches
+        cursor = 0
+        backgroundClock.reset()
+        guard let augmenter, !batches.isEmpty else { return }
+        // Semaphores start at 0 and are signalled up: libdispatch traps when one is freed below
+        // its initial value.
+        ready = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+        free = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
+        free[0].signal(); free[1].signal()
+        finished = DispatchSemaphore(value: 0)
+        cancelled.value = false
+        let (buffers, ready, free, finished, cancelled, clock) = (buffers, ready, free, finished, cancelled, backgroundClock)
+        let work = batches
+        let thread = Thread {
+            for (i, batch) in work.enumerated() {
+                free[i % 2].wait()
+                if cancelled.value { break }
+                let t0 = monotonicSeconds()
+                buffers[i % 2].assemble(batch, augmenter: augmenter, epoch: epoch)
+                clock.add(monotonicSeconds() - t0)
+                ready[i % 2].signal()
+            }
+            finished.signal()
+        }
+        thread.stackSize = 1 << 20
+        worker = thread
+        thread.start()
+    }
+
+    /// The next batch; its buffers stay valid until the following call.
+    public func next() -> BatchAssembler {
+        defer { cursor += 1 }
+        guard augmenter != nil else {
+            buffers[0].assemble(batches[cursor])
+            return buffers[0]
+        }
+        if cursor > 0 { free[(cursor - 1) % 2].signal() }
+        ready[cursor % 2].wait()
+        return buffers[cursor % 2]
+    }
+
+    /// Stops the background thread (at the end of an epoch, or early).
+    public func finish() {
+        guard worker != nil else { return }
+        cancelled.value = true
+        free[0].signal(); free[1].signal()
+        finished.wait()
+        worker = nil
+        backgroundSeconds = backgroundClock.value
+    }
+}
+
+/// A Bool shared with the prefetch thread (set by one side, read by the other after a semaphore).
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored = false
+    var value: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
+
+final class Accumulator: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0.0
+    func add(_ x: Double) { lock.lock(); total += x; lock.unlock() }
+    func reset() { lock.lock(); total = 0; lock.unlock() }
+    var value: Double { lock.lock(); defer { lock.unlock() }; return total }
+}
+
+extension BatchAssembler: @unchecked Sendable {}

@@ -1,3 +1,4 @@
+import Augmentation
 import Collective
 import Datasets
 import NeuralNet
@@ -22,15 +23,19 @@ public struct TrainingConfiguration: Sendable {
     public var weightDecay: Float
     public var seed: UInt64
     public var placement: DataPlacement
+    /// Random warps of training images (never of test images); `.none` for plain data.
+    public var augmentation: AugmentationSettings
     /// Stop after this many steps in all (nil: run every epoch).
     public var maxSteps: Int?
 
     public init(model: ModelSpec, epochs: Int = 1, batchSize: Int = 64, optimizer: OptimizerKind = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                 learningRate: Float = 1e-3, schedule: LearningRateSchedule.Kind = .constant, warmupSteps: Int = 0,
-                weightDecay: Float = 0, seed: UInt64 = 1, placement: DataPlacement = .shard, maxSteps: Int? = nil) {
+                weightDecay: Float = 0, seed: UInt64 = 1, placement: DataPlacement = .shard,
+                augmentation: AugmentationSettings = .none, maxSteps: Int? = nil) {
         self.model = model; self.epochs = epochs; self.batchSize = batchSize; self.optimizer = optimizer
         self.learningRate = learningRate; self.schedule = schedule; self.warmupSteps = warmupSteps
-        self.weightDecay = weightDecay; self.seed = seed; self.placement = placement; self.maxSteps = maxSteps
+        self.weightDecay = weightDecay; self.seed = seed; self.placement = placement
+        self.augmentation = augmentation; self.maxSteps = maxSteps
     }
 
     /// Named fields for the cross-rank check and the metrics log.
@@ -38,7 +43,8 @@ public struct TrainingConfiguration: Sendable {
         [("model", model.description), ("epochs", "\(epochs)"), ("batch size per rank", "\(batchSize)"),
          ("optimizer", "\(optimizer)"), ("learning rate", "\(learningRate)"), ("schedule", "\(schedule)"),
          ("warmup steps", "\(warmupSteps)"), ("weight decay", "\(weightDecay)"), ("seed", "\(seed)"),
-         ("data placement", placement.rawValue), ("max steps", maxSteps.map(String.init) ?? "none")]
+         ("data placement", placement.rawValue), ("augmentation", augmentation.description),
+         ("max steps", maxSteps.map(String.init) ?? "none")]
     }
 }
 
@@ -48,8 +54,10 @@ public struct TimeBreakdown: Sendable {
     public var compute = 0.0
     /// Waiting in the gradient allreduce (communication plus any imbalance between ranks).
     public var allreduce = 0.0
-    /// Assembling batches (and augmentation when it is not hidden).
+    /// Waiting for the next batch: assembling it, or for the augmentation thread when it fell behind.
     public var data = 0.0
+    /// Time the augmentation thread spent, overlapped with compute (not part of `total`).
+    public var augmentationBackground = 0.0
     /// Evaluating on the test set, with its reductions.
     public var evaluation = 0.0
     public var total: Double { compute + allreduce + data + evaluation }
@@ -81,7 +89,8 @@ public struct EpochMetrics: Sendable {
         fields += ["\"images_per_second\":\(json(imagesPerSecond))", "\"seconds\":\(json(seconds))",
                    "\"learning_rate\":\(json(Double(learningRate)))",
                    "\"compute_seconds\":\(json(time.compute))", "\"allreduce_seconds\":\(json(time.allreduce))",
-                   "\"data_seconds\":\(json(time.data))", "\"evaluation_seconds\":\(json(time.evaluation))"]
+                   "\"data_seconds\":\(json(time.data))", "\"augmentation_background_seconds\":\(json(time.augmentationBackground))",
+                   "\"evaluation_seconds\":\(json(time.evaluation))"]
         return "{" + fields.joined(separator: ",") + "}"
     }
 }
@@ -99,7 +108,7 @@ public final class Trainer {
     public let schedule: LearningRateSchedule
     public let train: Dataset
     public let sampler: EpochSampler
-    let assembler: BatchAssembler
+    let pipeline: BatchPipeline
     public private(set) var globalStep = 0
     /// Gradient bytes each rank contributes to every step's allreduce.
     public var allreduceBytesPerStep: Int { network.parameterCount * MemoryLayout<Float>.stride }
@@ -117,7 +126,9 @@ public final class Trainer {
         schedule = LearningRateSchedule(kind: configuration.schedule, peak: configuration.learningRate,
                                         warmupSteps: configuration.warmupSteps,
                                         totalSteps: min(planned, configuration.maxSteps ?? planned))
-        assembler = BatchAssembler(dataset: train, capacity: configuration.batchSize)
+        let augmenter = configuration.augmentation.isIdentity ? nil
+            : Augmenter(settings: configuration.augmentation, width: train.width, height: train.height, seed: configuration.seed)
+        pipeline = BatchPipeline(dataset: train, batchSize: configuration.batchSize, augmenter: augmenter)
         // Every rank starts from rank 0's weights (they are equal by seed already; this makes it a fact).
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.parameterBuffer), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.bufferBuffer), root: 0)
@@ -142,9 +153,11 @@ public final class Trainer {
         var last = min(sampler.stepsPerEpoch, totalSteps - epochStart)
         if let stepLimit { last = min(last, first + stepLimit) }
         var steps = 0
+        pipeline.begin(epoch: epoch, batches: (first..<max(first, last)).map { sampler.batch(order, step: $0) })
+        defer { pipeline.finish() }
         for stepInEpoch in first..<max(first, last) {
             let t0 = monotonicSeconds()
-            assembler.assemble(sampler.batch(order, step: stepInEpoch))
+            let assembler = pipeline.next()
             let t1 = monotonicSeconds()
             network.store.zeroGradients()
             let result = network.accumulateGradients(
@@ -168,6 +181,8 @@ public final class Trainer {
             progress?(stepInEpoch + 1, sampler.stepsPerEpoch)
         }
         let seconds = monotonicSeconds() - start
+        pipeline.finish()
+        time.augmentationBackground = pipeline.backgroundSeconds
         try communicator.allreduceSum(&sums)
         var slowest = [seconds]
         try communicator.allreduceMax(&slowest)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Augmentation
 import Collective
 import Datasets
 import NeuralNet
@@ -56,6 +57,10 @@ struct Train: ParsableCommand {
     var threads: Int = 1
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
     var dataPlacement: String = "shard"
+    @Option(help: "Random warps of training images: none, default (rotation=10,scale=0.1,shift=2), or key=value pairs of rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees); unnamed keys take the defaults.")
+    var augment: String = "none"
+    @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
+    var elastic: String?
     @Option(help: "Stop after this many steps in all.")
     var maxSteps: Int?
     @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
@@ -83,6 +88,10 @@ struct Train: ParsableCommand {
             throw ValidationError("--schedule must be constant, step, cosine or onecycle, not '\(schedule)'")
         }
         if !["none", "linear"].contains(lrScaling) { throw ValidationError("--lr-scaling must be none or linear, not '\(lrScaling)'") }
+        do {
+            _ = try AugmentationSettings(parsing: augment)
+            if let elastic { _ = try AugmentationSettings.parseElastic(elastic) }
+        } catch { throw ValidationError("\(error)") }
         if !["auto", "always", "never"].contains(progress) { throw ValidationError("--progress must be auto, always or never, not '\(progress)'") }
         if DataPlacement(rawValue: dataPlacement) == nil { throw ValidationError("--data-placement must be shard or replicate, not '\(dataPlacement)'") }
     }
@@ -111,12 +120,14 @@ struct Train: ParsableCommand {
             case "onecycle": scheduleKind = .oneCycle(rise: 0.25)
             default: scheduleKind = .constant
             }
+            var augmentation = try AugmentationSettings(parsing: augment)
+            if let elastic { augmentation.elastic = try AugmentationSettings.parseElastic(elastic) }
             let peak = lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
             let configuration = TrainingConfiguration(
                 model: spec, epochs: epochs, batchSize: batchSize,
                 optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                 learningRate: peak, schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
-                seed: seed, placement: placement, maxSteps: maxSteps)
+                seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
             try ConfigurationCheck.verify(configuration.fields + [
                 ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
                 ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
@@ -129,6 +140,7 @@ struct Train: ParsableCommand {
                 print("\(train.totalCount) training images on \(worldSize) rank(s) (\(placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
                       + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peak) \(schedule)"
                       + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) BLAS thread(s) per rank, seed \(seed)")
+                if !augmentation.isIdentity { print("augmentation: \(augmentation) (training images only; a new draw per sample and epoch)") }
                 if worldSize > 1 { print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step") }
                 print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
                       + pad("img/s", 9) + pad("seconds", 9))
@@ -168,7 +180,8 @@ struct Train: ParsableCommand {
                     "\(name) \(fixed(seconds, 2)) s (\(fixed(100 * seconds / whole, 1))%)"
                 }
                 print("      time on rank 0: " + [part("compute", t.compute), part("allreduce", t.allreduce),
-                                                  part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", "))
+                                                  part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
+                      + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
                 try metricsFile?.write(metrics.jsonLine)
             }
             if digest {
