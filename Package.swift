@@ -42,7 +42,7 @@ let package = Package(
 
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "CounterRNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "CounterRNG"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective", "Augmentation"]),
         .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
         .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "ImageIO", "CZlib"]),
     ]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Augmentation
 import Datasets
 import NeuralNet
 import Training
@@ -25,6 +26,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmupSteps: Int = 20
     @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
     @Flag(help: "Print the result as JSON.") var json = false
+    @Option(help: "Also time augmenting one batch (settings as for train --augment) against one training step.")
+    var augment: String?
     @Option(help: "Instead of a model, time a square sgemm of this size (the BLAS ceiling for this machine).")
     var gemmSize: Int?
 
@@ -56,6 +59,19 @@ struct Bench: ParsableCommand {
             let heapAfter = heapBytesInUse(), rssAfter = residentBytes()
             let imagesPerSecond = Double(steps * batchSize) / seconds
             let flops = Double(trainer.network.forwardMultiplyAdds) * 2 * 3 * imagesPerSecond
+            var augmentMilliseconds = 0.0
+            if let augment {
+                let augmenter = Augmenter(settings: try AugmentationSettings(parsing: augment), seed: 1)
+                let assembler = BatchAssembler(dataset: train, capacity: batchSize)
+                let order = trainer.sampler.order(epoch: 0)
+                let rounds = 200
+                let t0 = monotonicSeconds()
+                for round in 0..<rounds {
+                    assembler.assemble(trainer.sampler.batch(order, step: round % trainer.sampler.stepsPerEpoch), augmenter: augmenter, epoch: 0)
+                }
+                augmentMilliseconds = (monotonicSeconds() - t0) / Double(rounds) * 1000
+            }
+            let stepMilliseconds = seconds / Double(steps) * 1000
             var inference = 0.0
             if inferenceBatch > 0 {
                 let test = try MNIST.load(.test, from: data.dataDir, verify: false)
@@ -67,10 +83,14 @@ struct Bench: ParsableCommand {
             if json {
                 print("{\"model\":\"\(model)\",\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
                       + "\"images_per_second\":\(imagesPerSecond),\"gflops\":\(flops / 1e9),\"inference_images_per_second\":\(inference),"
+                      + "\"step_ms\":\(stepMilliseconds),\"augment_batch_ms\":\(augmentMilliseconds),"
                       + "\"heap_before\":\(heapBefore),\"heap_after\":\(heapAfter),\"rss_before\":\(rssBefore),\"rss_after\":\(rssAfter)}")
             } else {
                 print("\(model) batch \(batchSize) threads \(threads): \(fixed(imagesPerSecond, 0)) images/s training, "
                       + "\(fixed(flops / 1e9, 1)) GFLOP/s" + (inferenceBatch > 0 ? ", \(fixed(inference, 0)) images/s inference" : ""))
+                if augment != nil {
+                    print("augmenting one batch of \(batchSize): \(fixed(augmentMilliseconds, 3)) ms = \(fixed(100 * augmentMilliseconds / stepMilliseconds, 1))% of a \(fixed(stepMilliseconds, 2)) ms training step")
+                }
                 print("heap in use \(heapBefore) -> \(heapAfter) bytes; resident \(rssBefore / 1024) -> \(rssAfter / 1024) KiB over \(steps) steps")
             }
         }

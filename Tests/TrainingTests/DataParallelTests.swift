@@ -1,3 +1,4 @@
+import Augmentation
 import Collective
 import Datasets
 import NeuralNet
@@ -99,5 +100,43 @@ import Testing
             try ConfigurationCheck.verify([("model", "default")], communicator: comm); return true
         }
         #expect(agreed == [true, true])
+    }
+}
+
+@Suite struct AugmentedBatchTests {
+    @Test func augmentationKeepsLabelsAndDependsOnlyOnTheSampleNotTheRank() throws {
+        let full = DataParallelTests.synthetic
+        let settings = try AugmentationSettings(parsing: "default")
+        let augmenter = Augmenter(settings: settings, seed: 9)
+        // Rank view A: the whole set. Rank view B: the same samples through a pipeline in another order.
+        let pipeline = BatchPipeline(dataset: full, batchSize: 4, augmenter: augmenter)
+        pipeline.begin(epoch: 2, batches: [[5, 17, 3, 40], [40, 3, 17, 5]])
+        let first = pipeline.next()
+        let images1 = Array(UnsafeBufferPointer(start: first.input.pointer, count: 4 * 784))
+        let labels1 = Array(UnsafeBufferPointer(start: first.labels, count: 4))
+        let second = pipeline.next()
+        let images2 = Array(UnsafeBufferPointer(start: second.input.pointer, count: 4 * 784))
+        let labels2 = Array(UnsafeBufferPointer(start: second.labels, count: 4))
+        pipeline.finish()
+        #expect(labels1 == [5, 17, 3, 40].map { full.labels[$0] })
+        #expect(labels2 == labels1.reversed())
+        for slot in 0..<4 {
+            #expect(Array(images1[(slot * 784)..<((slot + 1) * 784)]) == Array(images2[((3 - slot) * 784)..<((4 - slot) * 784)]))
+        }
+        // And it is not the plain image.
+        let plain = BatchAssembler(dataset: full, capacity: 4)
+        plain.assemble([5, 17, 3, 40])
+        #expect(Array(UnsafeBufferPointer(start: plain.input.pointer, count: 4 * 784)) != images1)
+    }
+
+    @Test func stoppingAnEpochEarlyReleasesThePrefetchThread() throws {
+        let pipeline = BatchPipeline(dataset: DataParallelTests.synthetic, batchSize: 2,
+                                     augmenter: Augmenter(settings: try AugmentationSettings(parsing: "default"), seed: 1))
+        for epoch in 0..<3 {
+            pipeline.begin(epoch: epoch, batches: Array(repeating: [0, 1], count: 50))
+            _ = pipeline.next()
+            pipeline.finish()
+        }
+        #expect(pipeline.backgroundSeconds >= 0)
     }
 }
