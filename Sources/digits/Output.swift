@@ -93,3 +93,16 @@ func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
         throw CommandError("\(path): cannot rename into place: \(reason)")
     }
 }
+
+/// Standard output, one write(2) per call: lines appear at once in a log file or through mpirun
+/// (the C library would block-buffer them when stdout is not a terminal).
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+    let text = items.map { "\($0)" }.joined(separator: separator) + terminator
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
+        if n <= 0 { break }
+        offset += n
+    }
+}
