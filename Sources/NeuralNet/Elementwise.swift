@@ -20,7 +20,11 @@ public final class ReLU: Layer {
         let y = output.reserve(count)
         let zero = Vector.Lanes(repeating: 0)
         var i = 0
-        while i + 16 <= count { Vector.store(pointwiseMax(Vector.load(x + i), zero), y + i); i += 16 }
+        while i + 16 <= count {
+            let v = Vector.load(x + i)
+            Vector.store(v.replacing(with: zero, where: v .< zero), y + i)   // a blend; pointwiseMax is not vectorised
+            i += 16
+        }
         while i < count { y[i] = max(x[i], 0); i += 1 }
         lastOutput = y
         return y
