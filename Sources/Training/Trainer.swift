@@ -1,5 +1,6 @@
 import Augmentation
 import Collective
+import CounterRNG
 import Datasets
 import NeuralNet
 #if canImport(Glibc)
@@ -97,6 +98,21 @@ public struct EpochMetrics: Sendable {
 
 func json(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
 
+/// The steps of one epoch on one rank: an order over this rank's data and how many batches of it.
+public struct EpochPlan: Sendable {
+    public let order: [Int32]
+    public let steps: Int
+    /// Position in `order` of this rank's first sample at step 0, and the stride between steps.
+    let start: Int
+    let stride: Int
+    let batchSize: Int
+
+    public func batch(_ step: Int) -> ArraySlice<Int32> {
+        let first = start + step * stride
+        return order[first..<(first + batchSize)]
+    }
+}
+
 /// The data-parallel training loop of one rank: sample from its data, forward and backward
 /// into the gradient arena, ONE allreduce of the whole arena, the same update on every rank.
 /// With a `SingleProcessCommunicator` it is ordinary single-process training.
@@ -105,13 +121,30 @@ public final class Trainer {
     public let communicator: Communicator
     public let network: Network
     public let optimizer: Optimizer
-    public let schedule: LearningRateSchedule
+    public private(set) var schedule: LearningRateSchedule
     public let train: Dataset
     public let sampler: EpochSampler
     let pipeline: BatchPipeline
+    /// Optimizer updates so far (the key of dropout masks).
     public private(set) var globalStep = 0
+    /// The epoch in progress (0-based) and the steps of it already taken.
+    public private(set) var epoch = 0
+    public private(set) var stepInEpoch = 0
+    /// Training samples consumed over all ranks; the schedule's position is samples / `scheduleBatch`.
+    public private(set) var samplesConsumed = 0
+    /// The global batch the schedule was planned with (differs from ours after a resume on another world size).
+    public private(set) var scheduleBatch: Int
+    /// This rank's loss sum, correct count and sample count in the epoch in progress.
+    var localSums = [0.0, 0.0, 0.0]
+    /// The rest of an epoch after a resume on another world size, and what it was cut from.
+    private var resumedPlan: EpochPlan?
+    private var resumedFrom: (world: Int, steps: Int)?
     /// Gradient bytes each rank contributes to every step's allreduce.
     public var allreduceBytesPerStep: Int { network.parameterCount * MemoryLayout<Float>.stride }
+    /// Called after every step that does not end the epoch (checkpoints); the same on every rank.
+    public var afterStep: ((Trainer) throws -> Void)?
+    /// Stop (cleanly, between steps) once this many steps are done in all; the plan is unchanged.
+    public var stopAtStep: Int?
 
     public init(configuration: TrainingConfiguration, train: Dataset, communicator: Communicator = SingleProcessCommunicator()) throws {
         self.configuration = configuration
@@ -126,6 +159,7 @@ public final class Trainer {
         schedule = LearningRateSchedule(kind: configuration.schedule, peak: configuration.learningRate,
                                         warmupSteps: configuration.warmupSteps,
                                         totalSteps: min(planned, configuration.maxSteps ?? planned))
+        scheduleBatch = configuration.batchSize * communicator.size
         let augmenter = configuration.augmentation.isIdentity ? nil
             : Augmenter(settings: configuration.augmentation, width: train.width, height: train.height, seed: configuration.seed)
         pipeline = BatchPipeline(dataset: train, batchSize: configuration.batchSize, augmenter: augmenter)
@@ -137,25 +171,46 @@ public final class Trainer {
     public var totalSteps: Int { schedule.totalSteps }
     public var globalBatchSize: Int { configuration.batchSize * communicator.size }
 
-    /// Runs one epoch (or until maxSteps, or `stepLimit` more steps). Train loss and accuracy are
-    /// summed over all ranks. `progress(stepInEpoch, stepsInEpoch)` is called after each step.
-    public func runEpoch(_ epoch: Int, stepLimit: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> EpochMetrics {
+    /// True when every epoch is done, or --max-steps or the stop step is reached.
+    public var isFinished: Bool {
+        epoch >= configuration.epochs
+            || globalStep >= (configuration.maxSteps ?? Int.max)
+            || globalStep >= (stopAtStep ?? Int.max)
+    }
+
+    /// The plan of the epoch in progress.
+    public func currentPlan() -> EpochPlan {
+        if let resumedPlan { return resumedPlan }
         let order = sampler.order(epoch: epoch)
+        switch sampler.placement {
+        case .shard:
+            return EpochPlan(order: order, steps: sampler.stepsPerEpoch, start: 0, stride: sampler.batchSize, batchSize: sampler.batchSize)
+        case .replicate:
+            return EpochPlan(order: order, steps: sampler.stepsPerEpoch, start: sampler.rank * sampler.batchSize,
+                             stride: sampler.worldSize * sampler.batchSize, batchSize: sampler.batchSize)
+        }
+    }
+
+    /// Continues the epoch in progress to its end (or until maxSteps, the stop step, or `stepLimit`
+    /// more steps). Train loss and accuracy are summed over all ranks. `progress(done, total)` is
+    /// called after each step.
+    public func runEpoch(stepLimit: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> EpochMetrics {
+        let plan = currentPlan()
         let batch = configuration.batchSize
         let gradientDenominator = globalBatchSize   // folds the 1/worldSize of the average into the loss gradient
-        var sums = [0.0, 0.0, 0.0]                  // loss sum, correct, samples
         var time = TimeBreakdown()
         let start = monotonicSeconds()
         var lr: Float = 0
-        // Steps are numbered globally; an epoch may be entered part-way (a step limit, a resume).
-        let epochStart = epoch * sampler.stepsPerEpoch
-        let first = max(0, globalStep - epochStart)
-        var last = min(sampler.stepsPerEpoch, totalSteps - epochStart)
-        if let stepLimit { last = min(last, first + stepLimit) }
-        var steps = 0
-        pipeline.begin(epoch: epoch, batches: (first..<max(first, last)).map { sampler.batch(order, step: $0) })
+        if stepInEpoch == 0 { localSums = [0, 0, 0] }
+        var last = plan.steps
+        if let maxSteps = configuration.maxSteps { last = min(last, stepInEpoch + max(0, maxSteps - globalStep)) }
+        if let stopAtStep { last = min(last, stepInEpoch + max(0, stopAtStep - globalStep)) }
+        if let stepLimit { last = min(last, stepInEpoch + stepLimit) }
+        let first = stepInEpoch
+        pipeline.begin(epoch: epoch, batches: (first..<max(first, last)).map { plan.batch($0) })
         defer { pipeline.finish() }
-        for stepInEpoch in first..<max(first, last) {
+        var stepsRun = 0
+        for step in first..<max(first, last) {
             let t0 = monotonicSeconds()
             let assembler = pipeline.next()
             let t1 = monotonicSeconds()
@@ -167,30 +222,44 @@ public final class Trainer {
             let t2 = monotonicSeconds()
             try communicator.allreduceSum(network.store.gradientBuffer)
             let t3 = monotonicSeconds()
-            lr = schedule.rate(at: globalStep)
+            lr = schedule.rate(at: samplesConsumed / scheduleBatch)
             optimizer.step(learningRate: lr)
             let t4 = monotonicSeconds()
             time.data += t1 - t0
             time.compute += (t2 - t1) + (t4 - t3)
             time.allreduce += t3 - t2
             globalStep += 1
-            steps += 1
-            sums[0] += result.lossSum
-            sums[1] += Double(result.correct)
-            sums[2] += Double(batch)
-            progress?(stepInEpoch + 1, sampler.stepsPerEpoch)
+            stepInEpoch += 1
+            samplesConsumed += globalBatchSize
+            stepsRun += 1
+            localSums[0] += result.lossSum
+            localSums[1] += Double(result.correct)
+            localSums[2] += Double(batch)
+            progress?(step + 1, plan.steps)
+            if step + 1 < plan.steps { try afterStep?(self) }
         }
         let seconds = monotonicSeconds() - start
         pipeline.finish()
         time.augmentationBackground = pipeline.backgroundSeconds
+        var sums = localSums
         try communicator.allreduceSum(&sums)
         var slowest = [seconds]
         try communicator.allreduceMax(&slowest)
-        return EpochMetrics(epoch: epoch + 1, step: globalStep, trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0,
+        let finishedEpoch = epoch + 1
+        if stepInEpoch >= plan.steps {
+            epoch += 1
+            stepInEpoch = 0
+            resumedPlan = nil
+            resumedFrom = nil
+        }
+        return EpochMetrics(epoch: finishedEpoch, step: globalStep, trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0,
                             trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0, testLoss: nil, testAccuracy: nil,
-                            imagesPerSecond: sums[2] / max(slowest[0], 1e-9), seconds: slowest[0], learningRate: lr,
-                            time: time, worldSize: communicator.size)
+                            imagesPerSecond: Double(stepsRun * globalBatchSize) / max(slowest[0], 1e-9), seconds: slowest[0],
+                            learningRate: lr, time: time, worldSize: communicator.size)
     }
+
+    /// True when the last `runEpoch` ended its epoch (rather than stopping inside it).
+    public var atEpochBoundary: Bool { stepInEpoch == 0 }
 
     /// Makes BatchNorm running statistics equal on every rank (their mean), as before every
     /// evaluation and checkpoint: each rank saw different batches.
@@ -209,6 +278,162 @@ public final class Trainer {
         var sums = [part.lossSum, Double(part.correct), Double(part.count)]
         try communicator.allreduceSum(&sums)
         return Evaluation(lossSum: sums[0], correct: Int(sums[1]), count: Int(sums[2]))
+    }
+
+    // MARK: checkpoints
+
+    /// Tensors of a checkpoint: parameters and buffers by layer name, optimizer state per parameter.
+    public func checkpointTensors() -> [StoredTensor] {
+        let store = network.store
+        var tensors = [StoredTensor]()
+        for entry in store.parameterEntries {
+            tensors.append(StoredTensor(name: entry.name, shape: entry.shape,
+                                        values: Array(UnsafeBufferPointer(start: store.parameters + entry.slice.offset, count: entry.slice.count))))
+        }
+        for entry in store.bufferEntries {
+            tensors.append(StoredTensor(name: entry.name, shape: entry.shape,
+                                        values: Array(UnsafeBufferPointer(start: store.buffers + entry.slice.offset, count: entry.slice.count))))
+        }
+        for (stateName, buffer) in optimizer.stateTensors {
+            for entry in store.parameterEntries {
+                tensors.append(StoredTensor(name: stateName + "." + entry.name, shape: entry.shape,
+                                            values: Array(UnsafeBufferPointer(start: buffer.pointer + entry.slice.offset, count: entry.slice.count))))
+            }
+        }
+        return tensors
+    }
+
+    /// Everything a checkpoint must hold besides tensors. Collective: every rank calls it at the same step.
+    public func checkpointMetadata(extra: [(String, String)]) throws -> [String: String] {
+        let perRank = try communicator.allgather(Array(exactString(localSums).utf8)).map { String(decoding: $0, as: UTF8.self) }
+        var metadata: [String: String] = [
+            "format_version": CheckpointStore.formatVersion,
+            "model": configuration.model.description,
+            "epoch": String(epoch),
+            "step_in_epoch": String(stepInEpoch),
+            "global_step": String(globalStep),
+            "samples_consumed": String(samplesConsumed),
+            "schedule_batch": String(scheduleBatch),
+            "schedule_total_steps": String(schedule.totalSteps),
+            "world_size": String(communicator.size),
+            "batch_size_per_rank": String(configuration.batchSize),
+            "optimizer_steps": String(optimizer.stepCount),
+            "epoch_sums_per_rank": perRank.joined(separator: ";"),
+            "parameter_count": String(network.parameterCount),
+        ]
+        if let resumedFrom {
+            metadata["epoch_remainder_of_world"] = String(resumedFrom.world)
+            metadata["epoch_remainder_after_steps"] = String(resumedFrom.steps)
+        }
+        for (name, value) in configuration.fields { metadata["config." + name] = value }
+        for (name, value) in extra { metadata[name] = value }
+        return metadata
+    }
+
+    /// Restores tensors and position from a verified checkpoint. Every name, shape and
+    /// hyperparameter must fit this run; a different world size is allowed (see `resumeOrder`).
+    public func restore(tensors: [StoredTensor], metadata: [String: String], path: String) throws {
+        func need(_ key: String) throws -> String {
+            guard let v = metadata[key] else { throw CheckpointError(path, "metadata has no \(key)") }
+            return v
+        }
+        let model = try need("model")
+        guard model == configuration.model.description else {
+            throw CheckpointError(path, "holds model '\(model)', but this run builds '\(configuration.model.description)'")
+        }
+        for (name, value) in configuration.fields where name != "max steps" {
+            let stored = try need("config." + name)
+            if stored != value { throw CheckpointError(path, "was trained with \(name) '\(stored)', this run has '\(value)'") }
+        }
+        var byName = [String: StoredTensor]()
+        for t in tensors { byName[t.name] = t }
+        let store = network.store
+        func copy(_ name: String, _ shape: [Int], into target: UnsafeMutablePointer<Float>) throws {
+            guard let t = byName[name] else { throw CheckpointError(path, "tensor \(name) is missing") }
+            guard t.shape == shape else { throw CheckpointError(path, "tensor \(name) has shape \(t.shape), the model needs \(shape)") }
+            t.values.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: $0.count) }
+        }
+        for e in store.parameterEntries { try copy(e.name, e.shape, into: store.parameters + e.slice.offset) }
+        for e in store.bufferEntries { try copy(e.name, e.shape, into: store.buffers + e.slice.offset) }
+        for (stateName, buffer) in optimizer.stateTensors {
+            for e in store.parameterEntries { try copy(stateName + "." + e.name, e.shape, into: buffer.pointer + e.slice.offset) }
+        }
+        guard let steps = Int(try need("optimizer_steps")), let step = Int(try need("global_step")),
+              let oldWorld = Int(try need("world_size")), let savedEpoch = Int(try need("epoch")),
+              let savedStepInEpoch = Int(try need("step_in_epoch")), let consumed = Int(try need("samples_consumed")),
+              let savedScheduleBatch = Int(try need("schedule_batch")), let savedTotal = Int(try need("schedule_total_steps")),
+              oldWorld > 0, savedScheduleBatch > 0 else {
+            throw CheckpointError(path, "metadata has a malformed step count")
+        }
+        let sums = try need("epoch_sums_per_rank").split(separator: ";").map { exactDoubles(String($0)) }
+        guard sums.count == oldWorld, sums.allSatisfy({ $0?.count == 3 }) else {
+            throw CheckpointError(path, "metadata epoch_sums_per_rank does not match world size \(oldWorld)")
+        }
+        optimizer.stepCount = steps
+        globalStep = step
+        epoch = savedEpoch
+        stepInEpoch = savedStepInEpoch
+        samplesConsumed = consumed
+        scheduleBatch = savedScheduleBatch
+        schedule = LearningRateSchedule(kind: schedule.kind, peak: schedule.peak, warmupSteps: schedule.warmupSteps, totalSteps: savedTotal)
+        let remainderWorld = metadata["epoch_remainder_of_world"].flatMap { Int($0) }
+        let remainderSteps = metadata["epoch_remainder_after_steps"].flatMap { Int($0) }
+        if oldWorld == communicator.size {
+            localSums = sums[communicator.rank]!
+            if let remainderWorld, let remainderSteps {
+                resumedPlan = try remainderPlan(oldWorld: remainderWorld, epoch: savedEpoch, stepsTaken: remainderSteps)
+                resumedFrom = (remainderWorld, remainderSteps)
+            }
+        } else if remainderWorld != nil && savedStepInEpoch > 0 {
+            throw CheckpointError(path, "was taken inside an epoch that had itself been resumed on another world size; "
+                                  + "resume it on \(oldWorld) rank(s), or from a checkpoint at an epoch boundary")
+        } else {
+            // The epoch's totals so far travel on rank 0; the other ranks start from zero.
+            let totals = sums.reduce([0.0, 0.0, 0.0]) { acc, s in zip(acc, s!).map { $0 + $1 } }
+            localSums = communicator.isRoot ? totals : [0, 0, 0]
+            if savedStepInEpoch > 0 {
+                resumedPlan = try remainderPlan(oldWorld: oldWorld, epoch: savedEpoch, stepsTaken: savedStepInEpoch)
+                resumedFrom = (oldWorld, savedStepInEpoch)
+                stepInEpoch = 0
+            }
+        }
+    }
+
+    /// The rest of an interrupted epoch on a new world size: exactly the samples the old ranks
+    /// had not yet used, dealt to the new ranks; each new rank uses only the ones in its own
+    /// data, and all take the same number of steps (the few that do not fill a step are left
+    /// for the next epoch). No sample is used twice in the epoch.
+    func remainderPlan(oldWorld: Int, epoch: Int, stepsTaken: Int) throws -> EpochPlan {
+        let total = train.totalCount, b = configuration.batchSize, seed = configuration.seed
+        let newWorld = communicator.size
+        switch configuration.placement {
+        case .replicate:
+            // One permutation for the epoch; the old world used its first stepsTaken·oldWorld·b positions.
+            let order = keyedPermutation(count: total, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64.max)
+            let used = stepsTaken * oldWorld * b
+            let steps = (total - used) / (newWorld * b)
+            return EpochPlan(order: order, steps: steps, start: used + communicator.rank * b, stride: newWorld * b, batchSize: b)
+        case .shard:
+            var consumed = [Bool](repeating: false, count: total)
+            for r in 0..<oldWorld {
+                let ids = try ShardSpec(rank: r, worldSize: oldWorld, seed: seed).indices(sampleCount: total)
+                let order = keyedPermutation(count: ids.count, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64(r))
+                for position in 0..<min(order.count, stepsTaken * b) { consumed[Int(ids[Int(order[position])])] = true }
+            }
+            // Remaining counts of every new rank decide the common step count.
+            var fewest = Int.max
+            for r in 0..<newWorld {
+                let ids = try ShardSpec(rank: r, worldSize: newWorld, seed: seed).indices(sampleCount: total)
+                fewest = min(fewest, ids.reduce(0) { $0 + (consumed[Int($1)] ? 0 : 1) })
+            }
+            // This rank's remaining local indices, in a fresh order keyed by (seed, epoch, rank, old world).
+            var remaining = [Int32]()
+            for (local, id) in train.ids.enumerated() where !consumed[Int(id)] { remaining.append(Int32(local)) }
+            let shuffle = keyedPermutation(count: remaining.count, seed: seed, purpose: .epochShuffle, UInt64(epoch),
+                                           UInt64(communicator.rank) | (UInt64(oldWorld) << 32))
+            let order = shuffle.map { remaining[Int($0)] }
+            return EpochPlan(order: order, steps: fewest / b, start: 0, stride: b, batchSize: b)
+        }
     }
 
     /// SHA-256 of the parameter and buffer arenas (for comparing ranks and runs).

@@ -48,7 +48,7 @@ struct Bench: ParsableCommand {
             func runSteps(_ count: Int) throws {
                 let target = trainer.globalStep + count
                 while trainer.globalStep < target {
-                    _ = try trainer.runEpoch(trainer.globalStep / trainer.sampler.stepsPerEpoch, stepLimit: target - trainer.globalStep)
+                    _ = try trainer.runEpoch(stepLimit: target - trainer.globalStep)
                 }
             }
             try runSteps(warmupSteps)

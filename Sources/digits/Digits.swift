@@ -5,6 +5,19 @@ import Datasets
 
 @main
 struct Digits: ParsableCommand {
+    /// A bare `--resume` means `--resume latest`.
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var i = 0
+        while i < arguments.count {
+            if arguments[i] == "--resume" && (i + 1 == arguments.count || arguments[i + 1].hasPrefix("-")) {
+                arguments.insert("latest", at: i + 1)
+            }
+            i += 1
+        }
+        main(arguments)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "digits",
         abstract: "Train a convolutional network on handwritten digits (MNIST), alone or data-parallel under mpirun.",

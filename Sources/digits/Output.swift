@@ -106,3 +106,18 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
         offset += n
     }
 }
+
+/// The bytes of a whole file, or a sentence naming it.
+func readWholeFile(_ path: String) throws -> [UInt8] {
+    guard let file = fopen(path, "rb") else { throw CommandError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+    defer { fclose(file) }
+    var bytes = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+        if n < chunk.count { break }
+    }
+    if ferror(file) != 0 { throw CommandError("\(path): read failed") }
+    return bytes
+}

@@ -61,8 +61,20 @@ struct Train: ParsableCommand {
     var augment: String = "none"
     @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
     var elastic: String?
-    @Option(help: "Stop after this many steps in all.")
+    @Option(help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
+    @Option(help: "Directory for checkpoints (rank 0 writes them).")
+    var checkpointDir: String = "checkpoints"
+    @Option(help: "Write a checkpoint every this many steps, besides each epoch end (0: epoch ends only).")
+    var checkpointEvery: Int = 500
+    @Option(help: "Checkpoints to keep.")
+    var keep: Int = 3
+    @Flag(help: "Write no checkpoints.")
+    var noCheckpoints = false
+    @Option(help: "Continue from a checkpoint: 'latest' (the newest good one in --checkpoint-dir; a bare --resume means this) or a file.")
+    var resume: String?
+    @Option(help: "Stop cleanly after this many steps in all, writing a checkpoint; unlike --max-steps the plan (schedule) is unchanged.")
+    var stopAtStep: Int?
     @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
     var metricsOut: String?
     @Flag(help: "Skip evaluating on the test set after each epoch.")
@@ -82,6 +94,9 @@ struct Train: ParsableCommand {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
+        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1") }
+        if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1") }
         if lrBaseBatch < 1 { throw ValidationError("--lr-base-batch must be at least 1") }
         if OptimizerKind.named(optimizer) == nil { throw ValidationError("--optimizer must be sgd, nesterov, adam or adamw, not '\(optimizer)'") }
         if !["constant", "step", "cosine", "onecycle"].contains(schedule) {
@@ -107,7 +122,7 @@ struct Train: ParsableCommand {
             let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
             // Evaluation always splits the test set across ranks.
             let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
-            let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0) } : nil
+            let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0, append: resume != nil) } : nil
 
             let stepsPerEpoch = placement == .shard ? (train.totalCount / worldSize) / batchSize : train.totalCount / (worldSize * batchSize)
             if stepsPerEpoch < 1 {
@@ -135,6 +150,70 @@ struct Train: ParsableCommand {
             ], communicator: communicator)
 
             let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
+            trainer.stopAtStep = stopAtStep
+            let dataDigest = train.imagesSHA256 + "/" + train.labelsSHA256
+            let store = (root && !noCheckpoints) ? try CheckpointStore(directory: checkpointDir, keep: keep) : nil
+            var lastMetrics = ""
+            var checkpointSeconds: [Double] = []
+            var checkpointBytes = 0
+
+            // Every rank takes part (buffers are averaged, per-rank sums gathered); rank 0 writes.
+            var lastSavedStep = -1
+            func saveCheckpoint() throws {
+                guard !noCheckpoints, lastSavedStep != trainer.globalStep else { return }
+                lastSavedStep = trainer.globalStep
+                let t0 = monotonicSeconds()
+                try trainer.synchronizeBuffers()
+                let metadata = try trainer.checkpointMetadata(extra: [
+                    ("train_data_sha256", dataDigest), ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
+                ])
+                guard let store else { return }
+                let bytes = try Safetensors.encode(trainer.checkpointTensors(), metadata: metadata)
+                try store.save(bytes, step: trainer.globalStep)
+                checkpointSeconds.append(monotonicSeconds() - t0)
+                checkpointBytes = bytes.count
+            }
+
+            if let resume {
+                let resumeStart = monotonicSeconds()
+                // Rank 0 finds and reads the checkpoint (it may be the only rank that can see the
+                // directory) and sends the bytes to every rank; each verifies and restores.
+                var bytes = [UInt8]()
+                var source = resume
+                if root {
+                    if resume == "latest" {
+                        let directoryStore = try CheckpointStore(directory: checkpointDir, keep: keep)
+                        guard let found = directoryStore.newestGood() else {
+                            throw CommandError("\(checkpointDir): no readable checkpoint to resume from")
+                        }
+                        for warning in found.warnings { printError("digits: warning: \(warning)") }
+                        source = found.path
+                    }
+                    _ = try CheckpointStore.read(source)
+                    bytes = [UInt8](try readWholeFile(source))
+                }
+                var length = [Double(bytes.count)]
+                try communicator.allreduceMax(&length)
+                if !root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
+                try bytes.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
+                let checkpoint = try Safetensors.decode(bytes, path: source)
+                if let stored = checkpoint.metadata["train_data_sha256"], stored != dataDigest {
+                    throw CheckpointError(source, "was trained on data with checksums \(stored); this run reads \(dataDigest)")
+                }
+                try trainer.restore(tensors: checkpoint.tensors, metadata: checkpoint.metadata, path: source)
+                lastMetrics = checkpoint.metadata["last_metrics"] ?? ""
+                if root {
+                    print("resumed from \(source): epoch \(trainer.epoch + 1), step \(trainer.globalStep), "
+                          + "saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s), now \(worldSize); "
+                          + "\(fixed(monotonicSeconds() - resumeStart, 3)) s to restore")
+                }
+            }
+            if checkpointEvery > 0 {
+                trainer.afterStep = { t in
+                    if t.globalStep % checkpointEvery == 0 { try saveCheckpoint() }
+                }
+            }
+
             if root {
                 print("model \(spec)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
                 print("\(train.totalCount) training images on \(worldSize) rank(s) (\(placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
@@ -142,33 +221,42 @@ struct Train: ParsableCommand {
                       + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) BLAS thread(s) per rank, seed \(seed)")
                 if !augmentation.isIdentity { print("augmentation: \(augmentation) (training images only; a new draw per sample and epoch)") }
                 if worldSize > 1 { print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step") }
+                if !noCheckpoints {
+                    print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
+                }
                 print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
                       + pad("img/s", 9) + pad("seconds", 9))
             }
             let interactive = root && (progress == "always"
                 || (progress == "auto" && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
-            for epoch in 0..<epochs {
-                if trainer.globalStep >= trainer.totalSteps { break }
+            while !trainer.isFinished {
+                let epochNumber = trainer.epoch + 1
                 var lastDraw = 0.0
-                var metrics = try trainer.runEpoch(epoch) { done, total in
+                var metrics = try trainer.runEpoch { done, total in
                     guard interactive else { return }
                     let now = monotonicSeconds()
                     if now - lastDraw < 0.1 && done < total { return }
                     lastDraw = now
                     let width = 30, filled = width * done / max(1, total)
-                    drawProgress("epoch \(epoch + 1) [" + String(repeating: "#", count: filled)
+                    drawProgress("epoch \(epochNumber) [" + String(repeating: "#", count: filled)
                                  + String(repeating: ".", count: width - filled) + "] \(done)/\(total)")
                 }
                 if interactive { clearProgress() }
+                guard trainer.atEpochBoundary else {
+                    // Stopped inside the epoch (--stop-at-step, --max-steps): keep the place.
+                    try saveCheckpoint()
+                    if root { print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written")) }
+                    break
+                }
                 if let test {
                     let t0 = monotonicSeconds()
                     let evaluation = try trainer.evaluate(test)
                     metrics.time.evaluation = monotonicSeconds() - t0
                     metrics.testLoss = evaluation.loss
                     metrics.testAccuracy = evaluation.accuracy
-                } else {
-                    try trainer.synchronizeBuffers()
                 }
+                lastMetrics = metrics.jsonLine
+                try saveCheckpoint()
                 guard root else { continue }
                 print(pad(String(metrics.epoch), 5) + pad(fixed(metrics.trainLoss, 4), 12)
                       + pad(fixed(100 * metrics.trainAccuracy, 2) + "%", 11)
@@ -183,6 +271,10 @@ struct Train: ParsableCommand {
                                                   part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
                       + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
                 try metricsFile?.write(metrics.jsonLine)
+            }
+            if root, !checkpointSeconds.isEmpty {
+                let sorted = checkpointSeconds.sorted()
+                print("checkpoints: \(checkpointSeconds.count) written, \(checkpointBytes) bytes each, median \(fixed(sorted[sorted.count / 2] * 1000, 1)) ms to write")
             }
             if digest {
                 print("rank \(rank) weights sha256 \(trainer.weightsDigest())")

@@ -60,12 +60,12 @@ import Testing
     @Test func twoRanksOfBatch16EqualOneRankOfBatch32() throws {
         let model = "conv4k3p1-relu-pool2-flatten-dense10"
         let single = try Trainer(configuration: configuration(batch: 32, placement: .replicate, model: model), train: Self.synthetic)
-        _ = try single.runEpoch(0)
+        _ = try single.runEpoch()
         let expected = Array(single.network.store.parameterBuffer)
         let config = try configuration(batch: 16, placement: .replicate, model: model)
         let ranks = try LocalGroup(size: 2).run { comm -> [Float] in
             let trainer = try Trainer(configuration: config, train: Self.synthetic, communicator: comm)
-            _ = try trainer.runEpoch(0)
+            _ = try trainer.runEpoch()
             return Array(trainer.network.store.parameterBuffer)
         }
         #expect(ranks[0].map(\.bitPattern) == ranks[1].map(\.bitPattern))
@@ -79,7 +79,7 @@ import Testing
         let digests = try LocalGroup(size: 3).run { comm -> String in
             let train = Dataset(images: Self.synthetic.images, labels: Self.synthetic.labels, height: 28, width: 28)
             let trainer = try Trainer(configuration: config, train: train, communicator: comm)
-            _ = try trainer.runEpoch(0)
+            _ = try trainer.runEpoch()
             try trainer.synchronizeBuffers()
             return trainer.weightsDigest()
         }

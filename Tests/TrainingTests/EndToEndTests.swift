@@ -28,7 +28,7 @@ func prefix(_ set: Dataset, _ count: Int) -> Dataset {
                                                   optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                                                   learningRate: 2e-3, schedule: .oneCycle(rise: 0.25), seed: 1)
         let trainer = try Trainer(configuration: configuration, train: train)
-        let metrics = try trainer.runEpoch(0)
+        let metrics = try trainer.runEpoch()
         let evaluation = Evaluation.run(trainer.network, on: test)
         #expect(metrics.step == 6000 / 32)
         #expect(evaluation.accuracy >= 0.95, "test accuracy \(evaluation.accuracy)")

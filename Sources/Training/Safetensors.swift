@@ -1,0 +1,140 @@
+import Datasets
+import Foundation
+
+/// A problem with a checkpoint file, naming the file.
+public struct CheckpointError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let problem: String
+    public init(_ path: String, _ problem: String) { self.path = path; self.problem = problem }
+    public var description: String { "\(path): \(problem)" }
+}
+
+/// One named F32 tensor of a safetensors file.
+public struct StoredTensor: Sendable {
+    public let name: String
+    public let shape: [Int]
+    public var values: [Float]
+}
+
+/// The safetensors container (the format of Hugging Face's `safetensors`): an 8-byte
+/// little-endian header length, a JSON header naming each tensor's dtype, shape and byte range,
+/// a `__metadata__` map of strings, then the raw little-endian tensor bytes.
+///
+/// Integrity: metadata `tensor_sha256` is the SHA-256 of the whole data section, and
+/// `header_sha256` the SHA-256 of the header bytes with that field's own 64 hex digits set to
+/// '0' (so the hash can live inside what it covers). Any flipped bit is caught.
+public enum Safetensors {
+    public static let headerLimit = 100 << 20
+    static let placeholder = String(repeating: "0", count: 64)
+
+    public static func encode(_ tensors: [StoredTensor], metadata: [String: String]) throws -> [UInt8] {
+        var data = [UInt8]()
+        data.reserveCapacity(tensors.reduce(0) { $0 + $1.values.count * 4 })
+        var header: [String: Any] = [:]
+        for tensor in tensors {
+            let start = data.count
+            tensor.values.withUnsafeBytes { raw in
+                // Little-endian on every host digits runs on (x86-64, aarch64); swap elsewhere.
+                if UInt32(1).littleEndian == 1 { data.append(contentsOf: raw) }
+                else { for v in tensor.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { data.append(contentsOf: $0) } } }
+            }
+            header[tensor.name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [start, data.count]]
+        }
+        var meta = metadata
+        meta["tensor_sha256"] = SHA256.hex(data)
+        meta["header_sha256"] = placeholder
+        header["__metadata__"] = meta
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad with spaces to a multiple of 8 so the data section is aligned (as the reference writer does).
+        while (json.count % 8) != 0 { json.append(0x20) }
+        var headerBytes = [UInt8](json)
+        let digest = SHA256.hex(headerBytes)
+        guard let at = find(Array("\"header_sha256\":\"\(placeholder)\"".utf8), in: headerBytes) else {
+            throw CheckpointError("<memory>", "could not place the header checksum")
+        }
+        let digits = Array(digest.utf8)
+        let first = at + "\"header_sha256\":\"".utf8.count
+        for i in 0..<64 { headerBytes[first + i] = digits[i] }
+        var file = [UInt8]()
+        file.reserveCapacity(8 + headerBytes.count + data.count)
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { file.append(contentsOf: $0) }
+        file += headerBytes
+        file += data
+        return file
+    }
+
+    /// Parses and verifies a whole file; every failure names `path` and what is wrong.
+    public static func decode(_ file: [UInt8], path: String) throws -> (tensors: [StoredTensor], metadata: [String: String]) {
+        guard file.count >= 8 else { throw CheckpointError(path, "truncated: \(file.count) bytes, not even the 8-byte header length") }
+        let headerLength = file[0..<8].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        guard headerLength <= UInt64(headerLimit) else {
+            throw CheckpointError(path, "header length \(headerLength) bytes is absurd (limit \(headerLimit)); not a digits checkpoint or corrupt")
+        }
+        guard 8 + Int(headerLength) <= file.count else {
+            throw CheckpointError(path, "truncated: the header claims \(headerLength) bytes but the file has \(file.count - 8) after the length")
+        }
+        var headerBytes = Array(file[8..<(8 + Int(headerLength))])
+        guard let object = try? JSONSerialization.jsonObject(with: Data(headerBytes)), let header = object as? [String: Any] else {
+            throw CheckpointError(path, "the header is not valid JSON (corrupt file)")
+        }
+        guard let rawMeta = header["__metadata__"] as? [String: Any] else {
+            throw CheckpointError(path, "no __metadata__ in the header; not a digits checkpoint")
+        }
+        var metadata: [String: String] = [:]
+        for (k, v) in rawMeta {
+            guard let s = v as? String else { throw CheckpointError(path, "metadata \(k) is not a string") }
+            metadata[k] = s
+        }
+        guard let headerDigest = metadata["header_sha256"], headerDigest.count == 64,
+              let at = find(Array("\"header_sha256\":\"\(headerDigest)\"".utf8), in: headerBytes) else {
+            throw CheckpointError(path, "no header checksum; not a digits checkpoint or corrupt")
+        }
+        let first = at + "\"header_sha256\":\"".utf8.count
+        for i in 0..<64 { headerBytes[first + i] = 0x30 }
+        guard SHA256.hex(headerBytes) == headerDigest else {
+            throw CheckpointError(path, "header checksum mismatch: the header is corrupt")
+        }
+        let data = file[(8 + Int(headerLength))...]
+        var tensors = [StoredTensor]()
+        for (name, value) in header where name != "__metadata__" {
+            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw CheckpointError(path, "tensor \(name) has a malformed entry")
+            }
+            guard dtype == "F32" else { throw CheckpointError(path, "tensor \(name) has dtype \(dtype); digits checkpoints hold F32") }
+            let count = shape.reduce(1, *)
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * 4 else {
+                throw CheckpointError(path, "tensor \(name): shape \(shape) does not match its \(offsets[1] - offsets[0]) bytes")
+            }
+            guard offsets[1] <= data.count else {
+                throw CheckpointError(path, "truncated: tensor \(name) ends at byte \(offsets[1]) of a \(data.count)-byte data section")
+            }
+            var values = [Float](repeating: 0, count: count)
+            values.withUnsafeMutableBytes { out in
+                file.withUnsafeBytes { raw in
+                    out.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[(8 + Int(headerLength) + offsets[0])..<(8 + Int(headerLength) + offsets[1])]))
+                }
+            }
+            if UInt32(1).littleEndian != 1 { values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) } }
+            tensors.append(StoredTensor(name: name, shape: shape, values: values))
+        }
+        let expectedEnd = tensors.isEmpty ? 0 : (header.compactMap { ($0.value as? [String: Any])?["data_offsets"] as? [Int] }.map { $0[1] }.max() ?? 0)
+        if data.count > expectedEnd {
+            throw CheckpointError(path, "\(data.count - expectedEnd) unexpected bytes after the last tensor")
+        }
+        guard let tensorDigest = metadata["tensor_sha256"] else { throw CheckpointError(path, "no tensor checksum in the metadata") }
+        guard SHA256.hex(data) == tensorDigest else {
+            throw CheckpointError(path, "tensor checksum mismatch: the tensor bytes are corrupt")
+        }
+        return (tensors.sorted { $0.name < $1.name }, metadata)
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        outer: for i in 0...(haystack.count - needle.count) {
+            for j in 0..<needle.count where haystack[i + j] != needle[j] { continue outer }
+            return i
+        }
+        return nil
+    }
+}
