@@ -44,10 +44,15 @@ public enum Safetensors {
         meta["tensor_sha256"] = SHA256.hex(data)
         meta["header_sha256"] = placeholder
         header["__metadata__"] = meta
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        return try assemble(header: [UInt8](json), data: data)
+    }
+
+    /// Seals a JSON header whose `header_sha256` holds the placeholder, and joins it to the data.
+    static func assemble(header json: [UInt8], data: [UInt8]) throws -> [UInt8] {
+        var headerBytes = json
         // Pad with spaces to a multiple of 8 so the data section is aligned (as the reference writer does).
-        while (json.count % 8) != 0 { json.append(0x20) }
-        var headerBytes = [UInt8](json)
+        while (headerBytes.count % 8) != 0 { headerBytes.append(0x20) }
         let digest = SHA256.hex(headerBytes)
         guard let at = find(Array("\"header_sha256\":\"\(placeholder)\"".utf8), in: headerBytes) else {
             throw CheckpointError("<memory>", "could not place the header checksum")

@@ -145,6 +145,8 @@ public final class Trainer {
     public var afterStep: ((Trainer) throws -> Void)?
     /// Stop (cleanly, between steps) once this many steps are done in all; the plan is unchanged.
     public var stopAtStep: Int?
+    /// Sees (epoch, global sample ids) of every batch this rank trains on (auditing, tests).
+    public var sampleLog: ((Int, [Int32]) -> Void)?
 
     public init(configuration: TrainingConfiguration, train: Dataset, communicator: Communicator = SingleProcessCommunicator()) throws {
         self.configuration = configuration
@@ -214,6 +216,7 @@ public final class Trainer {
             let t0 = monotonicSeconds()
             let assembler = pipeline.next()
             let t1 = monotonicSeconds()
+            if let sampleLog { sampleLog(epoch, plan.batch(step).map { train.ids[Int($0)] }) }
             network.store.zeroGradients()
             let result = network.accumulateGradients(
                 input: assembler.input.pointer, labels: assembler.labels, batch: batch,
@@ -308,6 +311,7 @@ public final class Trainer {
         let perRank = try communicator.allgather(Array(exactString(localSums).utf8)).map { String(decoding: $0, as: UTF8.self) }
         var metadata: [String: String] = [
             "format_version": CheckpointStore.formatVersion,
+            "train_data_sha256": train.imagesSHA256 + "/" + train.labelsSHA256,
             "model": configuration.model.description,
             "epoch": String(epoch),
             "step_in_epoch": String(stepInEpoch),
@@ -336,6 +340,11 @@ public final class Trainer {
         func need(_ key: String) throws -> String {
             guard let v = metadata[key] else { throw CheckpointError(path, "metadata has no \(key)") }
             return v
+        }
+        let dataDigest = train.imagesSHA256 + "/" + train.labelsSHA256
+        let stored = try need("train_data_sha256")
+        if stored != dataDigest {
+            throw CheckpointError(path, "was trained on data with checksums \(stored); this run reads \(dataDigest)")
         }
         let model = try need("model")
         guard model == configuration.model.description else {

@@ -73,6 +73,8 @@ struct Train: ParsableCommand {
     var noCheckpoints = false
     @Option(help: "Continue from a checkpoint: 'latest' (the newest good one in --checkpoint-dir; a bare --resume means this) or a file.")
     var resume: String?
+    @Option(help: "Each rank appends 'epoch id id …' per step to FILE.rank<N> (which samples were used; for audits and tests).")
+    var recordSamples: String?
     @Option(help: "Stop cleanly after this many steps in all, writing a checkpoint; unlike --max-steps the plan (schedule) is unchanged.")
     var stopAtStep: Int?
     @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
@@ -151,7 +153,10 @@ struct Train: ParsableCommand {
 
             let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
             trainer.stopAtStep = stopAtStep
-            let dataDigest = train.imagesSHA256 + "/" + train.labelsSHA256
+            if let recordSamples {
+                let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
+                trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
+            }
             let store = (root && !noCheckpoints) ? try CheckpointStore(directory: checkpointDir, keep: keep) : nil
             var lastMetrics = ""
             var checkpointSeconds: [Double] = []
@@ -165,7 +170,7 @@ struct Train: ParsableCommand {
                 let t0 = monotonicSeconds()
                 try trainer.synchronizeBuffers()
                 let metadata = try trainer.checkpointMetadata(extra: [
-                    ("train_data_sha256", dataDigest), ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
+                    ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
                 ])
                 guard let store else { return }
                 let bytes = try Safetensors.encode(trainer.checkpointTensors(), metadata: metadata)
@@ -197,9 +202,6 @@ struct Train: ParsableCommand {
                 if !root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
                 try bytes.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
                 let checkpoint = try Safetensors.decode(bytes, path: source)
-                if let stored = checkpoint.metadata["train_data_sha256"], stored != dataDigest {
-                    throw CheckpointError(source, "was trained on data with checksums \(stored); this run reads \(dataDigest)")
-                }
                 try trainer.restore(tensors: checkpoint.tensors, metadata: checkpoint.metadata, path: source)
                 lastMetrics = checkpoint.metadata["last_metrics"] ?? ""
                 if root {

@@ -1,0 +1,33 @@
+import ArgumentParser
+import Training
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a checkpoint: metadata, parameter count, tensors with shapes, and the checksum verdict.",
+        discussion: "Exits non-zero when the file is not a readable, intact digits checkpoint."
+    )
+
+    @Argument(help: "A .safetensors checkpoint written by digits train.")
+    var checkpoint: String
+
+    func run() throws {
+        try reportingErrors {
+            let (tensors, metadata) = try CheckpointStore.read(checkpoint)
+            print("checkpoint \(checkpoint)")
+            print("checksums: header and tensor bytes verified (tensor_sha256 \(metadata["tensor_sha256"] ?? "?"))")
+            print("")
+            let keys = metadata.keys.filter { $0 != "tensor_sha256" && $0 != "header_sha256" }.sorted()
+            let width = keys.map(\.count).max() ?? 0
+            for key in keys { print(pad(key, width, right: false) + "  " + (metadata[key] ?? "")) }
+            print("")
+            let parameters = tensors.filter { !$0.name.hasPrefix("optimizer.") && !$0.name.contains("running_") }
+            let count = parameters.reduce(0) { $0 + $1.values.count }
+            print("\(tensors.count) tensors, \(count) trainable parameters")
+            let nameWidth = tensors.map(\.name.count).max() ?? 0
+            for t in tensors {
+                print("  " + pad(t.name, nameWidth, right: false) + "  F32 " + pad("[" + t.shape.map(String.init).joined(separator: ", ") + "]", 18, right: false)
+                      + pad(String(t.values.count), 9))
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Datasets
+import Foundation
+import NeuralNet
+import Testing
+@testable import Training
+
+@Suite struct CheckpointTests {
+    static let model = "conv4k3p1-bn-relu-pool2-flatten-drop0.2-dense10"
+
+    func trainer(epochs: Int = 2, maxSteps: Int? = nil) throws -> Trainer {
+        let config = TrainingConfiguration(model: try ModelSpec(parsing: Self.model), epochs: epochs, batchSize: 16,
+                                           optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), learningRate: 1e-3,
+                                           schedule: .cosine, seed: 4, maxSteps: maxSteps)
+        return try Trainer(configuration: config, train: DataParallelTests.synthetic)
+    }
+
+    func checkpointBytes(_ t: Trainer) throws -> [UInt8] {
+        try Safetensors.encode(t.checkpointTensors(), metadata: t.checkpointMetadata(extra: [("last_metrics", "{}")]))
+    }
+
+    @Test func everyTensorAndFieldRoundTripsAndResumeIsBitIdentical() throws {
+        let uninterrupted = try trainer()
+        while !uninterrupted.isFinished { _ = try uninterrupted.runEpoch() }
+
+        let first = try trainer()
+        first.stopAtStep = 50   // inside epoch 2 (37 steps per epoch)
+        while !first.isFinished { _ = try first.runEpoch() }
+        let bytes = try checkpointBytes(first)
+        let decoded = try Safetensors.decode(bytes, path: "mem")
+        let original = first.checkpointTensors()
+        #expect(decoded.tensors.count == original.count)
+        for t in original {
+            let back = try #require(decoded.tensors.first { $0.name == t.name })
+            #expect(back.shape == t.shape && back.values.map(\.bitPattern) == t.values.map(\.bitPattern))
+        }
+        #expect(decoded.metadata["global_step"] == "50" && decoded.metadata["epoch"] == "1" && decoded.metadata["step_in_epoch"] == "13")
+        #expect(decoded.metadata["model"] == Self.model && decoded.metadata["config.seed"] == "4")
+
+        let resumed = try trainer()
+        try resumed.restore(tensors: decoded.tensors, metadata: decoded.metadata, path: "mem")
+        #expect(resumed.globalStep == 50 && resumed.epoch == 1 && resumed.stepInEpoch == 13)
+        var lastResumed: EpochMetrics?
+        while !resumed.isFinished { lastResumed = try resumed.runEpoch() }
+        #expect(resumed.weightsDigest() == uninterrupted.weightsDigest())
+        #expect(resumed.optimizer.stepCount == uninterrupted.optimizer.stepCount)
+        #expect(lastResumed?.trainLoss != nil)
+    }
+
+    @Test func aCheckpointOfAnotherModelOrDataIsRefused() throws {
+        let t = try trainer()
+        _ = try t.runEpoch(stepLimit: 3)
+        var decoded = try Safetensors.decode(try checkpointBytes(t), path: "mem")
+        let other = try Trainer(configuration: TrainingConfiguration(model: try ModelSpec.named("lenet5"), batchSize: 16, seed: 4),
+                                train: DataParallelTests.synthetic)
+        #expect(throws: CheckpointError.self) { try other.restore(tensors: decoded.tensors, metadata: decoded.metadata, path: "mem") }
+        decoded.metadata["train_data_sha256"] = "something/else"
+        let fresh = try trainer()
+        let error = #expect(throws: CheckpointError.self) { try fresh.restore(tensors: decoded.tensors, metadata: decoded.metadata, path: "x.safetensors") }
+        #expect(error?.description.contains("x.safetensors: was trained on data with checksums something/else") == true)
+    }
+}
+
+@Suite struct BadCheckpointTests {
+    func good() throws -> (bytes: [UInt8], trainer: Trainer) {
+        let config = TrainingConfiguration(model: try ModelSpec(parsing: CheckpointTests.model), batchSize: 16, seed: 4)
+        let t = try Trainer(configuration: config, train: DataParallelTests.synthetic)
+        _ = try t.runEpoch(stepLimit: 2)
+        return (try Safetensors.encode(t.checkpointTensors(), metadata: t.checkpointMetadata(extra: [])), t)
+    }
+
+    func headerLength(_ bytes: [UInt8]) -> Int { (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) } }
+
+    /// Edits the header JSON and re-seals it with a valid header checksum (so only the edit is wrong).
+    func editHeader(_ bytes: [UInt8], _ edit: (inout [String: Any]) -> Void) throws -> [UInt8] {
+        let n = headerLength(bytes)
+        var header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as! [String: Any]
+        var meta = header["__metadata__"] as! [String: String]
+        meta["header_sha256"] = String(repeating: "0", count: 64)
+        header["__metadata__"] = meta
+        edit(&header)
+        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        return try Safetensors.assemble(header: [UInt8](json), data: Array(bytes[(8 + n)...]))
+    }
+
+    func problem(_ bytes: [UInt8], restoreInto trainer: Trainer? = nil) -> String? {
+        do {
+            let d = try Safetensors.decode(bytes, path: "ck.safetensors")
+            try trainer?.restore(tensors: d.tensors, metadata: d.metadata, path: "ck.safetensors")
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func truncatedFile() throws {
+        let (bytes, _) = try good()
+        #expect(problem(Array(bytes.dropLast(100)))?.contains("truncated") == true)
+        #expect(problem(Array(bytes.prefix(5)))?.contains("truncated") == true)
+        #expect(problem(Array(bytes.prefix(headerLength(bytes) / 2)))?.contains("truncated") == true)
+    }
+
+    @Test func flippedBitInTensorBytes() throws {
+        var (bytes, _) = try good()
+        bytes[bytes.count - 7] ^= 0x10
+        #expect(problem(bytes)?.contains("tensor checksum mismatch") == true)
+    }
+
+    @Test func flippedBitInTheHeader() throws {
+        let (bytes, _) = try good()
+        // Flip a bit inside a metadata value (a digit of global_step), keeping the JSON valid.
+        let text = Array("\"global_step\":\"2\"".utf8)
+        let at = try #require(Safetensors.find(text, in: bytes))
+        var flipped = bytes
+        flipped[at + text.count - 2] ^= 0x01   // '2' -> '3'
+        #expect(problem(flipped)?.contains("header checksum mismatch") == true)
+        var broken = bytes
+        broken[12] ^= 0x40   // breaks the JSON itself
+        #expect(problem(broken) != nil)
+    }
+
+    @Test func absurdHeaderLength() throws {
+        var (bytes, _) = try good()
+        for i in 0..<8 { bytes[i] = 0 }
+        bytes[4] = 1   // 2^32 bytes
+        #expect(problem(bytes)?.contains("absurd") == true)
+        var pastEnd = try good().bytes
+        let n = UInt64(pastEnd.count)   // just past the end, under the limit
+        for i in 0..<8 { pastEnd[i] = UInt8((n >> (8 * UInt64(i))) & 0xff) }
+        #expect(problem(pastEnd)?.contains("truncated") == true)
+    }
+
+    @Test func wrongDtype() throws {
+        let (bytes, _) = try good()
+        let edited = try editHeader(bytes) { header in
+            var entry = header["layers.0.bias"] as! [String: Any]
+            entry["dtype"] = "F16"
+            header["layers.0.bias"] = entry
+        }
+        #expect(problem(edited)?.contains("tensor layers.0.bias has dtype F16") == true)
+    }
+
+    @Test func missingTensor() throws {
+        let (bytes, trainer) = try good()
+        let edited = try editHeader(bytes) { header in header["layers.1.running_var"] = nil }
+        #expect(problem(edited, restoreInto: trainer)?.contains("tensor layers.1.running_var is missing") == true)
+    }
+
+    @Test func shapeThatDisagreesWithTheModel() throws {
+        let (bytes, trainer) = try good()
+        // layers.0.weight is [4, 1, 3, 3]: claim [2, 2, 3, 3] (same byte count).
+        let edited = try editHeader(bytes) { header in
+            var entry = header["layers.0.weight"] as! [String: Any]
+            entry["shape"] = [2, 2, 3, 3]
+            header["layers.0.weight"] = entry
+        }
+        #expect(problem(edited, restoreInto: trainer)?.contains("tensor layers.0.weight has shape [2, 2, 3, 3], the model needs [4, 1, 3, 3]") == true)
+    }
+
+    @Test func anotherFormatVersion() throws {
+        let (bytes, _) = try good()
+        let edited = try editHeader(bytes) { header in
+            var meta = header["__metadata__"] as! [String: String]
+            meta["format_version"] = "2"
+            header["__metadata__"] = meta
+        }
+        let dir = ScratchDir()
+        let path = dir.path + "/v2.safetensors"
+        FileManager.default.createFile(atPath: path, contents: Data(edited))
+        let error = #expect(throws: CheckpointError.self) { try CheckpointStore.read(path) }
+        #expect(error?.description == "\(path): format version 2; this digits reads version 1")
+    }
+
+    @Test func newestCorruptFallsBackToThePreviousGoodOneAndTemporaryFilesAreIgnored() throws {
+        let dir = ScratchDir()
+        let store = try CheckpointStore(directory: dir.path, keep: 5)
+        let (bytes, _) = try good()
+        try store.save(bytes, step: 10)
+        var corrupt = bytes
+        corrupt[corrupt.count - 3] ^= 1
+        try store.save(corrupt, step: 20)
+        // A write that died before its rename leaves only a temporary file.
+        FileManager.default.createFile(atPath: dir.path + "/.tmp-999-step-00000030.safetensors", contents: Data(bytes.prefix(100)))
+        let found = try #require(store.newestGood())
+        #expect(found.path.hasSuffix("step-00000010.safetensors"))
+        #expect(found.warnings.count == 1 && found.warnings[0].contains("step-00000020.safetensors: tensor checksum mismatch"))
+        #expect(store.checkpoints().count == 2)
+    }
+
+    @Test func keepsOnlyTheNewestK() throws {
+        let dir = ScratchDir()
+        let store = try CheckpointStore(directory: dir.path, keep: 2)
+        let (bytes, _) = try good()
+        for step in [5, 10, 15, 20] { try store.save(bytes, step: step) }
+        #expect(store.checkpoints().map { ($0 as NSString).lastPathComponent } == ["step-00000020.safetensors", "step-00000015.safetensors"])
+        #expect(try String(contentsOfFile: dir.path + "/latest", encoding: .utf8) == "step-00000020.safetensors\n")
+    }
+}
+
+final class ScratchDir {
+    let path = NSTemporaryDirectory() + "digits-ck-" + UUID().uuidString
+    init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
