@@ -97,5 +97,98 @@ elif [ $(( $(date +%s) - start )) -le 10 ] && grep -q "rank 1 differs from rank 
   pass "a rank with a different --model stops all ranks in $(( $(date +%s) - start )) s, naming rank 1 and the model"
 else fail "mismatch message or time ($(( $(date +%s) - start )) s)" "$work/mismatch"; fi
 
+# --- Checkpoints and resume under mpirun -np 2 (468 steps per epoch; checkpoints every 100 steps).
+ck=(--model "$bnnet" --epochs 3 --checkpoint-every 100)
+train=("$bin/digits" train --data-dir data/mnist --progress never)
+if mpirun -np 2 "${train[@]}" "${ck[@]}" --checkpoint-dir "$work/ck-full" --metrics-out "$work/full.jsonl" --digest > "$work/full" 2>&1 \
+   && mpirun -np 2 "${train[@]}" "${ck[@]}" --checkpoint-dir "$work/ck-cut" --metrics-out "$work/cut.jsonl" --stop-at-step 468 > "$work/cut1" 2>&1 \
+   && mpirun -np 2 "${train[@]}" "${ck[@]}" --checkpoint-dir "$work/ck-cut" --metrics-out "$work/cut.jsonl" --stop-at-step 700 --resume > "$work/cut2" 2>&1 \
+   && mpirun -np 2 "${train[@]}" "${ck[@]}" --checkpoint-dir "$work/ck-cut" --metrics-out "$work/cut.jsonl" --resume --digest > "$work/cut3" 2>&1 \
+   && [ "$(grep -m1 'weights sha256' "$work/full" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/cut3" | awk '{ print $5 }')" ] \
+   && diff <(sed -E 's/"(images_per_second|seconds|[a-z_]*_seconds)":[0-9.e+-]+//g' "$work/full.jsonl") \
+           <(sed -E 's/"(images_per_second|seconds|[a-z_]*_seconds)":[0-9.e+-]+//g' "$work/cut.jsonl") > /dev/null; then
+  pass "mpirun -np 2: 3 epochs = stopped after epoch 1 and at step 700, resumed twice (same weights SHA-256, same metrics lines)"
+else fail "resumed run differs from the uninterrupted one" "$work/cut3"; diff "$work/full.jsonl" "$work/cut.jsonl" | head -5; fi
+
+if [ -f "$work/ck-cut/latest" ] && "$bin/digits" inspect "$work/ck-cut/$(cat "$work/ck-cut/latest")" > "$work/inspect-ck" 2>&1 \
+   && grep -q "verified" "$work/inspect-ck" && grep -q "world_size  *2" "$work/inspect-ck"; then
+  pass "digits inspect: metadata, tensors and a verified checksum"
+else fail "digits inspect on a good checkpoint" "$work/inspect-ck"; fi
+
+if python3 -c "import safetensors, numpy" 2>/dev/null; then
+  if python3 scripts/check-safetensors.py "$work/ck-cut/$(cat "$work/ck-cut/latest")" > "$work/py" 2>&1; then
+    pass "safetensors.numpy.load_file reads a checkpoint with the right names and shapes ($(grep -o '[0-9]* tensors' "$work/py"))"
+  else fail "Python safetensors check" "$work/py"; fi
+else
+  echo "skip Python safetensors check: python3 lacks safetensors or numpy (.ci/run installs them)"
+fi
+
+# Bad checkpoints through the command line: a sentence, non-zero exit, nothing overwritten.
+cp -r "$work/ck-cut" "$work/ck-bad"
+newest="$work/ck-bad/$(cat "$work/ck-bad/latest")"
+printf '\x01' | dd of="$newest" bs=1 seek=$(( $(stat -c %s "$newest") - 10 )) conv=notrunc 2>/dev/null
+before="$(cd "$work/ck-bad" && sha256sum * | sha256sum)"
+if "$bin/digits" train --data-dir data/mnist --model "$bnnet" --epochs 3 --checkpoint-every 100 --checkpoint-dir "$work/ck-other" \
+     --resume "$newest" > "$work/bad-resume" 2>&1; then
+  fail "resuming from a corrupt file succeeded" "$work/bad-resume"
+elif grep -q "$newest: tensor checksum mismatch" "$work/bad-resume" && "$bin/digits" inspect "$newest" > /dev/null 2>&1; then
+  fail "inspect accepted a corrupt checkpoint" "$work/bad-resume"
+elif grep -q "$newest: tensor checksum mismatch" "$work/bad-resume" && [ "$before" = "$(cd "$work/ck-bad" && sha256sum * | sha256sum)" ]; then
+  pass "a corrupt checkpoint: named with the problem, non-zero exit (train --resume and inspect), nothing overwritten"
+else fail "corrupt checkpoint message" "$work/bad-resume"; fi
+
+# Resuming from the directory when the newest is corrupt: the previous good one, with a warning.
+# (ck-cut holds steps 1300, 1400 and 1404, the end of epoch 3; 1404 was damaged above.)
+if mpirun -np 2 "${train[@]}" "${ck[@]}" --checkpoint-dir "$work/ck-bad" --resume > "$work/fallback" 2>&1 \
+   && grep -q "warning: skipping .*step-00001404.safetensors: tensor checksum mismatch" "$work/fallback" \
+   && grep -q "resumed from .*step-00001400" "$work/fallback" && grep -qE "^ +3 " "$work/fallback"; then
+  pass "the newest checkpoint corrupt: --resume falls back to the previous good one, with a warning"
+else fail "fallback to the previous checkpoint" "$work/fallback"; fi
+
+# Crash test: kill -9 a rank at random moments (the job dies with it), resume each time.
+crash_ok=0; crash_runs=6; lost_max=0
+rm -rf "$work/ck-crash"; mkdir -p "$work/ck-crash"
+for run in $(seq $crash_runs); do
+  rm -f "$work/crash.samples".*
+  mpirun -np 2 "${train[@]}" --model reference --epochs 1 --no-eval --checkpoint-every 5 --keep 2 \
+    --checkpoint-dir "$work/ck-crash" --record-samples "$work/crash.samples" $( [ -f "$work/ck-crash/latest" ] && echo --resume ) \
+    > "$work/crash$run" 2>&1 &
+  job=$!
+  sleep "$(awk -v s="$run" 'BEGIN { srand(s * 7919); printf "%.2f", 2 + rand() * 3 }')"
+  victim=$(pgrep -f "^[^ ]*digits train --data-dir data/mnist --progress never --model reference" | shuf -n1 --random-source=<(yes $run))
+  [ -n "$victim" ] && kill -9 "$victim"
+  wait "$job" 2>/dev/null || true
+  reached=$(( $(cat "$work/crash.samples.rank0" 2>/dev/null | wc -l) ))
+  # Every file that looks like a checkpoint must verify; temporary files may remain and are ignored.
+  good=1
+  for f in "$work"/ck-crash/step-*.safetensors; do [ -e "$f" ] || continue; "$bin/digits" inspect "$f" > /dev/null 2>&1 || good=0; done
+  newest_step=$(sed -nE 's/step-0*([0-9]+)\.safetensors/\1/p' "$work/ck-crash/latest" 2>/dev/null || echo 0)
+  start_step=$(sed -nE 's/.*resumed from .*step-0*([0-9]+)\.safetensors.*/\1/p' "$work/crash$run"); start_step=${start_step:-0}
+  lost=$(( start_step + reached - ${newest_step:-0} ))
+  [ "$lost" -gt "$lost_max" ] && lost_max=$lost
+  if [ "$good" = 1 ] && [ -n "$newest_step" ] && [ "$lost" -le 6 ]; then crash_ok=$((crash_ok + 1)); fi
+done
+if [ "$crash_ok" -eq "$crash_runs" ] && mpirun -np 2 "${train[@]}" --model reference --epochs 1 --no-eval --checkpoint-every 5 --keep 2 \
+     --checkpoint-dir "$work/ck-crash" --resume --stop-at-step $(( newest_step + 3 )) > "$work/crash-final" 2>&1; then
+  pass "crash test: $crash_runs runs killed with kill -9 at random moments; every checkpoint intact, every --resume worked, at most $lost_max steps lost (checkpoint every 5)"
+else fail "crash test ($crash_ok of $crash_runs good, lost up to $lost_max)" "$work/crash-final"; fi
+
+# A 2-rank checkpoint inside epoch 1, resumed on 1 and on 3 ranks: the epoch finishes and no sample is used twice in it.
+rm -f "$work"/resize*.samples.*
+if mpirun -np 2 "${train[@]}" --model "$bnnet" --epochs 2 --no-eval --checkpoint-every 100 --checkpoint-dir "$work/ck-resize" \
+     --stop-at-step 200 --record-samples "$work/resize-a.samples" > "$work/resize0" 2>&1; then
+  for np in 1 3; do
+    rm -rf "$work/ck-resize$np"; cp -r "$work/ck-resize" "$work/ck-resize$np"
+    if mpirun -np "$np" "${train[@]}" --model "$bnnet" --epochs 2 --no-eval --checkpoint-every 100 --checkpoint-dir "$work/ck-resize$np" \
+         --resume --record-samples "$work/resize-$np.samples" > "$work/resize$np" 2>&1; then
+      used=$(cat "$work"/resize-a.samples.* "$work"/resize-$np.samples.* | awk '$1 == 0 { for (i = 2; i <= NF; i++) print $i }' | sort -n)
+      total=$(wc -l <<<"$used"); twice=$(uniq -d <<<"$used" | wc -l)
+      if [ "$twice" -eq 0 ] && [ "$total" -gt 59000 ] && grep -q "^ *2 " "$work/resize$np"; then
+        pass "2-rank checkpoint at step 200 resumed on $np rank(s): ran to the end; epoch 1 used $total distinct samples, none twice"
+      else fail "resume on $np ranks: $total samples in epoch 1, $twice used twice" "$work/resize$np"; fi
+    else fail "resume on $np ranks failed" "$work/resize$np"; fi
+  done
+else fail "2-rank run for the resize test" "$work/resize0"; fi
+
 echo "scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
