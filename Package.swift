@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
         .target(name: "NeuralNet", dependencies: ["CBLAS", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
-        .target(name: "ImageIO", dependencies: ["CZlib"]),
+        .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
         .target(name: "Collective", dependencies: ["CMPI"]),
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
 
@@ -45,5 +45,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective", "Augmentation"]),
         .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
         .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "ImageIO", "CZlib"]),
+        .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Training", "Datasets"]),
     ]
 )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy (default: data throughput scaling)
+#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation
+#                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
 set -euo pipefail
@@ -119,17 +120,43 @@ bench_accuracy() {
   run default 2
   run reference 10
   run default 10
-  if [ -n "${BENCH_MPI_ACCURACY:-1}" ]; then
-    export OMPI_MCA_rmaps_base_oversubscribe=1
-    if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-    local log="$out/accuracy-default-2-mpi2.jsonl" t0 t1
-    t0=$(date +%s.%N)
-    OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "$bin" train --model default --epochs 2 --threads 1 --progress never --metrics-out "$log" > "$log.txt"
-    t1=$(date +%s.%N)
-    echo "| default, mpirun -np 2 x 1 thread | batch 64 per rank (128 global) | 2 | $(tail -1 "$log" | field test_accuracy | awk '{ printf "%.2f%%", 100 * $1 }') | $(field test_accuracy < "$log" | sort -g | tail -1 | awk '{ printf "%.2f%%", 100 * $1 }') | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') |"
-  fi
   echo
   echo "(recipe: digits train defaults unless shown: adam, lr 2e-3, one-cycle, batch 64)"
+}
+
+# Trains `default` under mpirun -np 2 and reports test accuracy per run (the data-parallel target).
+mpi_run() { # label epochs log-name train-args…
+  local label="$1" epochs="$2" name="$3"; shift 3
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  local log="$out/$name.jsonl" t0 t1
+  rm -f "$log"
+  t0=$(date +%s.%N)
+  OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "$bin" train --model default --epochs "$epochs" --threads 1 \
+    --progress never --no-checkpoints --metrics-out "$log" "$@" > "$log.txt"
+  t1=$(date +%s.%N)
+  echo "| $label | $epochs | $(tail -1 "$log" | field test_accuracy | awk '{ printf "%.2f%%", 100 * $1 }') | $(field test_accuracy < "$log" | sort -g | tail -1 | awk '{ printf "%.2f%%", 100 * $1 }') | $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') |"
+}
+
+bench_mpi_accuracy() {
+  echo "### \`default\` under mpirun -np 2 x 1 thread (batch 64 per rank, 128 global; adam, lr 2e-3, one-cycle)"
+  echo
+  echo "| run | epochs | final test accuracy | best epoch | wall seconds |"
+  echo "| --- | --- | --- | --- | --- |"
+  mpi_run "no augmentation" 2 mpi-default-2
+  echo
+}
+
+bench_augmentation() {
+  local epochs="${BENCH_AUG_EPOCHS:-20}"
+  echo "### Augmentation: \`default\`, mpirun -np 2 x 1 thread, $epochs epochs, the same schedule (adam, lr 2e-3, one-cycle, batch 64 per rank)"
+  echo
+  echo "| run | epochs | final test accuracy | best epoch | wall seconds |"
+  echo "| --- | --- | --- | --- | --- |"
+  mpi_run "--augment default (rotation ±10°, scale ±10%, shift ±2 px)" "$epochs" aug-default --augment default
+  mpi_run "--augment none" "$epochs" aug-none --augment none
+  mpi_run "--augment default --elastic 34,4" "$epochs" aug-elastic --augment default --elastic 34,4
+  echo
 }
 
 for s in "${sections[@]}"; do
@@ -138,6 +165,8 @@ for s in "${sections[@]}"; do
     throughput) bench_throughput ;;
     accuracy) bench_accuracy ;;
     scaling) bench_scaling ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy)" >&2; exit 2 ;;
+    mpi-accuracy) bench_mpi_accuracy ;;
+    augmentation) bench_augmentation ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation)" >&2; exit 2 ;;
   esac
 done

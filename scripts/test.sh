@@ -190,5 +190,44 @@ if mpirun -np 2 "${train[@]}" --model "$bnnet" --epochs 2 --no-eval --checkpoint
   done
 else fail "2-rank run for the resize test" "$work/resize0"; fi
 
+# --- Using a trained model: evaluate, predict people's images, report.
+model_ck="$work/ck-full/$(cat "$work/ck-full/latest" 2>/dev/null)"
+if "$bin/digits" evaluate --data-dir data/mnist --checkpoint "$model_ck" --misclassified "$work/misses.png" > "$work/eval1" 2>&1 \
+   && mpirun -np 2 "$bin/digits" evaluate --data-dir data/mnist --checkpoint "$model_ck" > "$work/eval2" 2>&1 \
+   && [ "$(grep -m1 'test images: accuracy' "$work/eval1")" = "$(grep -m1 'test images: accuracy' "$work/eval2")" ] \
+   && [ "$(awk '/^confusion/ { on = 1; next } on && NF == 11 { for (i = 2; i <= 11; i++) s += $i } END { print s }' "$work/eval1")" = 10000 ] \
+   && [ "$(head -c 8 "$work/misses.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]; then
+  pass "evaluate: $(grep -m1 -o 'accuracy [0-9.]*%' "$work/eval1") on 1 and 2 ranks alike, confusion matrix sums to 10000, misclassified grid written"
+else fail "evaluate" "$work/eval1"; cat "$work/eval2" | tail -3; fi
+
+"$bin/digits" sample-images --data-dir data/mnist --count 100 --scale 3 --out "$work/digits" > /dev/null 2>&1 || true
+if "$bin/digits" predict --checkpoint "$model_ck" --json "$work/digits" > "$work/predict" 2> "$work/predict.err" \
+   && "$bin/digits" evaluate --data-dir data/mnist --checkpoint "$model_ck" --limit 100 --json > "$work/eval100" 2>&1; then
+  right=$(python3 -c "
+import json, re, sys
+n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    n += r['digit'] == int(re.search(r'label-(\\d)', r['file']).group(1))
+print(n)" "$work/predict")
+  expected=$(python3 -c "import json, sys; print(round(100 * json.load(open(sys.argv[1]))['accuracy']))" "$work/eval100")
+  if [ "$(wc -l < "$work/predict")" -eq 100 ] && [ $(( right - expected )) -le 1 ] && [ $(( expected - right )) -le 1 ]; then
+    pass "predict on MNIST test images 0-99 drawn dark on light at 3x: $right/100 right; evaluate on the same 100: $expected/100"
+  else fail "predict $right/100 vs evaluate $expected/100" "$work/predict"; fi
+else fail "predict on sample images" "$work/predict.err"; fi
+
+printf 'not a png' > "$work/digits/zz-bad.png"
+if "$bin/digits" predict --checkpoint "$model_ck" "$work/digits/digit-00000-label-7.png" "$work/digits/zz-bad.png" \
+     "$work/digits/digit-00001-label-2.png" > "$work/predict-bad" 2>&1; then
+  fail "predict succeeded with a bad file among good ones" "$work/predict-bad"
+elif [ "$(grep -c 'digit-0000[01]' "$work/predict-bad")" -eq 2 ] && grep -q "zz-bad.png: not a PNG file" "$work/predict-bad"; then
+  pass "predict: one bad file is reported, the others are still read, exit status 1"
+else fail "predict with a bad file" "$work/predict-bad"; fi
+
+if "$bin/digits" report "$work/full.jsonl" --out "$work/report.svg" > /dev/null 2>&1 && grep -q "<polyline" "$work/report.svg" \
+   && python3 -c "import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])" "$work/report.svg"; then
+  pass "report: an SVG with loss and accuracy curves and the time breakdown (well-formed XML)"
+else fail "report" "$work/report.svg"; fi
+
 echo "scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

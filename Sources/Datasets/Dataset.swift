@@ -127,6 +127,19 @@ public struct Dataset: Sendable {
                        imagesSHA256: imageInfo.sha256, labelsSHA256: labelInfo.sha256)
     }
 
+    /// The records whose global id passes `include` (in the same order, with the same ids).
+    public func keeping(_ include: (Int) -> Bool) -> Dataset {
+        var images = [UInt8](), labels = [UInt8](), ids = [Int32]()
+        for (slot, id) in self.ids.enumerated() where include(Int(id)) {
+            images += self.images[(slot * pixelsPerImage)..<((slot + 1) * pixelsPerImage)]
+            labels.append(self.labels[slot])
+            ids.append(id)
+        }
+        return Dataset(images: images, labels: labels, ids: ids, height: height, width: width, classCount: classCount,
+                       totalCount: totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
+                       imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256)
+    }
+
     /// How many records carry each label.
     public func classCounts() -> [Int] {
         var counts = [Int](repeating: 0, count: classCount)

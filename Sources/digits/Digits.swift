@@ -22,7 +22,7 @@ struct Digits: ParsableCommand {
         commandName: "digits",
         abstract: "Train a convolutional network on handwritten digits (MNIST), alone or data-parallel under mpirun.",
         version: digitsVersion,
-        subcommands: [Train.self, Bench.self, Inspect.self, InspectData.self, AugmentPreview.self]
+        subcommands: [Train.self, Evaluate.self, Predict.self, Report.self, Bench.self, Inspect.self, InspectData.self, AugmentPreview.self, SampleImages.self]
     )
 }
 

@@ -79,6 +79,8 @@ struct Train: ParsableCommand {
     var stopAtStep: Int?
     @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
     var metricsOut: String?
+    @Option(help: "At the end, draw this run's curves and time breakdown into this SVG file (needs --metrics-out).")
+    var report: String?
     @Flag(help: "Skip evaluating on the test set after each epoch.")
     var noEval = false
     @Flag(help: "At the end, every rank prints the SHA-256 of its weights (to compare ranks and runs).")
@@ -96,6 +98,7 @@ struct Train: ParsableCommand {
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
+        if report != nil && metricsOut == nil { throw ValidationError("--report draws from --metrics-out; give both") }
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
         if keep < 1 { throw ValidationError("--keep must be at least 1") }
         if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1") }
@@ -244,8 +247,9 @@ struct Train: ParsableCommand {
                                  + String(repeating: ".", count: width - filled) + "] \(done)/\(total)")
                 }
                 if interactive { clearProgress() }
-                guard trainer.atEpochBoundary else {
-                    // Stopped inside the epoch (--stop-at-step, --max-steps): keep the place.
+                let reachedMaxSteps = maxSteps.map { trainer.globalStep >= $0 } ?? false
+                guard trainer.atEpochBoundary || reachedMaxSteps else {
+                    // Interrupted inside the epoch (--stop-at-step): keep the place.
                     try saveCheckpoint()
                     if root { print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written")) }
                     break
@@ -273,6 +277,10 @@ struct Train: ParsableCommand {
                                                   part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
                       + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
                 try metricsFile?.write(metrics.jsonLine)
+            }
+            if root, let report, let metricsOut {
+                try writeReport(try readMetricsLines(metricsOut), source: metricsOut, to: report)
+                print("wrote \(report)")
             }
             if root, !checkpointSeconds.isEmpty {
                 let sorted = checkpointSeconds.sorted()

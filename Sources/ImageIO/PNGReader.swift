@@ -1,0 +1,63 @@
+import CPNG
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A user's image, as grey values in 0...1 where 1 is white (paper) and 0 black, after
+/// compositing any transparency over white paper.
+public struct GreyImage: Sendable {
+    public let width: Int
+    public let height: Int
+    public var values: [Float]
+
+    public init(width: Int, height: Int, values: [Float]) {
+        self.width = width
+        self.height = height
+        self.values = values
+    }
+}
+
+public enum PNGReader {
+    /// Images larger than this are refused before their pixels are allocated.
+    public static let maximumPixels = 40_000_000
+
+    /// Reads a PNG file of any colour type and bit depth (through libpng).
+    public static func readGrey(_ path: String) throws -> GreyImage {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw ImageIOError("\(path): no such file") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImageIOError("\(path): not a regular file") }
+        // The signature first, so a JPEG or a text file gets a plain answer.
+        guard let file = fopen(path, "rb") else { throw ImageIOError("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        var signature = [UInt8](repeating: 0, count: 8)
+        let got = fread(&signature, 1, 8, file)
+        fclose(file)
+        guard got == 8, signature == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
+            throw ImageIOError("\(path): not a PNG file" + (got < 8 ? " (only \(got) bytes)" : ""))
+        }
+        var width: UInt32 = 0, height: UInt32 = 0
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var message = [CChar](repeating: 0, count: 256)
+        let status = cpng_read_rgba(path, UInt(maximumPixels), &width, &height, &pixels, &message, 256)
+        defer { free(pixels) }
+        switch status {
+        case 0: break
+        case 2:
+            throw ImageIOError("\(path): \(width)x\(height) pixels is more than the \(maximumPixels / 1_000_000)-megapixel limit; refusing to allocate")
+        default:
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw ImageIOError("\(path): truncated or corrupt PNG (libpng: \(text))")
+        }
+        guard let pixels else { throw ImageIOError("\(path): libpng returned no pixels") }
+        let count = Int(width) * Int(height)
+        var values = [Float](repeating: 1, count: count)
+        for i in 0..<count {
+            let r = Float(pixels[4 * i]), g = Float(pixels[4 * i + 1]), b = Float(pixels[4 * i + 2])
+            let a = Float(pixels[4 * i + 3]) / 255
+            let luminance = (0.299 * r + 0.587 * g + 0.114 * b) / 255
+            values[i] = a * luminance + (1 - a)   // over white paper
+        }
+        return GreyImage(width: Int(width), height: Int(height), values: values)
+    }
+}

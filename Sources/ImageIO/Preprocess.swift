@@ -1,0 +1,74 @@
+/// Turns a photo or scan of one digit into an MNIST-like 28x28 input, the way MNIST was made
+/// (LeCun et al.): light ink on black, the ink's bounding box scaled so its longer side is 20
+/// pixels (aspect kept, area averaging), placed in 28x28 with its centre of mass at the centre.
+public enum DigitPreprocessor {
+    public struct Result: Sendable {
+        /// (28, 28) values 0...255, ink bright.
+        public var pixels: [Float]
+        /// True when the image was dark ink on light paper (and was inverted).
+        public var inverted: Bool
+    }
+
+    /// - Throws: when the image has no ink (nothing differs enough from the background).
+    public static func prepare(_ image: GreyImage, path: String) throws -> Result {
+        let w = image.width, h = image.height
+        // Polarity: the border is paper. Light border -> dark ink on light paper -> invert.
+        var borderSum: Float = 0, borderCount = 0
+        for x in 0..<w { borderSum += image.values[x] + image.values[(h - 1) * w + x]; borderCount += 2 }
+        for y in 0..<h { borderSum += image.values[y * w] + image.values[y * w + w - 1]; borderCount += 2 }
+        let border = borderSum / Float(max(1, borderCount))
+        let inverted = border > 0.5
+        var ink = image.values.map { inverted ? 1 - $0 : $0 }
+        // Background level and contrast: ink is what stands clearly above the paper.
+        let background = inverted ? 1 - border : border
+        let peak = ink.max() ?? 0
+        let contrast = peak - background
+        guard contrast > 0.15 else {
+            throw ImageIOError("\(path): no ink found (the image is blank or nearly uniform); nothing to read")
+        }
+        for i in 0..<ink.count { ink[i] = max(0, min(1, (ink[i] - background) / contrast)) }
+        // Bounding box of clear ink.
+        var minX = w, minY = h, maxX = -1, maxY = -1
+        for y in 0..<h { for x in 0..<w where ink[y * w + x] > 0.25 {
+            minX = min(minX, x); maxX = max(maxX, x); minY = min(minY, y); maxY = max(maxY, y)
+        } }
+        guard maxX >= 0 else { throw ImageIOError("\(path): no ink found; nothing to read") }
+        let boxW = maxX - minX + 1, boxH = maxY - minY + 1
+        let scale = 20 / Float(max(boxW, boxH))
+        let outW = max(1, Int((Float(boxW) * scale).rounded())), outH = max(1, Int((Float(boxH) * scale).rounded()))
+        // Area averaging: each output pixel is the mean of the source area it covers.
+        var small = [Float](repeating: 0, count: outW * outH)
+        let sx = Float(boxW) / Float(outW), sy = Float(boxH) / Float(outH)
+        for oy in 0..<outH {
+            let y0 = Float(oy) * sy, y1 = y0 + sy
+            for ox in 0..<outW {
+                let x0 = Float(ox) * sx, x1 = x0 + sx
+                var sum: Float = 0, area: Float = 0
+                var iy = Int(y0)
+                while Float(iy) < y1 && iy < boxH {
+                    let wy = min(y1, Float(iy + 1)) - max(y0, Float(iy))
+                    var ix = Int(x0)
+                    while Float(ix) < x1 && ix < boxW {
+                        let wx = min(x1, Float(ix + 1)) - max(x0, Float(ix))
+                        sum += wx * wy * ink[(minY + iy) * w + minX + ix]
+                        area += wx * wy
+                        ix += 1
+                    }
+                    iy += 1
+                }
+                small[oy * outW + ox] = area > 0 ? sum / area : 0
+            }
+        }
+        // Centre of mass of the 20-pixel box -> the centre of the 28x28 field.
+        var mass: Float = 0, cx: Float = 0, cy: Float = 0
+        for y in 0..<outH { for x in 0..<outW { let v = small[y * outW + x]; mass += v; cx += v * Float(x); cy += v * Float(y) } }
+        cx /= max(mass, 1e-6); cy /= max(mass, 1e-6)
+        let offsetX = Int((13.5 - cx).rounded()), offsetY = Int((13.5 - cy).rounded())
+        var pixels = [Float](repeating: 0, count: 784)
+        for y in 0..<outH { for x in 0..<outW {
+            let tx = x + offsetX, ty = y + offsetY
+            if tx >= 0 && tx < 28 && ty >= 0 && ty < 28 { pixels[ty * 28 + tx] = small[y * outW + x] * 255 }
+        } }
+        return Result(pixels: pixels, inverted: inverted)
+    }
+}

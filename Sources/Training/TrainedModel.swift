@@ -1,0 +1,102 @@
+import Datasets
+import NeuralNet
+
+/// A trained network read back from a checkpoint, for evaluation and prediction.
+public struct TrainedModel {
+    public let network: Network
+    public let metadata: [String: String]
+    public let path: String
+
+    /// Reads, verifies and rebuilds the model a checkpoint describes.
+    public init(checkpoint path: String) throws {
+        let (tensors, metadata) = try CheckpointStore.read(path)
+        guard let text = metadata["model"] else { throw CheckpointError(path, "metadata has no model spec") }
+        let spec: ModelSpec
+        do { spec = try ModelSpec(parsing: text) } catch { throw CheckpointError(path, "\(error)") }
+        let network = Network(spec: spec, seed: 0)
+        var byName = [String: StoredTensor]()
+        for t in tensors { byName[t.name] = t }
+        let store = network.store
+        for (entries, base) in [(store.parameterEntries, store.parameters), (store.bufferEntries, store.buffers)] {
+            for e in entries {
+                guard let t = byName[e.name] else { throw CheckpointError(path, "tensor \(e.name) is missing") }
+                guard t.shape == e.shape else { throw CheckpointError(path, "tensor \(e.name) has shape \(t.shape), the model needs \(e.shape)") }
+                t.values.withUnsafeBufferPointer { (base + e.slice.offset).update(from: $0.baseAddress!, count: $0.count) }
+            }
+        }
+        self.network = network
+        self.metadata = metadata
+        self.path = path
+    }
+
+    /// Softmax probabilities for a batch of normalised inputs (N, 1, 28, 28); (N, 10) row-major.
+    public func probabilities(_ input: UnsafeMutablePointer<Float>, batch: Int) -> [[Float]] {
+        let logits = network.forward(input, batch: batch, context: PassContext(mode: .evaluation))
+        return (0..<batch).map { SoftmaxCrossEntropy.probabilities(logits + $0 * network.classes, classes: network.classes) }
+    }
+}
+
+/// The outcome of evaluating a model on a labelled set: counts that add up across ranks.
+public struct ClassificationReport: Sendable {
+    /// confusion[true][predicted]
+    public var confusion: [[Int]]
+    public var lossSum: Double
+    /// (global id, true label, predicted label, confidence) of every miss.
+    public var misses: [(id: Int, label: Int, predicted: Int, confidence: Float)]
+
+    public var count: Int { confusion.reduce(0) { $0 + $1.reduce(0, +) } }
+    public var correct: Int { (0..<confusion.count).reduce(0) { $0 + confusion[$1][$1] } }
+    public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
+    public var loss: Double { count > 0 ? lossSum / Double(count) : 0 }
+
+    public func precision(_ c: Int) -> Double {
+        let predicted = confusion.reduce(0) { $0 + $1[c] }
+        return predicted > 0 ? Double(confusion[c][c]) / Double(predicted) : 0
+    }
+
+    public func recall(_ c: Int) -> Double {
+        let actual = confusion[c].reduce(0, +)
+        return actual > 0 ? Double(confusion[c][c]) / Double(actual) : 0
+    }
+
+    /// Runs the model over every record of `dataset` in batches.
+    public static func run(_ model: TrainedModel, on dataset: Dataset, batchSize: Int = 500) -> ClassificationReport {
+        let classes = model.network.classes
+        var report = ClassificationReport(confusion: Array(repeating: Array(repeating: 0, count: classes), count: classes),
+                                          lossSum: 0, misses: [])
+        let assembler = BatchAssembler(dataset: dataset, capacity: batchSize)
+        var start = 0
+        while start < dataset.count {
+            let end = min(dataset.count, start + batchSize)
+            assembler.assemble(range: start..<end)
+            let probabilities = model.probabilities(assembler.input.pointer, batch: end - start)
+            for (offset, p) in probabilities.enumerated() {
+                let index = start + offset
+                let label = Int(dataset.labels[index])
+                var best = 0
+                for k in 1..<classes where p[k] > p[best] { best = k }
+                report.confusion[label][best] += 1
+                report.lossSum += -Double(max(p[label], 1e-30)).logarithm
+                if best != label { report.misses.append((Int(dataset.ids[index]), label, best, p[best])) }
+            }
+            start = end
+        }
+        return report
+    }
+}
+
+extension Double {
+    var logarithm: Double {
+        #if canImport(Glibc)
+        return Glibc.log(self)
+        #else
+        return Darwin.log(self)
+        #endif
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

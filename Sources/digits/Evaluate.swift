@@ -1,0 +1,114 @@
+import ArgumentParser
+import Collective
+import Datasets
+import ImageIO
+import NeuralNet
+import Training
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a checkpoint on the 10,000 MNIST test images: accuracy, loss, per-class precision and recall, confusion matrix.",
+        discussion: "Runs under mpirun too: the test set is split across ranks and the counts are summed."
+    )
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "The checkpoint to evaluate.") var checkpoint: String
+    @Flag(help: "Print the results as one JSON object.") var json = false
+    @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
+    var misclassified: String?
+    @Option(help: "BLAS threads per process.") var threads: Int = 1
+    @Option(help: "Evaluate only the first N test images.") var limit: Int?
+
+    func run() throws {
+        try runAsRank { communicator in
+            Kernels.setThreads(threads)
+            let start = monotonicSeconds()
+            let model = try TrainedModel(checkpoint: checkpoint)
+            var part = try MNIST.load(.test, from: data.dataDir,
+                                      shard: communicator.size > 1 ? ShardSpec(rank: communicator.rank, worldSize: communicator.size, seed: 1) : nil)
+            if let limit {
+                guard limit > 0 else { throw CommandError("--limit must be at least 1") }
+                part = part.keeping { $0 < limit }
+            }
+            let t0 = monotonicSeconds()
+            var report = ClassificationReport.run(model, on: part)
+            let evaluationSeconds = monotonicSeconds() - t0
+            // Sum the counts of every rank; gather the misses.
+            var counts = report.confusion.flatMap { $0.map(Double.init) } + [report.lossSum]
+            try communicator.allreduceSum(&counts)
+            report.confusion = (0..<10).map { r in (0..<10).map { Int(counts[r * 10 + $0]) } }
+            report.lossSum = counts[100]
+            let encoded = report.misses.map { "\($0.id),\($0.label),\($0.predicted),\($0.confidence)" }.joined(separator: ";")
+            report.misses = try communicator.allgather(encoded).flatMap { text in
+                text.split(separator: ";").compactMap { item -> (Int, Int, Int, Float)? in
+                    let f = item.split(separator: ",")
+                    guard f.count == 4, let id = Int(f[0]), let l = Int(f[1]), let p = Int(f[2]), let c = Float(f[3]) else { return nil }
+                    return (id, l, p, c)
+                }
+            }.sorted { $0.id < $1.id }
+            var slowest = [evaluationSeconds]
+            try communicator.allreduceMax(&slowest)
+            guard communicator.isRoot else { return }
+            let throughput = Double(report.count) / max(slowest[0], 1e-9)
+            if json {
+                var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(model.metadata["model"] ?? "")\"",
+                              "\"images\":\(report.count)", "\"accuracy\":\(report.accuracy)", "\"loss\":\(report.loss)",
+                              "\"ranks\":\(communicator.size)", "\"images_per_second\":\(throughput)"]
+                fields.append("\"precision\":[" + (0..<10).map { String(report.precision($0)) }.joined(separator: ",") + "]")
+                fields.append("\"recall\":[" + (0..<10).map { String(report.recall($0)) }.joined(separator: ",") + "]")
+                fields.append("\"confusion\":[" + report.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
+                print("{" + fields.joined(separator: ",") + "}")
+            } else {
+                print("checkpoint \(checkpoint)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+                print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
+                print("\(communicator.size) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(monotonicSeconds() - start, 2)) s in all")
+                print("")
+                print(pad("class", 6, right: false) + pad("precision", 10) + pad("recall", 9) + pad("images", 8))
+                for c in 0..<10 {
+                    print(pad(String(c), 6, right: false) + pad(fixed(100 * report.precision(c), 2) + "%", 10)
+                          + pad(fixed(100 * report.recall(c), 2) + "%", 9) + pad(String(report.confusion[c].reduce(0, +)), 8))
+                }
+                print("")
+                print("confusion matrix (rows: true digit, columns: predicted)")
+                print("      " + (0..<10).map { pad(String($0), 6) }.joined())
+                for r in 0..<10 { print(pad(String(r), 6, right: false) + report.confusion[r].map { pad(String($0), 6) }.joined()) }
+            }
+            if let misclassified {
+                let full = try MNIST.load(.test, from: data.dataDir)
+                try writeMissGrid(report.misses, test: full, to: misclassified)
+                if !json { print("\nwrote \(misclassified): \(report.misses.count) misclassified test images, labelled true>predicted and confidence") }
+            }
+        }
+    }
+
+    /// Tiles of 2x-magnified digits, each with "true>predicted confidence%" beneath.
+    func writeMissGrid(_ misses: [(id: Int, label: Int, predicted: Int, confidence: Float)], test: Dataset, to path: String) throws {
+        let columns = 12, zoom = 2, tile = 28 * zoom, labelHeight = 14, gap = 4
+        let rows = max(1, (misses.count + columns - 1) / columns)
+        var image = Image8(width: columns * (tile + gap) + gap, height: rows * (tile + labelHeight + gap) + gap, channels: 3, fill: 40)
+        var cell = [Float](repeating: 0, count: 784)
+        for (n, miss) in misses.enumerated() {
+            let x = gap + (n % columns) * (tile + gap), y = gap + (n / columns) * (tile + labelHeight + gap)
+            for p in 0..<784 { cell[p] = Float(test.images[miss.id * 784 + p]) }
+            image.place(cell, tileWidth: 28, tileHeight: 28, x: x, y: y, zoom: zoom)
+            image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tile + 3,
+                           scale: 2, color: (255, 200, 60))
+        }
+        try image.writePNG(to: path)
+    }
+}
+
+func jsonEscape(_ text: String) -> String {
+    var out = ""
+    for ch in text.unicodeScalars {
+        switch ch {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default:
+            if ch.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(ch.value, radix: 16).count) + String(ch.value, radix: 16) }
+            else { out.unicodeScalars.append(ch) }
+        }
+    }
+    return out
+}

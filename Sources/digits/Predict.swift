@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import NeuralNet
+import Training
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read your own digit images (PNG) with a trained checkpoint.",
+        discussion: """
+        Each image is prepared the way MNIST was made: the polarity is decided from the border (dark ink on
+        light paper is inverted), the ink's bounding box is scaled so its longer side is 20 pixels (area
+        averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre. Directories are
+        read in name order (their .png files). A file that cannot be read is reported and the others go on;
+        the exit status is 1 if any failed.
+        """
+    )
+
+    @Option(help: "The trained checkpoint.") var checkpoint: String
+    @Argument(help: "PNG files or directories of PNG files.") var inputs: [String]
+    @Flag(help: "Print one JSON object per image.") var json = false
+    @Option(help: "Write the 28x28 inputs the network saw, as PNGs, into this directory.") var savePreprocessed: String?
+
+    func run() throws {
+        try reportingErrors {
+            let model = try TrainedModel(checkpoint: checkpoint)
+            var files = [String]()
+            for input in inputs {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                    let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
+                    files += names.filter { $0.lowercased().hasSuffix(".png") }.sorted().map { input + "/" + $0 }
+                } else {
+                    files.append(input)
+                }
+            }
+            if let savePreprocessed {
+                try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
+            }
+            let normalizer = InputNormalizer()
+            let input = FloatBuffer(capacity: 784)
+            var failures = 0
+            if !json && !files.isEmpty { print(pad("file", 30, right: false) + pad("digit", 6) + pad("prob", 8) + "   top 3") }
+            for file in files {
+                do {
+                    let prepared = try DigitPreprocessor.prepare(try PNGReader.readGrey(file), path: file)
+                    let t0 = monotonicSeconds()
+                    for p in 0..<784 { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
+                    let p = model.probabilities(input.pointer, batch: 1)[0]
+                    let latency = monotonicSeconds() - t0
+                    let ranked = (0..<10).sorted { p[$0] > p[$1] }
+                    if let savePreprocessed {
+                        var image = Image8(width: 28, height: 28)
+                        prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: 28, tileHeight: 28, x: 0, y: 0) }
+                        try image.writePNG(to: savePreprocessed + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".png")
+                    }
+                    if json {
+                        print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(p[ranked[0]]),"
+                              + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(p[$0])}" }.joined(separator: ",") + "],"
+                              + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(latency)}")
+                    } else {
+                        print(pad(file, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
+                              + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
+                    }
+                } catch {
+                    failures += 1
+                    printError("digits: error: \(error)")
+                }
+            }
+            if files.isEmpty { throw CommandError("no PNG files in \(inputs.joined(separator: ", "))") }
+            if failures > 0 {
+                printError("digits: \(failures) of \(files.count) image(s) could not be read")
+                throw ExitCode.failure
+            }
+        }
+    }
+}
