@@ -36,7 +36,7 @@ func barPicture(ink: Float, paper: Float) -> [Float] {
         let mass = r.pixels.reduce(0, +)
         let cx = (0..<784).reduce(Float(0)) { $0 + Float($1 % 28) * r.pixels[$1] } / mass
         let cy = (0..<784).reduce(Float(0)) { $0 + Float($1 / 28) * r.pixels[$1] } / mass
-        #expect(abs(cx - 13.5) <= 0.75 && abs(cy - 13.5) <= 0.75, "\(label): centre (\(cx), \(cy))")
+        #expect(abs(cx - 14) <= 0.5 && abs(cy - 14) <= 0.5, "\(label): centre (\(cx), \(cy))")
         #expect(r.pixels[0] == 0 && r.pixels[783] == 0, "\(label): background black")
     }
 

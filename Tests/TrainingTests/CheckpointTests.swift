@@ -165,7 +165,7 @@ import Testing
         }
         let dir = ScratchDir()
         let path = dir.path + "/v2.safetensors"
-        FileManager.default.createFile(atPath: path, contents: Data(edited))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(edited))
         let error = #expect(throws: CheckpointError.self) { try CheckpointStore.read(path) }
         #expect(error?.description == "\(path): format version 2; this digits reads version 1")
     }
@@ -179,7 +179,7 @@ import Testing
         corrupt[corrupt.count - 3] ^= 1
         try store.save(corrupt, step: 20)
         // A write that died before its rename leaves only a temporary file.
-        FileManager.default.createFile(atPath: dir.path + "/.tmp-999-step-00000030.safetensors", contents: Data(bytes.prefix(100)))
+        _ = FileManager.default.createFile(atPath: dir.path + "/.tmp-999-step-00000030.safetensors", contents: Data(bytes.prefix(100)))
         let found = try #require(store.newestGood())
         #expect(found.path.hasSuffix("step-00000010.safetensors"))
         #expect(found.warnings.count == 1 && found.warnings[0].contains("step-00000020.safetensors: tensor checksum mismatch"))
