@@ -1,4 +1,6 @@
 import CMPI
+import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,6 +15,7 @@ public final class MPICommunicator: Communicator {
     public let hostName: String
     private let comm = cmpi_comm_world()
     private nonisolated(unsafe) static var initialized = false
+    private let watchdog: CollectiveWatchdog?
 
     /// True when this process was started by mpirun/mpiexec or a PMI launcher (Slurm's srun).
     public static var launchedByMPI: Bool {
@@ -20,8 +23,10 @@ public final class MPICommunicator: Communicator {
         return names.contains { name in getenv(name) != nil }
     }
 
-    /// Initialises MPI once per process.
-    public init() throws {
+    /// Initialises MPI once per process. With `timeout`, a collective that makes no progress for
+    /// that many seconds (a rank or its host is gone, or its link is down) ends this process with a
+    /// message; mpirun then stops the whole job instead of leaving it hanging.
+    public init(timeout: Double? = nil) throws {
         if !MPICommunicator.initialized {
             var provided: Int32 = 0
             try MPICommunicator.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
@@ -36,6 +41,15 @@ public final class MPICommunicator: Communicator {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, 255)
         hostName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        watchdog = timeout.map { CollectiveWatchdog(timeout: $0, rank: Int(r), size: Int(s)) }
+    }
+
+    /// Runs one blocking collective under the watchdog.
+    @inline(__always)
+    private func guarded<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+        watchdog?.enter(name)
+        defer { watchdog?.leave() }
+        return try body()
     }
 
     public var rankDescription: String { "rank \(rank) of \(size) on \(hostName)" }
@@ -69,6 +83,10 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try guarded("the gradient allreduce") { try allreduceSumUnguarded(buffer) }
+    }
+
+    private func allreduceSumUnguarded(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
         try inPieces(buffer.count) { start, n in
             try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_float(), cmpi_sum(), comm),
                                       "MPI_Allreduce(float, sum)")
@@ -76,6 +94,10 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try guarded("an allreduce of metrics") { try allreduceDoubleUnguarded(buffer) }
+    }
+
+    private func allreduceDoubleUnguarded(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         try inPieces(buffer.count) { start, n in
             try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_sum(), comm),
                                       "MPI_Allreduce(double, sum)")
@@ -83,6 +105,10 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try guarded("an allreduce of timings") { try allreduceMaxUnguarded(buffer) }
+    }
+
+    private func allreduceMaxUnguarded(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         try inPieces(buffer.count) { start, n in
             try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_max(), comm),
                                       "MPI_Allreduce(double, max)")
@@ -91,16 +117,22 @@ public final class MPICommunicator: Communicator {
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         guard buffer.count > 0 else { return }
+        watchdog?.enter("a broadcast")
+        defer { watchdog?.leave() }
         try inPieces(buffer.count) { start, n in
             try MPICommunicator.check(MPI_Bcast(buffer.baseAddress! + start, n, cmpi_byte(), Int32(root), comm), "MPI_Bcast")
         }
     }
 
     public func barrier() throws {
+        watchdog?.enter("a barrier")
+        defer { watchdog?.leave() }
         try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier")
     }
 
     public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        watchdog?.enter("an allgather")
+        defer { watchdog?.leave() }
         var length = Int32(bytes.count)
         var lengths = [Int32](repeating: 0, count: size)
         try MPICommunicator.check(MPI_Allgather(&length, 1, cmpi_int(), &lengths, 1, cmpi_int(), comm), "MPI_Allgather(lengths)")
@@ -123,6 +155,59 @@ public final class MPICommunicator: Communicator {
 }
 
 /// MPI when launched by mpirun (or srun), otherwise a world of one without touching MPI.
-public func makeWorldCommunicator() throws -> Communicator {
-    MPICommunicator.launchedByMPI ? try MPICommunicator() : SingleProcessCommunicator()
+public func makeWorldCommunicator(timeout: Double? = nil) throws -> Communicator {
+    MPICommunicator.launchedByMPI ? try MPICommunicator(timeout: timeout) : SingleProcessCommunicator()
+}
+
+/// Watches blocking collectives from a second thread. MPI may only be called from the main
+/// thread here (MPI_THREAD_FUNNELED), so on a timeout it writes its sentence and ends this
+/// process with _exit; mpirun sees a rank fail and stops the others.
+final class CollectiveWatchdog: @unchecked Sendable {
+    let timeout: Double
+    let rank: Int
+    let size: Int
+    private let enteredAt = Atomic<Int64>(0)   // nanoseconds on the monotonic clock; 0: not in a collective
+    private let lock = NSLock()
+    private var operation = ""
+
+    init(timeout: Double, rank: Int, size: Int) {
+        self.timeout = timeout
+        self.rank = rank
+        self.size = size
+        let thread = Thread { [self] in watch() }
+        thread.stackSize = 1 << 18
+        thread.start()
+    }
+
+    static func now() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    func enter(_ name: String) {
+        lock.lock(); operation = name; lock.unlock()
+        enteredAt.store(CollectiveWatchdog.now(), ordering: .releasing)
+    }
+
+    func leave() { enteredAt.store(0, ordering: .releasing) }
+
+    private func watch() {
+        while true {
+            Thread.sleep(forTimeInterval: 1)
+            let since = enteredAt.load(ordering: .acquiring)
+            guard since != 0 else { continue }
+            let waited = Double(CollectiveWatchdog.now() - since) / 1e9
+            if waited > timeout {
+                lock.lock(); let name = operation; lock.unlock()
+                var host = [CChar](repeating: 0, count: 256)
+                gethostname(&host, 255)
+                let line = "digits: rank \(rank) of \(size): no answer in \(name) for \(Int(waited)) s; "
+                    + "another rank or its host is lost (process killed, host down or link cut). Stopping; "
+                    + "resume from the last checkpoint, on fewer ranks if need be (--resume).\n"
+                _ = line.withCString { write(2, $0, strlen($0)) }
+                _exit(3)
+            }
+        }
+    }
 }

@@ -46,10 +46,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// Runs a command body as one rank of the world (a world of one without mpirun). An error on
 /// any rank ends every rank with a sentence naming the rank; nobody is left waiting in a collective.
-func runAsRank(_ body: (Communicator) throws -> Void) throws {
+func runAsRank(collectiveTimeout: Double? = nil, _ body: (Communicator) throws -> Void) throws {
     let communicator: Communicator
     do {
-        communicator = try makeWorldCommunicator()
+        communicator = try makeWorldCommunicator(timeout: collectiveTimeout)
     } catch {
         printError("digits: error: cannot start MPI: \(error)")
         throw ExitCode.failure

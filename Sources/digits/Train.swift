@@ -87,6 +87,8 @@ struct Train: ParsableCommand {
     var digest = false
     @Option(help: "At the end, rank 0 writes the parameter arena to this file as raw little-endian float32.")
     var parametersOut: String?
+    @Option(help: "Under mpirun: stop this rank (and so the job) when a collective makes no progress for this many seconds (a lost host). 0: wait forever.")
+    var collectiveTimeout: Double = 30
     @Option(help: "auto (a progress bar when stdout is a terminal and not under mpirun), always, or never.")
     var progress: String = "auto"
 
@@ -117,7 +119,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        try runAsRank { communicator in
+        try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
             Kernels.setThreads(threads)
             let rank = communicator.rank, worldSize = communicator.size
             let root = communicator.isRoot

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Starts `digits train` across the hosts of a hostfile, with Open MPI settings for TCP clusters.
+# Run it on the first host of the hostfile (rank 0's host): that is where checkpoints are written,
+# and where this script looks for one to resume from.
+#
+#   cluster/launch.sh [digits train options…]
+#
+# Environment (all optional):
+#   HOSTFILE        hostfile (default cluster/hostfile); NP  ranks (default: the slots in it)
+#   IFACE           network to use: an interface name (eth0) or a CIDR (192.168.1.0/24)
+#   THREADS         BLAS threads per rank (default 1: one rank per core; use 4 with one rank per Pi 4)
+#   MAP_BY, BIND    --map-by and --bind-to (default slot and core; BIND=none when hosts share cores)
+#   DIGITS          the binary (default bin/digits as cluster/deploy.sh puts it, else .build/release/digits)
+#   DATA_DIR        MNIST directory on every host (default data/mnist)
+#   CHECKPOINT_DIR  checkpoints on rank 0's host (default checkpoints); --resume is added when it holds one
+#   RSH_AGENT       how mpirun starts its daemons (default ssh; cluster/simulate.sh makes one for namespaces)
+#   MPIRUN_EXTRA    more mpirun arguments
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+HOSTFILE="${HOSTFILE:-cluster/hostfile}"
+[ -f "$HOSTFILE" ] || { echo "launch: no hostfile at $HOSTFILE (copy cluster/hostfile.example)" >&2; exit 1; }
+NP="${NP:-$(awk '!/^#/ && NF { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } s += n } END { print s }' "$HOSTFILE")}"
+THREADS="${THREADS:-1}"
+if [ -x "$root/bin/digits" ]; then default_binary="$root/bin/digits"; else default_binary="$root/.build/release/digits"; fi
+DIGITS="${DIGITS:-$default_binary}"
+DATA_DIR="${DATA_DIR:-$root/data/mnist}"
+CHECKPOINT_DIR="${CHECKPOINT_DIR:-$root/checkpoints}"
+args=(--hostfile "$HOSTFILE" -np "$NP"
+      --mca btl tcp,self,vader
+      --map-by "${MAP_BY:-slot}" --bind-to "${BIND:-core}"
+      -x "OPENBLAS_NUM_THREADS=$THREADS")
+if [ -n "${IFACE:-}" ]; then args+=(--mca btl_tcp_if_include "$IFACE" --mca oob_tcp_if_include "$IFACE"); fi
+if [ -n "${RSH_AGENT:-}" ]; then args+=(--mca plm_rsh_agent "$RSH_AGENT"); fi
+if [ "$(id -u)" -eq 0 ]; then args+=(--allow-run-as-root); fi
+# A lost host must end the job, not leave it waiting: abort when any rank fails, and notice a
+# silent daemon (link cut, power lost) within ~25 s by TCP keepalive on mpirun's control links.
+args+=(--mca orte_abort_on_non_zero_status 1
+       --mca oob_tcp_keepalive_time 10 --mca oob_tcp_keepalive_intvl 5 --mca oob_tcp_keepalive_probes 3)
+# shellcheck disable=SC2206
+[ -n "${MPIRUN_EXTRA:-}" ] && args+=(${MPIRUN_EXTRA})
+
+train=("$DIGITS" train --data-dir "$DATA_DIR" --threads "$THREADS" --checkpoint-dir "$CHECKPOINT_DIR" "$@")
+if [ -f "$CHECKPOINT_DIR/latest" ] && [[ " $* " != *" --resume"* ]]; then
+  echo "launch: resuming from $CHECKPOINT_DIR (latest: $(cat "$CHECKPOINT_DIR/latest"))"
+  train+=(--resume)
+fi
+echo "launch: $NP rank(s) from $HOSTFILE, $THREADS BLAS thread(s) each"
+status=0
+mpirun "${args[@]}" "${train[@]}" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "launch: the job stopped (mpirun exit status $status)." >&2
+  if [ -f "$CHECKPOINT_DIR/latest" ]; then
+    echo "launch: the last checkpoint is $CHECKPOINT_DIR/$(cat "$CHECKPOINT_DIR/latest"). If a host was lost, list the" >&2
+    echo "launch: remaining hosts in a hostfile and run this script again with it: it resumes there, on fewer ranks." >&2
+  fi
+fi
+exit "$status"
