@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation
+#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
@@ -159,6 +159,42 @@ bench_augmentation() {
   echo
 }
 
+# Simulated hosts (network namespaces, links shaped to 1 Gbit/s): allreduce cost per step and
+# training throughput for 1, 2 and 4 hosts. Needs root and ip netns.
+bench_cluster() {
+  local steps="${BENCH_STEPS:-60}"
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  bash cluster/simulate.sh up 4 --rate 1gbit > /dev/null
+  trap 'bash cluster/simulate.sh down > /dev/null' RETURN
+  local sim=/tmp/digits-sim
+  echo "### Simulated cluster: hosts in network namespaces, links shaped to 1 Gbit/s (tbf), 1 rank x 1 thread per host, $runs runs each"
+  echo
+  echo "| hosts | model | gradient bytes per rank per step | allreduce ms per step, median (min-max) | training images/s (2 real cores shared) | compute ms per step on 1 core | predicted images/s with one core per host |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  for model in default reference; do
+    local floats; floats=$("$bin" train --model "$model" --max-steps 1 --no-eval --no-checkpoints --progress never | sed -nE 's/.*\(([0-9]+) parameters.*/\1/p')
+    local compute
+    compute=$(OPENBLAS_NUM_THREADS=1 "$bin" bench --model "$model" --steps 40 --json | sed -nE 's/.*"step_ms":([0-9.]+).*/\1/p')
+    for hosts in 1 2 4; do
+      head -n "$hosts" "$sim/hostfile" > "$sim/hosts$hosts"
+      local mpi=(mpirun --hostfile "$sim/hosts$hosts" -np "$hosts" --mca plm_rsh_agent "$sim/rsh" --mca btl tcp,self,vader
+                 --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 --bind-to none -x OPENBLAS_NUM_THREADS=1)
+      [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+      local ar=() ips=()
+      for _ in $(seq "$runs"); do
+        ar+=("$("${mpi[@]}" "$bin" bench --allreduce-floats "$floats" --steps 30 --json | sed -nE 's/.*"median_seconds":([0-9.e-]+).*/\1/p' | awk '{ print 1000 * $1 }')")
+        "${mpi[@]}" "$bin" train --data-dir "$root/data/mnist" --model "$model" --max-steps "$steps" --no-eval --no-checkpoints \
+          --progress never --metrics-out "$out/cluster.jsonl" > /dev/null
+        ips+=("$(field images_per_second < "$out/cluster.jsonl")")
+      done
+      local arm; arm=$(printf '%s\n' "${ar[@]}" | median)
+      echo "| $hosts | $model | $((floats * 4)) | $(printf '%s\n' "${ar[@]}" | stats 2) | $(printf '%s\n' "${ips[@]}" | stats 0) | $(printf %.1f "$compute") | $(awk -v h="$hosts" -v c="$compute" -v a="$arm" 'BEGIN { printf "%.0f (%.0f%% efficiency)", h * 64 * 1000 / (c + a), 100 * c / (c + a) }') |"
+    done
+  done
+  echo
+  echo "(allreduce measured alone with \`digits bench --allreduce-floats\`; compute measured alone on one core; the prediction assumes no overlap: step = compute + allreduce)"
+}
+
 for s in "${sections[@]}"; do
   case "$s" in
     data) bench_data ;;
@@ -167,6 +203,7 @@ for s in "${sections[@]}"; do
     scaling) bench_scaling ;;
     mpi-accuracy) bench_mpi_accuracy ;;
     augmentation) bench_augmentation ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation)" >&2; exit 2 ;;
+    cluster) bench_cluster ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster)" >&2; exit 2 ;;
   esac
 done

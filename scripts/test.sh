@@ -229,5 +229,51 @@ if "$bin/digits" report "$work/full.jsonl" --out "$work/report.svg" > /dev/null 
   pass "report: an SVG with loss and accuracy curves and the time breakdown (well-formed XML)"
 else fail "report" "$work/report.svg"; fi
 
+# --- A simulated cluster: 3 hosts in network namespaces, TCP between them, links shaped to 1 Gbit/s.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "skip simulated cluster: needs root for network namespaces"
+elif ! ip netns add digits-probe 2>/dev/null; then
+  echo "skip simulated cluster: ip netns does not work here"
+else
+  ip netns del digits-probe
+  export SIM_DIR="$work/sim"
+  trap 'bash cluster/simulate.sh down > /dev/null 2>&1; rm -rf "$work"' EXIT
+  if bash cluster/simulate.sh up 3 --rate 1gbit > "$work/sim.log" 2>&1; then
+    sim=(HOSTFILE="$SIM_DIR/hostfile" RSH_AGENT="$SIM_DIR/rsh" IFACE=10.77.0.0/24 BIND=none DIGITS="$root/$bin/digits")
+    if env "${sim[@]}" CHECKPOINT_DIR="$work/sim-ck1" bash cluster/launch.sh --model "$bnnet" --max-steps 150 --no-eval --digest \
+         --progress never > "$work/sim1" 2>&1 \
+       && [ "$(grep -c 'weights sha256' "$work/sim1")" -eq 3 ] \
+       && [ "$(grep 'weights sha256' "$work/sim1" | awk '{ print $5 }' | sort -u | wc -l)" -eq 1 ]; then
+      pass "3 simulated hosts over TCP at 1 Gbit/s (cluster/launch.sh): 150 steps, all ranks end with identical weights"
+    else fail "simulated 3-host run" "$work/sim1"; fi
+
+    if env "${sim[@]}" DEST="$work/deployed" BINARY="$bin/digits" RSH="$SIM_DIR/rsh" bash cluster/deploy.sh > "$work/deploy" 2>&1 \
+       && [ "$(grep -c 'binary ' "$work/deploy")" -eq 3 ]; then
+      pass "cluster/deploy.sh copies binary, data and scripts to 3 hosts and finds the same version and SHA-256 on each"
+    else fail "deploy to simulated hosts" "$work/deploy"; fi
+
+    # Kill every process of host 3 mid-run; the job must end within 60 s naming it; resume on the 2 survivors.
+    ( env "${sim[@]}" CHECKPOINT_DIR="$work/sim-ck2" bash cluster/launch.sh --model "$bnnet" --epochs 1 --no-eval \
+        --checkpoint-every 40 --progress never > "$work/sim-loss" 2>&1; echo "exit $?" >> "$work/sim-loss" ) &
+    job=$!
+    for _ in $(seq 60); do [ -f "$work/sim-ck2/latest" ] && [ "$(cat "$work/sim-ck2/latest")" != "step-00000040.safetensors" ] && break; sleep 0.5; done
+    before_kill="$(cat "$work/sim-ck2/latest" 2>/dev/null)"
+    killed_at=$(date +%s)
+    ip netns pids digits-h3 | xargs -r kill -9
+    ended=no
+    for _ in $(seq 120); do if ! kill -0 "$job" 2>/dev/null; then ended=yes; break; fi; sleep 0.5; done
+    took=$(( $(date +%s) - killed_at ))
+    head -n 2 "$SIM_DIR/hostfile" > "$SIM_DIR/survivors"
+    if [ "$ended" = yes ] && [ "$took" -le 60 ] && grep -q "10.77.0.3" "$work/sim-loss" && [ -n "$before_kill" ] \
+       && "$bin/digits" inspect "$work/sim-ck2/$before_kill" > /dev/null 2>&1 \
+       && env "${sim[@]}" HOSTFILE="$SIM_DIR/survivors" CHECKPOINT_DIR="$work/sim-ck2" bash cluster/launch.sh --model "$bnnet" \
+            --epochs 1 --no-eval --checkpoint-every 40 --progress never > "$work/sim-resume" 2>&1 \
+       && grep -q "resumed from .*saved by 3 rank(s), now 2" "$work/sim-resume" && grep -qE "^ +1 " "$work/sim-resume"; then
+      pass "host 3 killed mid-run: job ended in ${took} s naming 10.77.0.3; $before_kill intact; resumed on the 2 survivors to the end"
+    else kill -9 "$job" 2>/dev/null; fail "host loss (ended=$ended after ${took} s)" "$work/sim-loss"; tail -5 "$work/sim-resume" 2>/dev/null; fi
+  else fail "cluster/simulate.sh up 3" "$work/sim.log"; fi
+  bash cluster/simulate.sh down > /dev/null 2>&1 || true
+fi
+
 echo "scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

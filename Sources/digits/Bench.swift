@@ -4,6 +4,7 @@ import Datasets
 import NeuralNet
 import Training
 import CHeapStats
+import Collective
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,10 +29,33 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Also time augmenting one batch (settings as for train --augment) against one training step.")
     var augment: String?
+    @Option(help: "Instead of a model, time an in-place allreduce of this many floats under mpirun (rank 0 reports).")
+    var allreduceFloats: Int?
     @Option(help: "Instead of a model, time a square sgemm of this size (the BLAS ceiling for this machine).")
     var gemmSize: Int?
 
     func run() throws {
+        if let count = allreduceFloats {
+            try runAsRank { communicator in
+                guard count > 0 else { throw CommandError("--allreduce-floats must be positive") }
+                var buffer = [Float](repeating: 1, count: count)
+                var times = [Double]()
+                for round in 0..<(steps + 5) {
+                    try communicator.barrier()
+                    let t0 = monotonicSeconds()
+                    try buffer.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+                    if round >= 5 { times.append(monotonicSeconds() - t0) }
+                }
+                var slowest = times
+                try slowest.withUnsafeMutableBufferPointer { try communicator.allreduceMax($0) }
+                guard communicator.isRoot else { return }
+                let median = slowest.sorted()[slowest.count / 2]
+                let bytes = count * 4
+                print(json ? "{\"ranks\":\(communicator.size),\"bytes\":\(bytes),\"median_seconds\":\(median)}"
+                           : "allreduce of \(bytes) bytes on \(communicator.size) rank(s): median \(fixed(median * 1000, 2)) ms over \(steps) calls")
+            }
+            return
+        }
         try reportingErrors {
             Kernels.setThreads(threads)
             if let n = gemmSize {
