@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster
+#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster,
+#                                    checkpoint, use (use needs checkpoint's files)
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
@@ -149,13 +150,15 @@ bench_mpi_accuracy() {
 
 bench_augmentation() {
   local epochs="${BENCH_AUG_EPOCHS:-20}"
-  echo "### Augmentation: \`default\`, mpirun -np 2 x 1 thread, $epochs epochs, the same schedule (adam, lr 2e-3, one-cycle, batch 64 per rank)"
+  # --lr-scaling linear: peak 2e-3 x 128 / 64 = 4e-3 for the global batch of 128 (Goyal et al.).
+  local recipe=(--lr-scaling linear)
+  echo "### Augmentation: \`default\`, mpirun -np 2 x 1 thread, $epochs epochs, the same schedule (adam, peak lr 4e-3 = 2e-3 x 128/64 by --lr-scaling linear, one-cycle, batch 64 per rank)"
   echo
   echo "| run | epochs | final test accuracy | best epoch | wall seconds |"
   echo "| --- | --- | --- | --- | --- |"
-  mpi_run "--augment default (rotation ±10°, scale ±10%, shift ±2 px)" "$epochs" aug-default --augment default
-  mpi_run "--augment none" "$epochs" aug-none --augment none
-  mpi_run "--augment default --elastic 34,4" "$epochs" aug-elastic --augment default --elastic 34,4
+  mpi_run "--augment default (rotation ±10°, scale ±10%, shift ±2 px)" "$epochs" aug-default "${recipe[@]}" --augment default
+  mpi_run "--augment none" "$epochs" aug-none "${recipe[@]}" --augment none
+  mpi_run "--augment default --elastic 34,4" "$epochs" aug-elastic "${recipe[@]}" --augment default --elastic 34,4
   echo
 }
 
@@ -195,6 +198,60 @@ bench_cluster() {
   echo "(allreduce measured alone with \`digits bench --allreduce-floats\`; compute measured alone on one core; the prediction assumes no overlap: step = compute + allreduce)"
 }
 
+# Checkpoint size and write time for `default`, and the time from start to the first resumed step.
+bench_checkpoint() {
+  local dir="$out/ck-bench" writes=() firsts=() wholes=() size=""
+  for _ in $(seq "$runs"); do
+    rm -rf "$dir"
+    "$bin" train --model default --epochs 2 --checkpoint-every 20 --checkpoint-dir "$dir" --stop-at-step 200 --no-eval \
+      --progress never > "$out/ck-write.txt"
+    writes+=("$(sed -nE 's/.*median ([0-9.]+) ms to write.*/\1/p' "$out/ck-write.txt")")
+    size=$(sed -nE 's/.*written, ([0-9]+) bytes each.*/\1/p' "$out/ck-write.txt")
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$bin" train --model default --epochs 2 --checkpoint-every 20 --checkpoint-dir "$dir" --resume --stop-at-step 202 --no-eval \
+      --progress never > "$out/ck-resume.txt"
+    t1=$(date +%s.%N)
+    firsts+=("$(sed -nE 's/first resumed step done ([0-9.]+) s.*/\1/p' "$out/ck-resume.txt")")
+    wholes+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+  done
+  echo "### Checkpoints of \`default\` (parameters, BatchNorm buffers, Adam moments), $runs runs"
+  echo
+  echo "| what | value, median (min-max) |"
+  echo "| --- | --- |"
+  echo "| checkpoint size | $size bytes |"
+  echo "| write (buffers averaged, encode, SHA-256, write, fsync, rename, fsync dir), ms | $(printf '%s\n' "${writes[@]}" | stats 1) |"
+  echo "| process start to first resumed step done, s | $(printf '%s\n' "${firsts[@]}" | stats 3) |"
+  echo "| whole resumed process (2 steps, one checkpoint), s | $(printf '%s\n' "${wholes[@]}" | stats 3) |"
+  echo
+}
+
+# predict and evaluate speed with the checkpoint bench_checkpoint leaves.
+bench_use() {
+  local ck="$out/ck-bench/$(cat "$out/ck-bench/latest")" wholes=() models=() e1=() e2=()
+  "$bin" sample-images --count 1 --out "$out/one" > /dev/null
+  local image; image=$(ls "$out"/one/*.png | head -1)
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  for _ in $(seq "$runs"); do
+    local t0 t1 j
+    t0=$(date +%s.%N); j=$("$bin" predict --checkpoint "$ck" --json "$image"); t1=$(date +%s.%N)
+    wholes+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print 1000 * (b - a) }')")
+    models+=("$(field model_seconds <<<"$j" | awk '{ print 1000 * $1 }')")
+    e1+=("$(OPENBLAS_NUM_THREADS=1 "$bin" evaluate --checkpoint "$ck" --json | field images_per_second)")
+    e2+=("$(OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "$bin" evaluate --checkpoint "$ck" --json | field images_per_second)")
+  done
+  echo "### Using a trained \`default\` model, $runs runs"
+  echo
+  echo "| what | median (min-max) |"
+  echo "| --- | --- |"
+  echo "| \`digits predict\` of one PNG, whole process, ms | $(printf '%s\n' "${wholes[@]}" | stats 1) |"
+  echo "| of which the model (normalise + forward + softmax), ms | $(printf '%s\n' "${models[@]}" | stats 3) |"
+  echo "| \`digits evaluate\`, 10,000 test images, 1 rank, images/s | $(printf '%s\n' "${e1[@]}" | stats 0) |"
+  echo "| \`mpirun -np 2 digits evaluate\`, images/s | $(printf '%s\n' "${e2[@]}" | stats 0) |"
+  echo
+}
+
 for s in "${sections[@]}"; do
   case "$s" in
     data) bench_data ;;
@@ -204,6 +261,8 @@ for s in "${sections[@]}"; do
     mpi-accuracy) bench_mpi_accuracy ;;
     augmentation) bench_augmentation ;;
     cluster) bench_cluster ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster)" >&2; exit 2 ;;
+    checkpoint) bench_checkpoint ;;
+    use) bench_use ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, checkpoint, use)" >&2; exit 2 ;;
   esac
 done

@@ -119,6 +119,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        let processStart = monotonicSeconds()
         try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
             Kernels.setThreads(threads)
             let rank = communicator.rank, worldSize = communicator.size
@@ -215,10 +216,13 @@ struct Train: ParsableCommand {
                           + "\(fixed(monotonicSeconds() - resumeStart, 3)) s to restore")
                 }
             }
-            if checkpointEvery > 0 {
-                trainer.afterStep = { t in
-                    if t.globalStep % checkpointEvery == 0 { try saveCheckpoint() }
+            var reportFirstStep = resume != nil && root
+            trainer.afterStep = { t in
+                if reportFirstStep {
+                    reportFirstStep = false
+                    print("first resumed step done \(fixed(monotonicSeconds() - processStart, 3)) s after the process started")
                 }
+                if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try saveCheckpoint() }
             }
 
             if root {
