@@ -103,16 +103,20 @@ public final class BatchAssembler {
 
     deinit { labels.deallocate() }
 
+    /// Grows the label buffer only when a batch is larger than any before (not in the steady state).
+    private func reserveLabels(_ count: Int) {
+        guard count > labelCapacity else { return }
+        labels.deallocate()
+        labelCapacity = count
+        labels = .allocate(capacity: labelCapacity)
+    }
+
     /// Samples `indices` (local positions) into the batch buffers, augmented when `augmenter`
     /// is given (keyed by each sample's global id and the epoch).
     public func assemble(_ indices: ArraySlice<Int32>, augmenter: Augmenter?, epoch: Int) {
         guard let augmenter else { assemble(indices); return }
         let pixels = dataset.pixelsPerImage
-        if indices.count > labelCapacity {
-            labels.deallocate()
-            labelCapacity = indices.count
-            labels = .allocate(capacity: labelCapacity)
-        }
+        reserveLabels(indices.count)
         let x = input.reserve(indices.count * pixels)
         let scratch = augmentScratch.reserve(3 * pixels)
         let scale = 1 / (255 * InputNormalizer.standardDeviation)
@@ -131,11 +135,7 @@ public final class BatchAssembler {
     /// Samples `indices` (local positions) into the batch buffers.
     public func assemble(_ indices: ArraySlice<Int32>) {
         let pixels = dataset.pixelsPerImage
-        if indices.count > labelCapacity {
-            labels.deallocate()
-            labelCapacity = indices.count
-            labels = .allocate(capacity: labelCapacity)
-        }
+        reserveLabels(indices.count)
         let x = input.reserve(indices.count * pixels)
         dataset.images.withUnsafeBufferPointer { images in
             for (slot, index) in indices.enumerated() {
@@ -148,11 +148,7 @@ public final class BatchAssembler {
     /// Consecutive samples start..<start+count.
     public func assemble(range: Range<Int>) {
         let pixels = dataset.pixelsPerImage
-        if range.count > labelCapacity {
-            labels.deallocate()
-            labelCapacity = range.count
-            labels = .allocate(capacity: labelCapacity)
-        }
+        reserveLabels(range.count)
         let x = input.reserve(range.count * pixels)
         dataset.images.withUnsafeBufferPointer { images in
             normalizer.convert(images.baseAddress! + range.lowerBound * pixels, count: range.count * pixels, into: x)
