@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages digits builds and runs with; skips what is installed.
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
+#   scripts/install-packages.sh [--test-tools]   (also what scripts/test.sh uses: iproute2 for the
+#                                                 simulated cluster, procps for pgrep, python3)
 set -euo pipefail
 packages=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev zlib1g-dev pkg-config)
+if [ "${1:-}" = "--test-tools" ]; then packages+=(iproute2 procps python3); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -238,7 +238,8 @@ else
   ip netns del digits-probe
   export SIM_DIR="$work/sim"
   trap 'bash cluster/simulate.sh down > /dev/null 2>&1; rm -rf "$work"' EXIT
-  if bash cluster/simulate.sh up 3 --rate 1gbit > "$work/sim.log" 2>&1; then
+  rate=(--rate 1gbit); command -v tc > /dev/null || { rate=(); echo "note: tc not found; simulated links are not shaped"; }
+  if bash cluster/simulate.sh up 3 "${rate[@]}" > "$work/sim.log" 2>&1; then
     sim=(HOSTFILE="$SIM_DIR/hostfile" RSH_AGENT="$SIM_DIR/rsh" IFACE=10.77.0.0/24 BIND=none DIGITS="$root/$bin/digits")
     if env "${sim[@]}" CHECKPOINT_DIR="$work/sim-ck1" bash cluster/launch.sh --model "$bnnet" --max-steps 150 --no-eval --digest \
          --progress never > "$work/sim1" 2>&1 \
