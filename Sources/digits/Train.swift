@@ -12,14 +12,11 @@ struct Train: ParsableCommand {
         Alone: digits train --model default --epochs 2
         Data-parallel: mpirun -np 4 digits train --threads 1 …  (every rank gets the same arguments)
 
-        --batch-size is per rank; the global batch is ranks x batch. --lr is the peak rate used as
-        given, unless --lr-scaling linear multiplies it by global batch / --lr-base-batch (Goyal et
-        al. 2017; pair it with --warmup).
+        --batch-size is per rank; the global batch is ranks x batch. --lr is the peak rate, used as given unless --lr-scaling linear multiplies it by global batch / --lr-base-batch (Goyal et al. 2017; pair it with --warmup).
 
-        Models: a preset (\(ModelSpec.presets.map(\.name).joined(separator: ", "))) or a spec such as
-        conv32k5p2-bn-relu-pool2-flatten-dense10 (see the README for the tokens).
-        Schedules (after --warmup linear warmup steps): constant, step (x --step-factor every
-        --step-every epochs), cosine, onecycle.
+        Models: a preset (\(ModelSpec.presets.map(\.name).joined(separator: ", "))) or a spec such as conv32k5p2-bn-relu-pool2-flatten-dense10 (see the README for the tokens).
+
+        Schedules (after --warmup linear warmup steps): constant, step (x --step-factor every --step-every epochs), cosine, onecycle.
         """
     )
 
