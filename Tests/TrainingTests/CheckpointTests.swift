@@ -1,3 +1,4 @@
+import Collective
 import Datasets
 import Foundation
 import NeuralNet
@@ -200,4 +201,45 @@ final class ScratchDir {
     let path = NSTemporaryDirectory() + "digits-ck-" + UUID().uuidString
     init() { try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
     deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+@Suite struct ResizeTests {
+    final class Log: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ids = [Int32]()
+        func add(_ epoch: Int, _ batch: [Int32]) { if epoch == 0 { lock.lock(); ids += batch; lock.unlock() } }
+        var all: [Int32] { lock.lock(); defer { lock.unlock() }; return ids }
+    }
+
+    @Test(arguments: [DataPlacement.replicate, DataPlacement.shard])
+    func anEpochInterruptedOnTwoRanksFinishesOnThreeWithoutReusingASample(placement: DataPlacement) throws {
+        let config = TrainingConfiguration(model: try ModelSpec(parsing: "conv2k3-relu-pool2-flatten-dense10"), epochs: 1, batchSize: 8,
+                                           optimizer: .sgd(momentum: 0.9, nesterov: false), learningRate: 0.01, seed: 3, placement: placement)
+        let full = DataParallelTests.synthetic
+        let log = Log()
+        @Sendable func data(_ rank: Int, _ world: Int) throws -> Dataset {
+            guard placement == .shard else { return full }
+            let keep = Set(try ShardSpec(rank: rank, worldSize: world, seed: 3).indices(sampleCount: full.count))
+            return full.keeping { keep.contains(Int32($0)) }
+        }
+        let saved = try LocalGroup(size: 2).run { comm -> [UInt8] in
+            let t = try Trainer(configuration: config, train: try data(comm.rank, 2), communicator: comm)
+            t.sampleLog = log.add
+            t.stopAtStep = 10
+            _ = try t.runEpoch()
+            return try Safetensors.encode(t.checkpointTensors(), metadata: t.checkpointMetadata(extra: []))
+        }
+        let checkpoint = try Safetensors.decode(saved[0], path: "mem")
+        let finished = try LocalGroup(size: 3).run { comm -> Bool in
+            let t = try Trainer(configuration: config, train: try data(comm.rank, 3), communicator: comm)
+            try t.restore(tensors: checkpoint.tensors, metadata: checkpoint.metadata, path: "mem")
+            t.sampleLog = log.add
+            _ = try t.runEpoch()
+            return t.isFinished
+        }
+        #expect(finished == [true, true, true])
+        let used = log.all
+        #expect(Set(used).count == used.count, "a sample was used twice")
+        #expect(used.count > full.count - 3 * 8 * 2, "\(used.count) of \(full.count) used")
+    }
 }
