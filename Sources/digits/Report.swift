@@ -11,6 +11,9 @@ struct Report: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            guard out.lowercased().hasSuffix(".svg") else {
+                throw CommandError("\(out): the report is an SVG drawing; name the file .svg (a browser shows it; rsvg-convert turns it into PNG)")
+            }
             let lines = try readMetricsLines(metrics)
             try writeReport(lines, source: metrics, to: out)
             print("wrote \(out): \(lines.count) epoch(s) from \(metrics)")

@@ -98,6 +98,7 @@ struct Train: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
         if report != nil && metricsOut == nil { throw ValidationError("--report draws from --metrics-out; give both") }
+        if let report, !report.lowercased().hasSuffix(".svg") { throw ValidationError("--report writes an SVG drawing; name the file .svg") }
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
         if keep < 1 { throw ValidationError("--keep must be at least 1") }
         if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1") }
