@@ -82,37 +82,32 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try guarded("the gradient allreduce") { try allreduceSumUnguarded(buffer) }
+    /// One in-place MPI_Allreduce of `count` elements, in pieces of at most Int32.max / 2, under the watchdog.
+    private func allreduce(_ base: UnsafeMutableRawPointer, count: Int, stride: Int, type: MPI_Datatype, op: MPI_Op,
+                           call: String, watched: String) throws {
+        try guarded(watched) {
+            try inPieces(count) { start, n in
+                try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), base + start * stride, n, type, op, comm), call)
+            }
+        }
     }
 
-    private func allreduceSumUnguarded(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try inPieces(buffer.count) { start, n in
-            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_float(), cmpi_sum(), comm),
-                                      "MPI_Allreduce(float, sum)")
-        }
+    public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress else { return }
+        try allreduce(base, count: buffer.count, stride: 4, type: cmpi_float(), op: cmpi_sum(),
+                      call: "MPI_Allreduce(float, sum)", watched: "the gradient allreduce")
     }
 
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        try guarded("an allreduce of metrics") { try allreduceDoubleUnguarded(buffer) }
-    }
-
-    private func allreduceDoubleUnguarded(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        try inPieces(buffer.count) { start, n in
-            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_sum(), comm),
-                                      "MPI_Allreduce(double, sum)")
-        }
+        guard let base = buffer.baseAddress else { return }
+        try allreduce(base, count: buffer.count, stride: 8, type: cmpi_double(), op: cmpi_sum(),
+                      call: "MPI_Allreduce(double, sum)", watched: "an allreduce of metrics")
     }
 
     public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        try guarded("an allreduce of timings") { try allreduceMaxUnguarded(buffer) }
-    }
-
-    private func allreduceMaxUnguarded(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        try inPieces(buffer.count) { start, n in
-            try MPICommunicator.check(MPI_Allreduce(cmpi_in_place(), buffer.baseAddress! + start, n, cmpi_double(), cmpi_max(), comm),
-                                      "MPI_Allreduce(double, max)")
-        }
+        guard let base = buffer.baseAddress else { return }
+        try allreduce(base, count: buffer.count, stride: 8, type: cmpi_double(), op: cmpi_max(),
+                      call: "MPI_Allreduce(double, max)", watched: "an allreduce of timings")
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
