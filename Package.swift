@@ -22,12 +22,14 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
+        // Own AVX-512 GEMM and worker pool, chosen at run time (Sources/CKernels/include/ckernels.h).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Heap statistics for the allocation check in `digits bench`.
         .target(name: "CHeapStats"),
         // Counter-based random numbers shared by data sharding, augmentation and initialisation.
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
-        .target(name: "NeuralNet", dependencies: ["CBLAS", "CounterRNG"]),
+        .target(name: "NeuralNet", dependencies: ["CBLAS", "CKernels", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
         .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
         .target(name: "Collective", dependencies: ["CMPI"]),

@@ -1,4 +1,7 @@
-/// 2-D convolution by im2col over the whole batch and one GEMM.
+/// 2-D convolution, one sample at a time: im2col into a column block that stays in L2, then one
+/// GEMM straight into the NCHW output. The batch is cut into a fixed number of groups that run in
+/// parallel, each with its own columns and partial weight gradient; the partials are added in group
+/// order, so results do not depend on the thread count.
 public final class Conv2D: Layer {
     public let name: String
     public let inputShape: Shape
@@ -8,10 +11,13 @@ public final class Conv2D: Layer {
     let weight: ArenaSlice   // (outputChannels, inputChannels, kernel, kernel)
     let bias: ArenaSlice     // (outputChannels)
 
-    private let columns = FloatBuffer()        // (C*K*K, N*OH*OW)
-    private let product = FloatBuffer()        // (OC, N*OH*OW): GEMM result, then dY in the same layout
-    private let output = FloatBuffer()         // (N, OC, OH, OW)
-    private let inputGradient = FloatBuffer()  // (N, C, H, W)
+    /// Groups a batch is cut into (at most): the parallelism available to a backward pass.
+    static let maximumGroups = 8
+
+    private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
+    private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
+    private let output = FloatBuffer()          // (N, OC, OH, OW)
+    private let inputGradient = FloatBuffer()   // (N, C, H, W)
     private var input: UnsafeMutablePointer<Float>?
 
     public init(name: String, inputShape: Shape, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
@@ -29,57 +35,71 @@ public final class Conv2D: Layer {
 
     public var forwardMultiplyAdds: Int { outputShape.count * geometry.patchSize }
 
+    /// Samples [start, end) of group g when a batch is cut into `groups` nearly equal runs.
+    @inline(__always)
+    private static func samples(of g: Int, groups: Int, batch: Int) -> Range<Int> {
+        (g * batch / groups)..<((g + 1) * batch / groups)
+    }
+
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         input = x
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
-        let width = batch * pixels
-        let col = columns.reserve(patch * width)
-        let y = product.reserve(oc * width)
+        let groups = min(batch, Conv2D.maximumGroups)
+        let col = columns.reserve(groups * patch * pixels)
         let out = output.reserve(batch * outputShape.count)
-        for n in 0..<batch {
-            Kernels.im2col(geometry, input: x + n * inputShape.count, columns: col, rowStride: width, column0: n * pixels)
-        }
-        // Y (OC, N*P) = W (OC, CKK) · col (CKK, N*P)
-        Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: width, k: patch,
-                     a: store.parameters + weight.offset, lda: patch, b: col, ldb: width, beta: 0, c: y, ldc: width)
-        let b = store.parameters + bias.offset
-        for n in 0..<batch {
-            for o in 0..<oc {
-                let source = y + o * width + n * pixels
-                let target = out + (n * oc + o) * pixels
-                let shift = b[o]
-                for p in 0..<pixels { target[p] = source[p] + shift }
+        let w = store.parameters + weight.offset, b = store.parameters + bias.offset
+        let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
+        Kernels.parallelFor(groups) { g in
+            let block = col + g * patch * pixels
+            for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
+                let y = out + n * outputCount
+                for o in 0..<oc { (y + o * pixels).update(repeating: b[o], count: pixels) }
+                // Y_n (OC, P) = W (OC, CKK) · col_n (CKK, P) + bias
+                Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: pixels, k: patch,
+                             a: w, lda: patch, b: block, ldb: pixels, beta: 1, c: y, ldc: pixels)
             }
         }
         return out
     }
 
     public func backward(_ dOut: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
-        precondition(input != nil, "\(name): backward before forward")
+        guard let x = input else { preconditionFailure("\(name): backward before forward") }
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
-        let width = batch * pixels
-        let col = columns.pointer
-        let dY = product.reserve(oc * width)
-        // (N, OC, P) -> (OC, N*P), and the bias gradient on the way.
-        let db = store.gradients + bias.offset
-        for o in 0..<oc {
-            for n in 0..<batch {
-                (dY + o * width + n * pixels).update(from: dOut + (n * oc + o) * pixels, count: pixels)
+        let groups = min(batch, Conv2D.maximumGroups)
+        let col = columns.reserve(groups * patch * pixels)
+        let partialCount = oc * patch + oc
+        let part = partials.reserve(groups * partialCount)
+        let dx = needsInputGradient ? inputGradient.reserve(batch * inputShape.count) : nil
+        let w = store.parameters + weight.offset
+        let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
+        Kernels.parallelFor(groups) { g in
+            let block = col + g * patch * pixels
+            let dW = part + g * partialCount, db = dW + oc * patch
+            db.update(repeating: 0, count: oc)
+            var first = true
+            for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+                let dY = dOut + n * outputCount
+                for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
+                // dW_g (OC, CKK) += dY_n (OC, P) · col_n^T (P, CKK); the columns are rebuilt, not kept.
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
+                Kernels.gemm(transposeA: false, transposeB: true, m: oc, n: patch, k: pixels,
+                             a: dY, lda: pixels, b: block, ldb: pixels, beta: first ? 0 : 1, c: dW, ldc: patch)
+                first = false
+                guard let dx else { continue }
+                // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), in the same block.
+                Kernels.gemm(transposeA: true, transposeB: false, m: patch, n: pixels, k: oc,
+                             a: w, lda: patch, b: dY, ldb: pixels, beta: 0, c: block, ldc: pixels)
+                let dxn = dx + n * inputCount
+                dxn.update(repeating: 0, count: inputCount)
+                Kernels.col2imAdd(g0, columns: block, rowStride: pixels, column0: 0, inputGradient: dxn)
             }
-            db[o] += Vector.sum(dY + o * width, width)
         }
-        // dW (OC, CKK) += dY (OC, N*P) · col^T (N*P, CKK)
-        Kernels.gemm(transposeA: false, transposeB: true, m: oc, n: patch, k: width,
-                     a: dY, lda: width, b: col, ldb: width, beta: 1, c: store.gradients + weight.offset, ldc: patch)
-        guard needsInputGradient else { return nil }
-        // dCol (CKK, N*P) = W^T (CKK, OC) · dY (OC, N*P); reuse the column buffer.
-        Kernels.gemm(transposeA: true, transposeB: false, m: patch, n: width, k: oc,
-                     a: store.parameters + weight.offset, lda: patch, b: dY, ldb: width, beta: 0, c: col, ldc: width)
-        let dx = inputGradient.reserve(batch * inputShape.count)
-        dx.update(repeating: 0, count: batch * inputShape.count)
-        for n in 0..<batch {
-            Kernels.col2imAdd(geometry, columns: col, rowStride: width, column0: n * pixels,
-                              inputGradient: dx + n * inputShape.count)
+        let gradient = store.gradients + weight.offset, biasGradient = store.gradients + bias.offset
+        for g in 0..<groups {
+            let dW = part + g * partialCount
+            Vector.add(dW, into: gradient, oc * patch)
+            Vector.add(dW + oc * patch, into: biasGradient, oc)
         }
         return dx
     }

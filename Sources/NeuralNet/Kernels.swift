@@ -1,16 +1,59 @@
 import CBLAS
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 // The narrow interface between the layers and the arithmetic that dominates their time.
-// Layers call only these functions; a faster backend (oneDNN, own AVX-512 kernels, direct
-// convolution) replaces their bodies without touching a layer. Row-major throughout.
+// Layers call only these functions; the GEMM backend is chosen here once, without touching a
+// layer. Row-major throughout.
 
 public enum Kernels {
-    /// BLAS threads for this process (OpenBLAS); 1 when ranks fill the cores.
-    public static func setThreads(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
+    public enum Backend: String, Sendable, CaseIterable {
+        /// Our own AVX-512 GEMM (CKernels), on x86-64 CPUs that have AVX-512F/VL/DQ.
+        case avx512
+        /// OpenBLAS: every other CPU (a Raspberry Pi among them).
+        case openBLAS = "openblas"
     }
 
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// AVX-512 when the CPU has it, unless DIGITS_GEMM=openblas asks for the portable path.
+    public static let preferredBackend: Backend = {
+        if let asked = getenv("DIGITS_GEMM").map({ String(cString: $0) }), asked == "openblas" { return .openBLAS }
+        return ck_has_avx512() != 0 ? .avx512 : .openBLAS
+    }()
+
+    /// The backend `gemm` uses. Tests switch it to compare the two; set it before training starts.
+    public nonisolated(unsafe) static var backend: Backend = preferredBackend
+
+    public static var avx512Available: Bool { ck_has_avx512() != 0 }
+
+    /// Threads for this process's kernels and layer loops (1 when ranks fill the cores).
+    public static func setThreads(_ count: Int) {
+        openblas_set_num_threads(Int32(max(1, count)))
+        ck_set_threads(Int32(max(1, count)))
+    }
+
+    public static var threads: Int { Int(ck_threads()) }
+
+    /// Runs body(i) for i in 0..<count on the kernel threads; returns when every call has.
+    /// A GEMM called from inside `body` runs on the calling thread only.
+    public static func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        if count == 1 || ck_threads() == 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var call = body
+            withUnsafeMutablePointer(to: &call) { pointer in
+                ck_parallel_for(count, { context, index in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
+                }, pointer)
+            }
+        }
+    }
 
     /// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
     @inline(__always)
@@ -18,6 +61,10 @@ public enum Kernels {
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if backend == .avx512 {
+            ck_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }

@@ -48,4 +48,12 @@ enum Vector {
         while i < count { total += x[i] * y[i]; i += 1 }
         return total
     }
+
+    /// y[i] += x[i]
+    @inline(__always)
+    static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ count: Int) {
+        var i = 0
+        while i + 16 <= count { store(load(y + i) + load(x + i), y + i); i += 16 }
+        while i < count { y[i] += x[i]; i += 1 }
+    }
 }

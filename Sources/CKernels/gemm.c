@@ -1,0 +1,273 @@
+#include "ckernels.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Goto/BLIS-style single-precision GEMM for AVX-512: B is packed into panels of NR columns
+// (KC x NC block, kept in L2/L3), A into panels of MR rows (MC x KC block), and an MR x NR
+// micro-kernel keeps its 8 x 32 tile of C in 16 zmm registers while it walks k.
+enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 4096 };
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+
+int ck_has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512dq");
+    }
+    return cached;
+}
+
+// Packing buffers, one pair per thread, allocated on a thread's first GEMM and kept.
+static _Thread_local float *pack_a_buffer;
+static _Thread_local float *pack_b_buffer;
+
+static int ensure_buffers(void) {
+    if (!pack_a_buffer) pack_a_buffer = aligned_alloc(64, sizeof(float) * MC * KC);
+    if (!pack_b_buffer) pack_b_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
+    return pack_a_buffer && pack_b_buffer;
+}
+
+// Transposes a 16 x 16 tile: out row r, column q = in row q, column r. in_ld/out_ld in floats.
+AVX512 static inline void transpose16(const float *in, long in_ld, __m512 out[16]) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(in + i * in_ld);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // r[4g + j] now holds, in each 128-bit lane L, column 4L + j of rows 4g .. 4g+3.
+    for (int g = 0; g < 2; g++) {
+        for (int j = 0; j < 4; j++) {
+            __m512 x = r[8 * g + j], y = r[8 * g + 4 + j];
+            t[8 * g + j] = _mm512_shuffle_f32x4(x, y, 0x88);      // lanes 0,2 of x then 0,2 of y
+            t[8 * g + 4 + j] = _mm512_shuffle_f32x4(x, y, 0xdd);  // lanes 1,3 of x then 1,3 of y
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        for (int h = 0; h < 2; h++) {
+            __m512 x = t[4 * h + j], y = t[8 + 4 * h + j];
+            out[(h) * 4 + j] = _mm512_shuffle_f32x4(x, y, 0x88);
+            out[8 + h * 4 + j] = _mm512_shuffle_f32x4(x, y, 0xdd);
+        }
+    }
+}
+
+// op(A) rows [i0, i0 + mc), columns [p0, p0 + kc) -> panels of MR rows, each (kc, MR), alpha folded in,
+// rows past mc zero.
+AVX512 static void pack_a(int trans, const float *a, long lda, long i0, long mc, long p0, long kc,
+                          float alpha, float *out) {
+    for (long r = 0; r < mc; r += MR) {
+        long rows = mc - r < MR ? mc - r : MR;
+        float *panel = out + r * kc;
+        if (trans) {  // op(A)[i][p] = a[p * lda + i]: each k gives MR contiguous floats
+            __mmask16 mask = (__mmask16)((1u << rows) - 1);
+            __m256 scale = _mm256_set1_ps(alpha);
+            for (long p = 0; p < kc; p++) {
+                __m256 v = _mm256_maskz_loadu_ps((__mmask8)mask, a + (p0 + p) * lda + i0 + r);
+                _mm256_store_ps(panel + p * MR, _mm256_mul_ps(v, scale));
+            }
+        } else {      // op(A)[i][p] = a[i * lda + p]: interleave MR rows
+            const float *base = a + (i0 + r) * lda + p0;
+            long p = 0;
+            if (rows == MR && r + 2 * MR <= mc) {
+                // Two panels at once from one 16 x 16 transpose.
+                float *next = panel + MR * kc;
+                __m512 scale = _mm512_set1_ps(alpha);
+                for (; p + 16 <= kc; p += 16) {
+                    __m512 col[16];
+                    transpose16(base + p, lda, col);
+                    for (int q = 0; q < 16; q++) {
+                        __m512 v = _mm512_mul_ps(col[q], scale);
+                        _mm256_store_ps(panel + (p + q) * MR, _mm512_castps512_ps256(v));
+                        _mm256_store_ps(next + (p + q) * MR, _mm512_extractf32x8_ps(v, 1));
+                    }
+                }
+                for (; p < kc; p++) {
+                    for (int i = 0; i < MR; i++) {
+                        panel[p * MR + i] = alpha * base[i * lda + p];
+                        next[p * MR + i] = alpha * base[(i + MR) * lda + p];
+                    }
+                }
+                r += MR;  // the next panel is done too
+                continue;
+            }
+            for (; p < kc; p++) {
+                for (long i = 0; i < MR; i++) panel[p * MR + i] = i < rows ? alpha * base[i * lda + p] : 0.0f;
+            }
+        }
+    }
+}
+
+// op(B) rows [p0, p0 + kc), columns [j0, j0 + nc) -> panels of NR columns, each (kc, NR), columns past nc zero.
+AVX512 static void pack_b(int trans, const float *b, long ldb, long p0, long kc, long j0, long nc, float *out) {
+    for (long q = 0; q < nc; q += NR) {
+        long cols = nc - q < NR ? nc - q : NR;
+        float *panel = out + q * kc;
+        if (!trans) {  // op(B)[p][j] = b[p * ldb + j]: a row of NR contiguous floats per k
+            __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+            __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (__mmask16)((1u << (cols - 16)) - 1);
+            const float *row = b + p0 * ldb + j0 + q;
+            for (long p = 0; p < kc; p++, row += ldb) {
+                _mm512_store_ps(panel + p * NR, _mm512_maskz_loadu_ps(m0, row));
+                _mm512_store_ps(panel + p * NR + 16, _mm512_maskz_loadu_ps(m1, row + 16));
+            }
+        } else {       // op(B)[p][j] = b[j * ldb + p]: transpose 16 x 16 tiles
+            const float *base = b + (j0 + q) * ldb + p0;
+            long p = 0;
+            if (cols == NR) {
+                for (; p + 16 <= kc; p += 16) {
+                    for (int h = 0; h < 2; h++) {
+                        __m512 col[16];
+                        transpose16(base + h * 16 * ldb + p, ldb, col);
+                        for (int k = 0; k < 16; k++) _mm512_store_ps(panel + (p + k) * NR + 16 * h, col[k]);
+                    }
+                }
+            }
+            for (; p < kc; p++) {
+                for (long j = 0; j < NR; j++) panel[p * NR + j] = j < cols ? base[j * ldb + p] : 0.0f;
+            }
+        }
+    }
+}
+
+// C tile (mr x nr, at most MR x NR) = A panel · B panel + beta * C tile.
+AVX512 static void micro_kernel(long kc, const float *restrict a, const float *restrict b, float *c, long ldc,
+                                float beta, long mr, long nr) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += MR;
+        b += NR;
+    }
+    __m512 vb = _mm512_set1_ps(beta);
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *row = c + i * ldc;
+            if (beta == 0.0f) {
+                _mm512_storeu_ps(row, acc[i][0]);
+                _mm512_storeu_ps(row + 16, acc[i][1]);
+            } else {
+                _mm512_storeu_ps(row, _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), acc[i][0]));
+                _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), acc[i][1]));
+            }
+        }
+        return;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    for (long i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (beta != 0.0f) {
+            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), x0);
+            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), x1);
+        }
+        _mm512_mask_storeu_ps(row, m0, x0);
+        _mm512_mask_storeu_ps(row + 16, m1, x1);
+    }
+}
+
+AVX512 static void gemm_serial(int ta, int tb, long m, long n, long k, float alpha, const float *a, long lda,
+                               const float *b, long ldb, float beta, float *c, long ldc) {
+    // K is cut into equal chunks of at most KC: the summation order of an element depends on k only.
+    long chunks = (k + KC - 1) / KC;
+    long kc_step = (k + chunks - 1) / chunks;
+    float *pa = pack_a_buffer, *pb = pack_b_buffer;
+    for (long jc = 0; jc < n; jc += NC) {
+        long nc = n - jc < NC ? n - jc : NC;
+        for (long pc = 0; pc < k; pc += kc_step) {
+            long kc = k - pc < kc_step ? k - pc : kc_step;
+            float beta_now = pc == 0 ? beta : 1.0f;
+            pack_b(tb, b, ldb, pc, kc, jc, nc, pb);
+            for (long ic = 0; ic < m; ic += MC) {
+                long mc = m - ic < MC ? m - ic : MC;
+                pack_a(ta, a, lda, ic, mc, pc, kc, alpha, pa);
+                for (long jr = 0; jr < nc; jr += NR) {
+                    long nr = nc - jr < NR ? nc - jr : NR;
+                    for (long ir = 0; ir < mc; ir += MR) {
+                        long mr = mc - ir < MR ? mc - ir : MR;
+                        micro_kernel(kc, pa + ir * kc, pb + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
+                                     beta_now, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    int ta, tb;
+    long m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    long lda, ldb, ldc;
+    long parts, step;  // split along n (split_n) or m, in `step`-sized pieces
+    int split_n;
+} gemm_job;
+
+static void gemm_part(void *context, long index) {
+    const gemm_job *job = context;
+    if (!ensure_buffers()) abort();  // 4 MB per thread; failing here means the machine is out of memory
+    long start = index * job->step;
+    if (job->split_n) {
+        if (start >= job->n) return;
+        long count = job->n - start < job->step ? job->n - start : job->step;
+        const float *b = job->tb ? job->b + start * job->ldb : job->b + start;
+        gemm_serial(job->ta, job->tb, job->m, count, job->k, job->alpha, job->a, job->lda, b, job->ldb,
+                    job->beta, job->c + start, job->ldc);
+    } else {
+        if (start >= job->m) return;
+        long count = job->m - start < job->step ? job->m - start : job->step;
+        const float *a = job->ta ? job->a + start : job->a + start * job->lda;
+        gemm_serial(job->ta, job->tb, count, job->n, job->k, job->alpha, a, job->lda, job->b, job->ldb,
+                    job->beta, job->c + start * job->ldc, job->ldc);
+    }
+}
+
+void ck_sgemm(int ta, int tb, long m, long n, long k, float alpha, const float *a, long lda,
+              const float *b, long ldb, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == 0.0f) {
+        for (long i = 0; i < m; i++) {
+            for (long j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        }
+        return;
+    }
+    gemm_job job = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, 1, n, 1};
+    long threads = ck_threads();
+    // Splitting costs a wake-up (~10 us) and a second packing of the shared operand.
+    if (threads > 1 && m * n * k >= 64L * 64 * 64) {
+        long n_panels = (n + NR - 1) / NR, m_panels = (m + MR - 1) / MR;
+        if (n_panels >= 2 * threads || n_panels >= m_panels) {
+            long per = (n_panels + threads - 1) / threads;
+            job.step = per * NR;
+            job.split_n = 1;
+        } else {
+            long per = (m_panels + threads - 1) / threads;
+            job.step = per * MR;
+            job.split_n = 0;
+        }
+        job.parts = threads;
+    }
+    if (job.parts == 1) {
+        gemm_part(&job, 0);
+    } else {
+        ck_parallel_for(job.parts, gemm_part, &job);
+    }
+}

@@ -1,0 +1,23 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stddef.h>
+// Own x86-64 AVX-512 GEMM and a small worker pool. Swift cannot yet emit AVX-512 code for one
+// function chosen at run time, so the kernels live in C with per-function target attributes and
+// a run-time CPU check; everything else (and every other CPU) stays on OpenBLAS.
+
+/// 1 when this CPU and OS run AVX-512F code (checked once).
+int ck_has_avx512(void);
+
+/// Threads used by ck_sgemm and ck_parallel_for, the calling thread included (>= 1).
+void ck_set_threads(int count);
+int ck_threads(void);
+
+/// Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; beta == 0 never reads C.
+/// Requires ck_has_avx512(). Each element of C is summed in the same order for any thread
+/// count, so results do not depend on ck_threads().
+void ck_sgemm(int transpose_a, int transpose_b, long m, long n, long k, float alpha,
+              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
+
+/// Calls body(context, i) for i in 0..<count spread over ck_threads() threads; returns when all are done.
+void ck_parallel_for(long count, void (*body)(void *context, long index), void *context);
+#endif

@@ -1,0 +1,95 @@
+#include "ckernels.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sched.h>
+
+// A fixed pool of workers that sleep on a condition variable between jobs. One job at a time:
+// callers hold `submit` for the whole job, so nested or concurrent calls run one after another.
+enum { max_threads = 64 };
+
+static pthread_mutex_t submit = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
+static int thread_count = 1;
+static int workers_started = 0;
+static unsigned long generation = 0;
+static void (*job_body)(void *, long);
+static void *job_context;
+static long job_count;
+static atomic_long next_index;
+static atomic_int busy_workers;
+
+static void run_indices(void) {
+    for (;;) {
+        long i = atomic_fetch_add(&next_index, 1);
+        if (i >= job_count) return;
+        job_body(job_context, i);
+    }
+}
+
+static _Thread_local int inside_job = 0;
+
+static void *worker_main(void *argument) {
+    long id = (long)argument;  // 1 ... ; the caller of ck_parallel_for is thread 0
+    inside_job = 1;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        while (generation == seen) pthread_cond_wait(&wake, &lock);
+        seen = generation;
+        int take_part = id < thread_count;
+        pthread_mutex_unlock(&lock);
+        if (take_part) run_indices();
+        if (atomic_fetch_sub(&busy_workers, 1) == 1) {
+            pthread_mutex_lock(&lock);
+            pthread_cond_signal(&done);
+            pthread_mutex_unlock(&lock);
+        }
+    }
+    return NULL;
+}
+
+void ck_set_threads(int count) {
+    if (count < 1) count = 1;
+    if (count > max_threads) count = max_threads;
+    pthread_mutex_lock(&submit);
+    while (workers_started < count - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, worker_main, (void *)(long)(workers_started + 1)) != 0) break;
+        pthread_detach(thread);
+        workers_started++;
+    }
+    thread_count = workers_started + 1 < count ? workers_started + 1 : count;
+    pthread_mutex_unlock(&submit);
+}
+
+int ck_threads(void) { return thread_count; }
+
+void ck_parallel_for(long count, void (*body)(void *, long), void *context) {
+    if (count <= 0) return;
+    // A body that itself calls ck_parallel_for (a GEMM inside a parallel loop) runs serially.
+    if (thread_count == 1 || count == 1 || inside_job) {
+        for (long i = 0; i < count; i++) body(context, i);
+        return;
+    }
+    pthread_mutex_lock(&submit);
+    // Workers numbered thread_count and above (left from a higher ck_set_threads) wake and
+    // go back to sleep without taking an index.
+    job_body = body;
+    job_context = context;
+    job_count = count;
+    atomic_store(&next_index, 0);
+    atomic_store(&busy_workers, workers_started);
+    pthread_mutex_lock(&lock);
+    generation++;
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+    inside_job = 1;
+    run_indices();
+    inside_job = 0;
+    pthread_mutex_lock(&lock);
+    while (atomic_load(&busy_workers) > 0) pthread_cond_wait(&done, &lock);
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&submit);
+}
