@@ -44,7 +44,8 @@ public final class BatchNorm: Layer {
         let invStd = inverseStd.reserve(c)
         if context.mode == .evaluation {
             lastForwardUsedBatchStatistics = false
-            for ch in 0..<c {
+            let epsilon = epsilon
+            Kernels.parallelFor(c) { ch in
                 let inv = 1 / (variance[ch] + epsilon).squareRoot()
                 invStd[ch] = inv
                 let a = gamma[ch] * inv
@@ -62,7 +63,9 @@ public final class BatchNorm: Layer {
         }
         lastForwardUsedBatchStatistics = true
         let m = Double(batch * pixels)
-        for ch in 0..<c {
+        let epsilon = epsilon, momentum = momentum
+        // Channels are independent: one task each.
+        Kernels.parallelFor(c) { ch in
             var sum = 0.0
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
@@ -100,7 +103,8 @@ public final class BatchNorm: Layer {
         let dGamma = store.gradients + scale.offset, dBeta = store.gradients + shift.offset
         let dx = needsInputGradient ? inputGradient.reserve(batch * inputShape.count) : nil
         let m = Float(batch * pixels)
-        for ch in 0..<c {
+        let usedBatchStatistics = lastForwardUsedBatchStatistics
+        Kernels.parallelFor(c) { ch in
             var sumDy = 0.0, sumDyXhat = 0.0
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
@@ -109,15 +113,15 @@ public final class BatchNorm: Layer {
             }
             dGamma[ch] += Float(sumDyXhat)
             dBeta[ch] += Float(sumDy)
-            guard let dx else { continue }
-            if !lastForwardUsedBatchStatistics {
+            guard let dx else { return }
+            if !usedBatchStatistics {
                 // Fixed statistics: an affine map per channel.
                 let a = gamma[ch] * invStd[ch]
                 for n in 0..<batch {
                     let base = (n * c + ch) * pixels
                     for p in 0..<pixels { dx[base + p] = a * dY[base + p] }
                 }
-                continue
+                return
             }
             // dx = gamma * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
             let k = gamma[ch] * invStd[ch] / m

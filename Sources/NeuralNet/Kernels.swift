@@ -77,6 +77,11 @@ public enum Kernels {
         public var patchSize: Int { channels * kernel * kernel }
         public var outputPixels: Int { outputHeight * outputWidth }
 
+        var c: ck_conv_geometry {
+            ck_conv_geometry(channels: channels, height: height, width: width, kernel: kernel, stride: stride,
+                             padding: padding, output_height: outputHeight, output_width: outputWidth)
+        }
+
         /// Output columns ox whose input column ox*stride - padding + kx lies inside the image.
         @inline(__always)
         func validColumns(_ kx: Int) -> Range<Int> {
@@ -91,6 +96,11 @@ public enum Kernels {
     /// rows of length `rowStride` (so a batch of samples can share one matrix). Zero padding.
     public static func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int) {
+        if backend == .avx512 && g.stride == 1 {
+            var c = g.c
+            ck_im2col_stride1(&c, input, columns + column0, rowStride)
+            return
+        }
         let oh = g.outputHeight, ow = g.outputWidth
         for c in 0..<g.channels {
             let plane = input + c * g.height * g.width
@@ -122,6 +132,11 @@ public enum Kernels {
     /// The adjoint of im2col: adds each column entry back into the sample's input gradient.
     public static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, rowStride: Int, column0: Int,
                                  inputGradient: UnsafeMutablePointer<Float>) {
+        if backend == .avx512 && g.stride == 1 {
+            var c = g.c
+            ck_col2im_add_stride1(&c, columns + column0, rowStride, inputGradient)
+            return
+        }
         let oh = g.outputHeight, ow = g.outputWidth
         for c in 0..<g.channels {
             let plane = inputGradient + c * g.height * g.width

@@ -48,7 +48,15 @@ public final class Optimizer {
         self.store = store
         firstMoment = FloatBuffer(capacity: store.parameterCount)
         if case .sgd = kind { secondMoment = FloatBuffer(capacity: 1) } else { secondMoment = FloatBuffer(capacity: store.parameterCount) }
-        decaySpans = store.parameterEntries.map { ($0.slice.offset..<($0.slice.offset + $0.slice.count), $0.decays) }
+        // Tensors cut into pieces of at most 16,384 values: independent tasks for the kernel threads.
+        var spans: [(range: Range<Int>, decays: Bool)] = []
+        for entry in store.parameterEntries {
+            let end = entry.slice.offset + entry.slice.count
+            for start in stride(from: entry.slice.offset, to: end, by: 16_384) {
+                spans.append((start..<min(end, start + 16_384), entry.decays))
+            }
+        }
+        decaySpans = spans
     }
 
     /// Names of the state tensors this optimizer keeps, for checkpoints.
@@ -63,7 +71,9 @@ public final class Optimizer {
         stepCount += 1
         let w = store.parameters, g = store.gradients
         let m = firstMoment.pointer, v = secondMoment.pointer
-        for span in decaySpans {
+        let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount)
+        Kernels.parallelFor(spans.count) { index in
+            let span = spans[index]
             let wd = span.decays ? weightDecay : 0
             switch kind {
             case .sgd(let mu, let nesterov):
@@ -75,7 +85,7 @@ public final class Optimizer {
             case .adam(let b1, let b2, let eps), .adamW(let b1, let b2, let eps):
                 let decoupled: Bool
                 if case .adamW = kind { decoupled = true } else { decoupled = false }
-                let c1 = 1 - powf(b1, Float(stepCount)), c2 = 1 - powf(b2, Float(stepCount))
+                let c1 = 1 - powf(b1, t), c2 = 1 - powf(b2, t)
                 let stepSize = lr / c1
                 let c2Root = c2.squareRoot()
                 for i in span.range {

@@ -34,7 +34,12 @@ public final class MaxPool2D: Layer {
             argmax = .allocate(capacity: argmaxCapacity)
         }
         if kernel == 2 && stride == 2 {
-            forward2x2(x, y, planes: planes)
+            // One task per sample.
+            let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
+            Kernels.parallelFor(batch) { n in
+                let first = n * channels
+                forward2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, planes: channels)
+            }
             return y
         }
         for plane in 0..<planes {
@@ -62,7 +67,8 @@ public final class MaxPool2D: Layer {
 
     /// The common 2×2, stride 2 window without the general loops. Ties go to the first element
     /// in row-major order, as in the general path.
-    private func forward2x2(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, planes: Int) {
+    private func forward2x2(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                            _ argmax: UnsafeMutablePointer<Int32>, planes: Int) {
         let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
         for plane in 0..<planes {
             let source = x + plane * h * w
@@ -89,12 +95,15 @@ public final class MaxPool2D: Layer {
         let planes = batch * inputShape.channels
         let inPlane = inputShape.height * inputShape.width, outPlane = outputShape.height * outputShape.width
         let dx = inputGradient.reserve(planes * inPlane)
-        dx.update(repeating: 0, count: planes * inPlane)
-        for plane in 0..<planes {
-            let target = dx + plane * inPlane
-            let source = dY + plane * outPlane
-            let index = argmax + plane * outPlane
-            for o in 0..<outPlane { target[Int(index[o])] += source[o] }
+        let channels = inputShape.channels, argmax = argmax
+        Kernels.parallelFor(batch) { n in
+            (dx + n * channels * inPlane).update(repeating: 0, count: channels * inPlane)
+            for plane in (n * channels)..<((n + 1) * channels) {
+                let target = dx + plane * inPlane
+                let source = dY + plane * outPlane
+                let index = argmax + plane * outPlane
+                for o in 0..<outPlane { target[Int(index[o])] += source[o] }
+            }
         }
         return dx
     }

@@ -20,4 +20,15 @@ void ck_sgemm(int transpose_a, int transpose_b, long m, long n, long k, float al
 
 /// Calls body(context, i) for i in 0..<count spread over ck_threads() threads; returns when all are done.
 void ck_parallel_for(long count, void (*body)(void *context, long index), void *context);
+/// Geometry of one convolution input (C, H, W) with a square kernel; output OH x OW.
+typedef struct {
+    long channels, height, width, kernel, stride, padding, output_height, output_width;
+} ck_conv_geometry;
+
+/// im2col of one sample for stride 1 (requires ck_has_avx512()): columns row (c*K + ky)*K + kx,
+/// column oy*OW + ox, rows `row_stride` floats apart; zero where the window leaves the image.
+void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride);
+
+/// The adjoint of ck_im2col_stride1: adds every column entry into the input gradient.
+void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
 #endif
