@@ -1,10 +1,12 @@
 #include "ckernels.h"
 #include <immintrin.h>
 
-// Stride-1 im2col and its adjoint with masked AVX-512 loads and stores: a window row that
-// leaves the image becomes a masked-off lane (masked lanes are never read), so each output row
-// is one or two vector operations instead of a copy call and padding fills.
+// Stride-1 im2col and its adjoint with masked AVX-512 loads and stores. Where a window leaves
+// the image the lane is masked off (masked lanes are never read), so each row of 16 outputs is one
+// load and one store; the masks depend only on kx and the 16-column chunk, so they are computed
+// once per kx, not per row.
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+enum { max_chunks = 16 };  // rows up to 256 wide; wider ones take the per-row mask path
 
 static inline __mmask16 lanes(long from, long to) {  // bits [from, to) of a 16-lane mask
     if (to <= from || to <= 0 || from >= 16) return 0;
@@ -13,56 +15,78 @@ static inline __mmask16 lanes(long from, long to) {  // bits [from, to) of a 16-
     return (__mmask16)(full & ~low);
 }
 
+AVX512 static inline void zero_row(float *out, long count) {
+    for (long x0 = 0; x0 < count; x0 += 16) _mm512_mask_storeu_ps(out + x0, lanes(0, count - x0), _mm512_setzero_ps());
+}
+
 AVX512 void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride) {
     const long k = g->kernel, oh = g->output_height, ow = g->output_width, h = g->height, w = g->width,
-               pad = g->padding;
+               pad = g->padding, chunks = (ow + 15) / 16;
+    __mmask16 store[max_chunks], load[max_chunks];
     for (long c = 0; c < g->channels; c++) {
         const float *plane = input + c * h * w;
         for (long ky = 0; ky < k; ky++) {
+            // Output rows whose input row oy + ky - pad is inside the image.
+            const long oy_lo = pad - ky > 0 ? pad - ky : 0;
+            const long oy_hi = h + pad - ky < oh ? h + pad - ky : oh;
             for (long kx = 0; kx < k; kx++) {
                 float *row = columns + ((c * k + ky) * k + kx) * row_stride;
                 // Input column of output column ox is ox + kx - pad; valid ox in [lo, hi).
                 const long lo = pad - kx > 0 ? pad - kx : 0;
                 const long hi = w + pad - kx < ow ? w + pad - kx : ow;
-                for (long oy = 0; oy < oh; oy++) {
-                    float *out = row + oy * ow;
-                    const long iy = oy + ky - pad;
-                    const int inside = iy >= 0 && iy < h;
-                    const float *source = plane + iy * w + kx - pad;
-                    for (long x0 = 0; x0 < ow; x0 += 16) {
-                        __mmask16 store = lanes(0, ow - x0);
-                        __mmask16 load = inside ? lanes(lo - x0, hi - x0) & store : 0;
-                        _mm512_mask_storeu_ps(out + x0, store, _mm512_maskz_loadu_ps(load, source + x0));
+                for (long j = 0; j < chunks && j < max_chunks; j++) {
+                    store[j] = lanes(0, ow - 16 * j);
+                    load[j] = lanes(lo - 16 * j, hi - 16 * j) & store[j];
+                }
+                long oy = 0;
+                for (; oy < oy_lo; oy++) zero_row(row + oy * ow, ow);
+                const float *source = plane + (oy + ky - pad) * w + kx - pad;
+                if (chunks == 1) {
+                    for (; oy < oy_hi; oy++, source += w)
+                        _mm512_mask_storeu_ps(row + oy * ow, store[0], _mm512_maskz_loadu_ps(load[0], source));
+                } else {
+                    for (; oy < oy_hi; oy++, source += w) {
+                        float *out = row + oy * ow;
+                        for (long j = 0; j < chunks; j++) {
+                            __mmask16 s = j < max_chunks ? store[j] : lanes(0, ow - 16 * j);
+                            __mmask16 l = j < max_chunks ? load[j] : lanes(lo - 16 * j, hi - 16 * j) & s;
+                            _mm512_mask_storeu_ps(out + 16 * j, s, _mm512_maskz_loadu_ps(l, source + 16 * j));
+                        }
                     }
                 }
+                for (; oy < oh; oy++) zero_row(row + oy * ow, ow);
             }
         }
     }
 }
 
+// Gathers instead of scattering: each 16-pixel run of an input row sums, in registers, every
+// column entry that maps onto it, then is stored once. Scattering (load, add, store per column row)
+// makes each store feed a load shifted by one float, which stalls store forwarding.
 AVX512 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride,
                                   float *input_gradient) {
     const long k = g->kernel, oh = g->output_height, ow = g->output_width, h = g->height, w = g->width,
-               pad = g->padding;
+               pad = g->padding, chunks = (w + 15) / 16;
     for (long c = 0; c < g->channels; c++) {
         float *plane = input_gradient + c * h * w;
-        for (long ky = 0; ky < k; ky++) {
-            for (long kx = 0; kx < k; kx++) {
-                const float *row = columns + ((c * k + ky) * k + kx) * row_stride;
-                const long lo = pad - kx > 0 ? pad - kx : 0;
-                const long hi = w + pad - kx < ow ? w + pad - kx : ow;
-                for (long oy = 0; oy < oh; oy++) {
-                    const long iy = oy + ky - pad;
-                    if (iy < 0 || iy >= h) continue;
-                    const float *source = row + oy * ow;
-                    float *target = plane + iy * w + kx - pad;
-                    for (long x0 = 0; x0 < ow; x0 += 16) {
-                        __mmask16 m = lanes(lo - x0, hi - x0);
-                        if (!m) continue;
-                        __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(m, target + x0), _mm512_maskz_loadu_ps(m, source + x0));
-                        _mm512_mask_storeu_ps(target + x0, m, sum);
+        for (long iy = 0; iy < h; iy++) {
+            float *target = plane + iy * w;
+            for (long j = 0; j < chunks; j++) {
+                const long x0 = 16 * j;
+                const __mmask16 inside = lanes(0, w - x0);
+                __m512 sum = _mm512_maskz_loadu_ps(inside, target + x0);
+                for (long ky = 0; ky < k; ky++) {
+                    const long oy = iy + pad - ky;
+                    if (oy < 0 || oy >= oh) continue;
+                    for (long kx = 0; kx < k; kx++) {
+                        // Input column x comes from output column x + pad - kx, if that is in [0, ow).
+                        const long shift = pad - kx;
+                        const __mmask16 m = lanes(-shift - x0, ow - shift - x0) & inside;
+                        const float *source = columns + ((c * k + ky) * k + kx) * row_stride + oy * ow + x0 + shift;
+                        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(m, source));
                     }
                 }
+                _mm512_mask_storeu_ps(target + x0, inside, sum);
             }
         }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Batch normalisation per channel: over (N, H, W) for images (BatchNorm2D), over N for vectors
 /// (BatchNorm1D, the same code with H = W = 1). Scale and shift are parameters; the running
 /// mean and variance are non-trained buffers, updated in training and used in evaluation.
@@ -66,27 +68,28 @@ public final class BatchNorm: Layer {
         let epsilon = epsilon, momentum = momentum
         // Channels are independent: one task each.
         Kernels.parallelFor(c) { ch in
-            var sum = 0.0
-            for n in 0..<batch {
-                let base = (n * c + ch) * pixels
-                sum += Double(Vector.sum(x + base, pixels))
-            }
-            let mu = sum / m
-            var squares = 0.0
-            for n in 0..<batch {
-                let base = (n * c + ch) * pixels
-                squares += Double(Vector.sumOfSquaredDeviations(x + base, pixels, mean: Float(mu)))
-            }
+            let first = x + ch * pixels, stride = c * pixels
+            let fast = Kernels.backend == .avx512
+            let mu = (fast ? ck_channel_sum(first, batch, pixels, stride)
+                           : (0..<batch).reduce(0.0) { $0 + Double(Vector.sum(first + $1 * stride, pixels)) }) / m
+            let squares = fast ? ck_channel_squared_deviations(first, batch, pixels, stride, Float(mu))
+                               : (0..<batch).reduce(0.0) {
+                                   $0 + Double(Vector.sumOfSquaredDeviations(first + $1 * stride, pixels, mean: Float(mu)))
+                               }
             let biasedVariance = squares / m
             let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
             invStd[ch] = inv
             let g = gamma[ch], b = beta[ch], muF = Float(mu)
-            for n in 0..<batch {
-                let base = (n * c + ch) * pixels
-                for p in 0..<pixels {
-                    let h = (x[base + p] - muF) * inv
-                    xhat[base + p] = h
-                    y[base + p] = g * h + b
+            if fast {
+                ck_channel_normalize(first, xhat + ch * pixels, y + ch * pixels, batch, pixels, stride, muF, inv, g, b)
+            } else {
+                for n in 0..<batch {
+                    let base = (n * c + ch) * pixels
+                    for p in 0..<pixels {
+                        let h = (x[base + p] - muF) * inv
+                        xhat[base + p] = h
+                        y[base + p] = g * h + b
+                    }
                 }
             }
             mean[ch] = (1 - momentum) * mean[ch] + momentum * muF
@@ -105,12 +108,21 @@ public final class BatchNorm: Layer {
         let m = Float(batch * pixels)
         let usedBatchStatistics = lastForwardUsedBatchStatistics
         Kernels.parallelFor(c) { ch in
-            var sumDy = 0.0, sumDyXhat = 0.0
-            for n in 0..<batch {
-                let base = (n * c + ch) * pixels
-                sumDy += Double(Vector.sum(dY + base, pixels))
-                sumDyXhat += Double(Vector.dot(dY + base, xhat + base, pixels))
+            let fast = Kernels.backend == .avx512, stride = c * pixels
+            var sums: (Double, Double) = (0, 0)
+            if fast {
+                withUnsafeMutableBytes(of: &sums) { raw in
+                    ck_channel_gradient_sums(dY + ch * pixels, xhat + ch * pixels, batch, pixels, stride,
+                                             raw.baseAddress!.assumingMemoryBound(to: Double.self))
+                }
+            } else {
+                for n in 0..<batch {
+                    let base = (n * c + ch) * pixels
+                    sums.0 += Double(Vector.sum(dY + base, pixels))
+                    sums.1 += Double(Vector.dot(dY + base, xhat + base, pixels))
+                }
             }
+            let (sumDy, sumDyXhat) = sums
             dGamma[ch] += Float(sumDyXhat)
             dBeta[ch] += Float(sumDy)
             guard let dx else { return }
@@ -126,6 +138,11 @@ public final class BatchNorm: Layer {
             // dx = gamma * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
             let k = gamma[ch] * invStd[ch] / m
             let meanDy = Float(sumDy), meanDyXhat = Float(sumDyXhat)
+            if fast {
+                ck_channel_input_gradient(dY + ch * pixels, xhat + ch * pixels, dx + ch * pixels, batch, pixels, stride,
+                                          k, m, meanDy, meanDyXhat)
+                return
+            }
             for n in 0..<batch {
                 let base = (n * c + ch) * pixels
                 for p in 0..<pixels {

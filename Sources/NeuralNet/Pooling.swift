@@ -1,3 +1,5 @@
+import CKernels
+
 /// Max pooling over kernel×kernel windows (no padding); remembers each window's argmax.
 public final class MaxPool2D: Layer {
     public let name: String
@@ -38,7 +40,12 @@ public final class MaxPool2D: Layer {
             let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
             Kernels.parallelFor(batch) { n in
                 let first = n * channels
-                forward2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, planes: channels)
+                if Kernels.backend == .avx512 {
+                    ck_maxpool2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, channels,
+                                  inputShape.height, inputShape.width)
+                } else {
+                    forward2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, planes: channels)
+                }
             }
             return y
         }

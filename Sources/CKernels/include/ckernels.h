@@ -31,4 +31,26 @@ void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *col
 
 /// The adjoint of ck_im2col_stride1: adds every column entry into the input gradient.
 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
+
+// Batch normalisation over one channel of a batch: `batch` runs of `pixels` floats, `stride`
+// floats apart (NCHW: stride = C * H * W). All require ck_has_avx512(); sums run in 16 lanes
+// in a fixed order, so results are deterministic.
+
+/// Σ x and Σ (x - mean)² need two passes; this is the first: Σ x in double.
+double ck_channel_sum(const float *x, long batch, long pixels, long stride);
+/// Σ (x - mean)², in double.
+double ck_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean);
+/// xhat = (x - mean) * inv_std; y = gamma * xhat + beta.
+void ck_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
+                          float mean, float inv_std, float gamma, float beta);
+/// sums[0] = Σ dy, sums[1] = Σ dy * xhat, in double.
+void ck_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride, double sums[2]);
+/// dx = k * (m * dy - sum_dy - xhat * sum_dy_xhat).
+void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, long batch, long pixels, long stride,
+                               float k, float m, float sum_dy, float sum_dy_xhat);
+
+/// 2 x 2, stride 2 max pooling of `planes` planes (h x w, h and w even or odd: the last row/column
+/// of an odd size is dropped). Writes the maximum and, for backward, its index in the input plane;
+/// ties go to the first element in row-major order. Requires ck_has_avx512().
+void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w);
 #endif
