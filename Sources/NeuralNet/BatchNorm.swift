@@ -1,5 +1,3 @@
-import CKernels
-
 /// Batch normalisation per channel: over (N, H, W) for images (BatchNorm2D), over N for vectors
 /// (BatchNorm1D, the same code with H = W = 1). Scale and shift are parameters; the running
 /// mean and variance are non-trained buffers, updated in training and used in evaluation.
@@ -69,29 +67,14 @@ public final class BatchNorm: Layer {
         // Channels are independent: one task each.
         Kernels.parallelFor(c) { ch in
             let first = x + ch * pixels, stride = c * pixels
-            let fast = Kernels.backend == .avx512
-            let mu = (fast ? ck_channel_sum(first, batch, pixels, stride)
-                           : (0..<batch).reduce(0.0) { $0 + Double(Vector.sum(first + $1 * stride, pixels)) }) / m
-            let squares = fast ? ck_channel_squared_deviations(first, batch, pixels, stride, Float(mu))
-                               : (0..<batch).reduce(0.0) {
-                                   $0 + Double(Vector.sumOfSquaredDeviations(first + $1 * stride, pixels, mean: Float(mu)))
-                               }
+            let mu = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride) / m
+            let squares = Kernels.channelSquaredDeviations(first, batch: batch, pixels: pixels, stride: stride, mean: Float(mu))
             let biasedVariance = squares / m
             let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
             invStd[ch] = inv
-            let g = gamma[ch], b = beta[ch], muF = Float(mu)
-            if fast {
-                ck_channel_normalize(first, xhat + ch * pixels, y + ch * pixels, batch, pixels, stride, muF, inv, g, b)
-            } else {
-                for n in 0..<batch {
-                    let base = (n * c + ch) * pixels
-                    for p in 0..<pixels {
-                        let h = (x[base + p] - muF) * inv
-                        xhat[base + p] = h
-                        y[base + p] = g * h + b
-                    }
-                }
-            }
+            let muF = Float(mu)
+            Kernels.channelNormalize(first, xhat: xhat + ch * pixels, y: y + ch * pixels, batch: batch, pixels: pixels,
+                                     stride: stride, mean: muF, invStd: inv, gamma: gamma[ch], beta: beta[ch])
             mean[ch] = (1 - momentum) * mean[ch] + momentum * muF
             let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
             variance[ch] = (1 - momentum) * variance[ch] + momentum * Float(unbiased)
@@ -108,21 +91,9 @@ public final class BatchNorm: Layer {
         let m = Float(batch * pixels)
         let usedBatchStatistics = lastForwardUsedBatchStatistics
         Kernels.parallelFor(c) { ch in
-            let fast = Kernels.backend == .avx512, stride = c * pixels
-            var sums: (Double, Double) = (0, 0)
-            if fast {
-                withUnsafeMutableBytes(of: &sums) { raw in
-                    ck_channel_gradient_sums(dY + ch * pixels, xhat + ch * pixels, batch, pixels, stride,
-                                             raw.baseAddress!.assumingMemoryBound(to: Double.self))
-                }
-            } else {
-                for n in 0..<batch {
-                    let base = (n * c + ch) * pixels
-                    sums.0 += Double(Vector.sum(dY + base, pixels))
-                    sums.1 += Double(Vector.dot(dY + base, xhat + base, pixels))
-                }
-            }
-            let (sumDy, sumDyXhat) = sums
+            let stride = c * pixels
+            let (sumDy, sumDyXhat) = Kernels.channelGradientSums(dY + ch * pixels, xhat: xhat + ch * pixels, batch: batch,
+                                                                 pixels: pixels, stride: stride)
             dGamma[ch] += Float(sumDyXhat)
             dBeta[ch] += Float(sumDy)
             guard let dx else { return }
@@ -137,18 +108,9 @@ public final class BatchNorm: Layer {
             }
             // dx = gamma * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
             let k = gamma[ch] * invStd[ch] / m
-            let meanDy = Float(sumDy), meanDyXhat = Float(sumDyXhat)
-            if fast {
-                ck_channel_input_gradient(dY + ch * pixels, xhat + ch * pixels, dx + ch * pixels, batch, pixels, stride,
-                                          k, m, meanDy, meanDyXhat)
-                return
-            }
-            for n in 0..<batch {
-                let base = (n * c + ch) * pixels
-                for p in 0..<pixels {
-                    dx[base + p] = k * (m * dY[base + p] - meanDy - xhat[base + p] * meanDyXhat)
-                }
-            }
+            Kernels.channelInputGradient(dY + ch * pixels, xhat: xhat + ch * pixels, dx: dx + ch * pixels, batch: batch,
+                                         pixels: pixels, stride: stride, k: k, m: m, sumDy: Float(sumDy),
+                                         sumDyXhat: Float(sumDyXhat))
         }
         return dx
     }

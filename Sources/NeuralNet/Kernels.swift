@@ -60,7 +60,7 @@ public enum Kernels {
     public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, backend: Backend = backend) {
         if backend == .avx512 {
             ck_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
@@ -95,7 +95,8 @@ public enum Kernels {
     /// Unfolds one sample (C, H, W) into columns: col[(c*K + ky)*K + kx][column0 + oy*OW + ox],
     /// rows of length `rowStride` (so a batch of samples can share one matrix). Zero padding.
     public static func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>,
-                              columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int) {
+                              columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int,
+                              backend: Backend = backend) {
         if backend == .avx512 && g.stride == 1 {
             var c = g.c
             ck_im2col_stride1(&c, input, columns + column0, rowStride)
@@ -131,7 +132,7 @@ public enum Kernels {
 
     /// The adjoint of im2col: adds each column entry back into the sample's input gradient.
     public static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, rowStride: Int, column0: Int,
-                                 inputGradient: UnsafeMutablePointer<Float>) {
+                                 inputGradient: UnsafeMutablePointer<Float>, backend: Backend = backend) {
         if backend == .avx512 && g.stride == 1 {
             var c = g.c
             ck_col2im_add_stride1(&c, columns + column0, rowStride, inputGradient)

@@ -1,5 +1,3 @@
-import CKernels
-
 /// Max pooling over kernel×kernel windows (no padding); remembers each window's argmax.
 public final class MaxPool2D: Layer {
     public let name: String
@@ -40,12 +38,8 @@ public final class MaxPool2D: Layer {
             let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
             Kernels.parallelFor(batch) { n in
                 let first = n * channels
-                if Kernels.backend == .avx512 {
-                    ck_maxpool2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, channels,
-                                  inputShape.height, inputShape.width)
-                } else {
-                    forward2x2(x + first * inPlane, y + first * outPlane, argmax + first * outPlane, planes: channels)
-                }
+                Kernels.maxPool2x2(x + first * inPlane, y + first * outPlane, argmax: argmax + first * outPlane,
+                                   planes: channels, height: h, width: w)
             }
             return y
         }
@@ -70,31 +64,6 @@ public final class MaxPool2D: Layer {
             }
         }
         return y
-    }
-
-    /// The common 2×2, stride 2 window without the general loops. Ties go to the first element
-    /// in row-major order, as in the general path.
-    private func forward2x2(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                            _ argmax: UnsafeMutablePointer<Int32>, planes: Int) {
-        let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
-        for plane in 0..<planes {
-            let source = x + plane * h * w
-            let target = y + plane * oh * ow
-            let index = argmax + plane * oh * ow
-            for oy in 0..<oh {
-                let top = source + 2 * oy * w, bottom = top + w
-                let base = Int32(2 * oy * w)
-                for ox in 0..<ow {
-                    let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
-                    var best = a, at = Int32(2 * ox)
-                    if b > best { best = b; at = Int32(2 * ox + 1) }
-                    if c > best { best = c; at = Int32(w + 2 * ox) }
-                    if d > best { best = d; at = Int32(w + 2 * ox + 1) }
-                    target[oy * ow + ox] = best
-                    index[oy * ow + ox] = base + at
-                }
-            }
-        }
     }
 
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {

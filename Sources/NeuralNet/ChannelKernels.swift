@@ -1,0 +1,102 @@
+import CKernels
+
+// Batch-norm channel passes and 2x2 max pooling behind the same switch as the GEMM: the AVX-512
+// C kernels where the CPU has them, plain Swift everywhere else. A channel of an NCHW batch is
+// `batch` runs of `pixels` floats, `stride` (= C*H*W) apart; sums run in a fixed order.
+extension Kernels {
+    /// Σ x over one channel, in Double.
+    static func channelSum(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int,
+                           backend: Backend = backend) -> Double {
+        if backend == .avx512 { return ck_channel_sum(x, batch, pixels, stride) }
+        var total = 0.0
+        for n in 0..<batch { total += Double(Vector.sum(x + n * stride, pixels)) }
+        return total
+    }
+
+    /// Σ (x - mean)² over one channel, in Double.
+    static func channelSquaredDeviations(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int, mean: Float,
+                                         backend: Backend = backend) -> Double {
+        if backend == .avx512 { return ck_channel_squared_deviations(x, batch, pixels, stride, mean) }
+        var total = 0.0
+        for n in 0..<batch { total += Double(Vector.sumOfSquaredDeviations(x + n * stride, pixels, mean: mean)) }
+        return total
+    }
+
+    /// xhat = (x - mean) * invStd; y = gamma * xhat + beta.
+    static func channelNormalize(_ x: UnsafePointer<Float>, xhat: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                 batch: Int, pixels: Int, stride: Int, mean: Float, invStd: Float, gamma: Float, beta: Float,
+                                 backend: Backend = backend) {
+        if backend == .avx512 {
+            ck_channel_normalize(x, xhat, y, batch, pixels, stride, mean, invStd, gamma, beta)
+            return
+        }
+        for n in 0..<batch {
+            let base = n * stride
+            for p in 0..<pixels {
+                let h = (x[base + p] - mean) * invStd
+                xhat[base + p] = h
+                y[base + p] = gamma * h + beta
+            }
+        }
+    }
+
+    /// (Σ dy, Σ dy * xhat) over one channel, in Double.
+    static func channelGradientSums(_ dy: UnsafePointer<Float>, xhat: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int,
+                                    backend: Backend = backend) -> (sumDy: Double, sumDyXhat: Double) {
+        var sums: (Double, Double) = (0, 0)
+        if backend == .avx512 {
+            withUnsafeMutableBytes(of: &sums) { raw in
+                ck_channel_gradient_sums(dy, xhat, batch, pixels, stride, raw.baseAddress!.assumingMemoryBound(to: Double.self))
+            }
+            return sums
+        }
+        for n in 0..<batch {
+            sums.0 += Double(Vector.sum(dy + n * stride, pixels))
+            sums.1 += Double(Vector.dot(dy + n * stride, xhat + n * stride, pixels))
+        }
+        return sums
+    }
+
+    /// dx = k * (m * dy - sumDy - xhat * sumDyXhat): BatchNorm's input gradient with batch statistics.
+    static func channelInputGradient(_ dy: UnsafePointer<Float>, xhat: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+                                     batch: Int, pixels: Int, stride: Int, k: Float, m: Float, sumDy: Float, sumDyXhat: Float,
+                                     backend: Backend = backend) {
+        if backend == .avx512 {
+            ck_channel_input_gradient(dy, xhat, dx, batch, pixels, stride, k, m, sumDy, sumDyXhat)
+            return
+        }
+        for n in 0..<batch {
+            let base = n * stride
+            for p in 0..<pixels { dx[base + p] = k * (m * dy[base + p] - sumDy - xhat[base + p] * sumDyXhat) }
+        }
+    }
+
+    /// 2x2, stride-2 max pooling of `planes` (h, w) planes into (h/2, w/2), with each maximum's index
+    /// in its input plane. Ties go to the first element in row-major order.
+    static func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
+                           planes: Int, height h: Int, width w: Int, backend: Backend = backend) {
+        if backend == .avx512 {
+            ck_maxpool2x2(x, y, argmax, planes, h, w)
+            return
+        }
+        let oh = h / 2, ow = w / 2
+        for plane in 0..<planes {
+            let source = x + plane * h * w
+            let target = y + plane * oh * ow
+            let index = argmax + plane * oh * ow
+            for oy in 0..<oh {
+                let top = source + 2 * oy * w, bottom = top + w
+                let base = Int32(2 * oy * w)
+                for ox in 0..<ow {
+                    let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
+                    var best = a, at = Int32(2 * ox)
+                    if b > best { best = b; at = Int32(2 * ox + 1) }
+                    if c > best { best = c; at = Int32(w + 2 * ox) }
+                    if d > best { best = d; at = Int32(w + 2 * ox + 1) }
+                    target[oy * ow + ox] = best
+                    index[oy * ow + ox] = base + at
+                }
+            }
+        }
+    }
+}

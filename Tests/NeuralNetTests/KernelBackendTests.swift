@@ -1,0 +1,163 @@
+import CounterRNG
+import Testing
+@testable import NeuralNet
+
+/// The AVX-512 kernels equal exact references (GEMM, im2col and its adjoint, pooling) and the portable
+/// Swift/OpenBLAS path (batch-norm passes); results do not depend on the thread count. Skipped on CPUs
+/// without AVX-512, where the portable path is the only one and every other test covers it.
+@Suite(.enabled(if: Kernels.avx512Available, "this CPU has no AVX-512"), .serialized)
+struct KernelBackendTests {
+    func random(_ count: Int, _ seed: UInt64) -> [Float] {
+        var r = KeyedRandom(seed: seed, purpose: .test)
+        return (0..<count).map { _ in r.nextUniform(-1, 1) }
+    }
+
+    /// (m, n, k): micro-tile edges (8 x 32), K chunking (> 256), the layer shapes of `reference`.
+    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (8, 32, 16), (7, 31, 17), (9, 33, 257), (130, 70, 513),
+                                            (17, 100, 1), (64, 196, 800), (800, 196, 64), (64, 800, 196), (64, 256, 300)]
+
+    @Test(arguments: [1, 2])
+    func gemmEqualsDoublePrecisionLoops(threads: Int) {
+        let saved = Kernels.threads
+        Kernels.setThreads(threads)
+        defer { Kernels.setThreads(saved) }
+        for (m, n, k) in KernelBackendTests.shapes {
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    for accumulate in [false, true] {
+                        let lda = transposeA ? m + 3 : k + 5, ldb = transposeB ? k + 2 : n + 1, ldc = n + 7
+                        let a = random((transposeA ? k : m) * lda, 1), b = random((transposeB ? n : k) * ldb, 2)
+                        let initial = random(m * ldc, 3)
+                        // beta 0 must not read C: start from NaN there.
+                        var c = accumulate ? initial : [Float](repeating: .nan, count: m * ldc)
+                        let alpha: Float = accumulate ? 0.5 : 1, beta: Float = accumulate ? 1 : 0
+                        Kernels.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc, backend: .avx512)
+                        var worst = 0.0
+                        var paddingKept = true
+                        for i in 0..<m {
+                            for j in 0..<n {
+                                var sum = 0.0
+                                for p in 0..<k {
+                                    let x = Double(transposeA ? a[p * lda + i] : a[i * lda + p])
+                                    let y = Double(transposeB ? b[j * ldb + p] : b[p * ldb + j])
+                                    sum += x * y
+                                }
+                                let expected = Double(alpha) * sum + (accumulate ? Double(initial[i * ldc + j]) : 0)
+                                worst = max(worst, abs(expected - Double(c[i * ldc + j])).isNaN ? .infinity
+                                                 : abs(expected - Double(c[i * ldc + j])))
+                            }
+                            for j in n..<ldc where c[i * ldc + j].bitPattern != (accumulate ? initial[i * ldc + j] : Float.nan).bitPattern {
+                                paddingKept = false
+                            }
+                        }
+                        // Float sums of k products of values in [-1, 1]: error grows like sqrt(k) ulps.
+                        #expect(worst < 2e-6 * Double(k).squareRoot() + 1e-6, "m \(m) n \(n) k \(k) tA \(transposeA) tB \(transposeB)")
+                        #expect(paddingKept, "columns past n were written: m \(m) n \(n) k \(k)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 5, 2), (Shape(channels: 1, height: 28, width: 28), 5, 2),
+                      (Shape(channels: 6, height: 14, width: 14), 5, 0), (Shape(channels: 3, height: 40, width: 37), 3, 1),
+                      (Shape(channels: 2, height: 9, width: 300), 7, 3)])
+    func im2colAndItsAdjointEqualThePortablePath(shape: Shape, kernel: Int, padding: Int) {
+        let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
+                                     stride: 1, padding: padding)
+        let x = random(shape.count, 4)
+        let count = g.patchSize * g.outputPixels
+        var fast = [Float](repeating: .nan, count: count), portable = [Float](repeating: .nan, count: count)
+        Kernels.im2col(g, input: x, columns: &fast, rowStride: g.outputPixels, column0: 0, backend: .avx512)
+        Kernels.im2col(g, input: x, columns: &portable, rowStride: g.outputPixels, column0: 0, backend: .openBLAS)
+        #expect(fast.map(\.bitPattern) == portable.map(\.bitPattern))
+        // The adjoint: <im2col(x), c> = <x, col2im(c)> for random c, and the two paths agree.
+        let c = random(count, 5)
+        var dxFast = [Float](repeating: 0, count: shape.count), dxPortable = dxFast
+        Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxFast, backend: .avx512)
+        Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxPortable, backend: .openBLAS)
+        let left = zip(fast, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let right = zip(x, dxFast).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(left - right) < 1e-3 * max(1, abs(left)))
+        #expect(zip(dxFast, dxPortable).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
+    @Test func maxPoolingEqualsThePortablePathWithTies() {
+        for (h, w) in [(28, 28), (14, 14), (10, 10), (7, 9), (2, 40)] {
+            let planes = 3
+            // Values on a coarse grid so windows hold ties; ties must go to the first element.
+            let x = random(planes * h * w, 6).map { ($0 * 3).rounded() }
+            let outCount = planes * (h / 2) * (w / 2)
+            var yFast = [Float](repeating: .nan, count: outCount), yPortable = yFast
+            var iFast = [Int32](repeating: -1, count: outCount), iPortable = iFast
+            Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w, backend: .avx512)
+            Kernels.maxPool2x2(x, &yPortable, argmax: &iPortable, planes: planes, height: h, width: w, backend: .openBLAS)
+            #expect(yFast == yPortable, "\(h) x \(w)")
+            #expect(iFast == iPortable, "\(h) x \(w)")
+        }
+    }
+
+    @Test func batchNormPassesEqualThePortablePath() {
+        let batch = 5, channels = 3, pixels = 37, stride = channels * pixels
+        let x = random(batch * stride, 7), dy = random(batch * stride, 8)
+        for backendPair in [(Kernels.Backend.avx512, Kernels.Backend.openBLAS)] {
+            for ch in 0..<channels {
+                let results = [backendPair.0, backendPair.1].map { backend -> ([Float], [Float], [Float], [Double]) in
+                    x.withUnsafeBufferPointer { xp in
+                        let first = xp.baseAddress! + ch * pixels
+                        let sum = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride, backend: backend)
+                        let mean = Float(sum / Double(batch * pixels))
+                        let squares = Kernels.channelSquaredDeviations(first, batch: batch, pixels: pixels, stride: stride,
+                                                                       mean: mean, backend: backend)
+                        let xhat = UnsafeMutablePointer<Float>.allocate(capacity: 3 * batch * stride)
+                        defer { xhat.deallocate() }
+                        xhat.initialize(repeating: 0, count: 3 * batch * stride)
+                        let y = xhat + batch * stride, dx = y + batch * stride, at = ch * pixels
+                        Kernels.channelNormalize(first, xhat: xhat + at, y: y + at, batch: batch, pixels: pixels, stride: stride,
+                                                 mean: mean, invStd: 1.7, gamma: 0.9, beta: 0.2, backend: backend)
+                        let sums = dy.withUnsafeBufferPointer { dyp in
+                            Kernels.channelGradientSums(dyp.baseAddress! + at, xhat: xhat + at, batch: batch, pixels: pixels,
+                                                        stride: stride, backend: backend)
+                        }
+                        dy.withUnsafeBufferPointer { dyp in
+                            Kernels.channelInputGradient(dyp.baseAddress! + at, xhat: xhat + at, dx: dx + at, batch: batch,
+                                                         pixels: pixels, stride: stride, k: 0.3, m: Float(batch * pixels),
+                                                         sumDy: Float(sums.sumDy), sumDyXhat: Float(sums.sumDyXhat), backend: backend)
+                        }
+                        let n = batch * stride
+                        return (Array(UnsafeBufferPointer(start: xhat, count: n)), Array(UnsafeBufferPointer(start: y, count: n)),
+                                Array(UnsafeBufferPointer(start: dx, count: n)), [sum, squares, sums.sumDy, sums.sumDyXhat])
+                    }
+                }
+                let (a, b) = (results[0], results[1])
+                #expect(zip(a.3, b.3).allSatisfy { abs($0 - $1) < 1e-4 * max(1, abs($0)) })
+                #expect(zip(a.0 + a.1, b.0 + b.1).allSatisfy { abs($0 - $1) < 1e-5 })
+                #expect(zip(a.2, b.2).allSatisfy { abs($0 - $1) < 1e-3 })
+            }
+        }
+    }
+
+    /// 20 steps of a BN conv net with 1 and with 2 kernel threads: bit-identical parameters.
+    @Test func trainingDoesNotDependOnTheThreadCount() throws {
+        func train(threads: Int) throws -> [UInt32] {
+            let saved = Kernels.threads
+            Kernels.setThreads(threads)
+            defer { Kernels.setThreads(saved) }
+            let network = Network(spec: try ModelSpec(parsing: "conv8k5p2-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-dense10"), seed: 3)
+            let optimizer = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), store: network.store)
+            var x = random(32 * 784, 9)
+            let labels = (0..<32).map { UInt8($0 % 10) }
+            for step in 0..<20 {
+                network.store.zeroGradients()
+                x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
+                    _ = network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 32,
+                                                    context: PassContext(mode: .training, seed: 1, step: UInt64(step)))
+                } }
+                optimizer.step(learningRate: 0.01)
+            }
+            return (Array(network.store.parameterBuffer) + Array(network.store.bufferBuffer)).map(\.bitPattern)
+        }
+        #expect(try train(threads: 1) == train(threads: 2))
+    }
+}
