@@ -67,16 +67,24 @@ public final class Optimizer {
         }
     }
 
+    /// The AVX-512 update where the CPU has it (Kernels.backend); tests compare the two.
+    public var backend: Kernels.Backend = Kernels.backend
+
     public func step(learningRate lr: Float) {
         stepCount += 1
         let w = store.parameters, g = store.gradients
         let m = firstMoment.pointer, v = secondMoment.pointer
-        let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount)
+        let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount), backend = backend
         Kernels.parallelFor(spans.count) { index in
             let span = spans[index]
             let wd = span.decays ? weightDecay : 0
             switch kind {
             case .sgd(let mu, let nesterov):
+                if backend == .avx512 {
+                    let at = span.range.lowerBound
+                    ck_sgd(w + at, g + at, m + at, span.range.count, mu, nesterov ? 1 : 0, lr, wd)
+                    return
+                }
                 for i in span.range {
                     let grad = g[i] + wd * w[i]
                     m[i] = mu * m[i] + grad
@@ -88,6 +96,12 @@ public final class Optimizer {
                 let c1 = 1 - powf(b1, t), c2 = 1 - powf(b2, t)
                 let stepSize = lr / c1
                 let c2Root = c2.squareRoot()
+                if backend == .avx512 {
+                    let at = span.range.lowerBound
+                    ck_adam(w + at, g + at, m + at, v + at, span.range.count, b1, b2, eps, lr, wd, decoupled ? 1 : 0,
+                            stepSize, c2Root)
+                    return
+                }
                 for i in span.range {
                     let grad = decoupled ? g[i] : g[i] + wd * w[i]
                     m[i] = b1 * m[i] + (1 - b1) * grad
@@ -100,6 +114,7 @@ public final class Optimizer {
     }
 }
 
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

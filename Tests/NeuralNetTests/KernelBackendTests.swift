@@ -138,6 +138,25 @@ struct KernelBackendTests {
         }
     }
 
+    @Test(arguments: [OptimizerKind.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), .adamW(beta1: 0.9, beta2: 0.99, epsilon: 1e-6),
+                      .sgd(momentum: 0.9, nesterov: false), .sgd(momentum: 0.8, nesterov: true)])
+    func optimizerUpdatesEqualThePortablePath(kind: OptimizerKind) throws {
+        func run(_ backend: Kernels.Backend) throws -> [Float] {
+            // 7,840 decayed weights and 10 biases: many 16-lane runs and masked tails.
+            let network = Network(spec: try ModelSpec(parsing: "flatten-dense10"), seed: 5)
+            let optimizer = Optimizer(kind: kind, store: network.store, weightDecay: 0.01)
+            optimizer.backend = backend
+            for step in 0..<3 {
+                let g = random(network.store.parameterCount, UInt64(10 + step))
+                for i in 0..<g.count { network.store.gradients[i] = g[i] }
+                optimizer.step(learningRate: 0.05)
+            }
+            return Array(network.store.parameterBuffer)
+        }
+        let fast = try run(.avx512), portable = try run(.openBLAS)
+        #expect(zip(fast, portable).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
+    }
+
     /// 20 steps of a BN conv net with 1 and with 2 kernel threads: bit-identical parameters.
     @Test func trainingDoesNotDependOnTheThreadCount() throws {
         func train(threads: Int) throws -> [UInt32] {

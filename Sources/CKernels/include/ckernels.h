@@ -53,4 +53,13 @@ void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, lo
 /// of an odd size is dropped). Writes the maximum and, for backward, its index in the input plane;
 /// ties go to the first element in row-major order. Requires ck_has_avx512().
 void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w);
+
+/// One Adam/AdamW update of count values (requires ck_has_avx512()). With decoupled != 0 (AdamW)
+/// w -= lr * wd * w before the Adam step and the gradient is not decayed; otherwise g += wd * w.
+/// step_size = lr / (1 - beta1^t), c2_root = sqrt(1 - beta2^t).
+void ck_adam(float *w, const float *g, float *m, float *v, long count, float beta1, float beta2, float epsilon,
+             float lr, float wd, int decoupled, float step_size, float c2_root);
+
+/// One SGD-with-momentum update (heavy ball, or Nesterov when nesterov != 0), L2 decay wd.
+void ck_sgd(float *w, const float *g, float *m, long count, float momentum, int nesterov, float lr, float wd);
 #endif
