@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["CBLAS", "CKernels", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
         .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
-        .target(name: "Collective", dependencies: ["CMPI"]),
+        .target(name: "Collective", dependencies: ["CMPI", "CKernels"]),
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
@@ -44,7 +44,7 @@ let package = Package(
 
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CZlib", "CounterRNG"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "CounterRNG"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective", "Augmentation"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "NeuralNet", "Datasets", "Collective", "Augmentation", "CKernels"]),
         .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
         .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "ImageIO", "CZlib"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Training", "Datasets"]),

@@ -71,6 +71,25 @@ for np in 2 3; do
   else fail "mpirun -np $np: ranks' weights differ or the run failed" "$work/ranks$np"; fi
 done
 
+# Gradients in fp16, in buckets overlapped with backward: still one set of weights on every rank,
+# and a run stopped and resumed equals the uninterrupted one (the fp16 scales are checkpointed).
+wire=(--gradient-compression fp16 --bucket-kb 4)
+for np in 2 3; do
+  if mpirun -np "$np" "${digits[@]}" --model "$bnnet" --max-steps 300 --digest "${wire[@]}" > "$work/fp16-$np" 2>&1 \
+     && grep -q "fp16, 3 buckets, overlapped with backward" "$work/fp16-$np" \
+     && [ "$(grep 'weights sha256' "$work/fp16-$np" | awk '{ print $5 }' | sort -u | wc -l)" -eq 1 ] \
+     && [ "$(grep -c 'weights sha256' "$work/fp16-$np")" -eq "$np" ]; then
+    pass "mpirun -np $np, fp16 gradients in 3 overlapped buckets: bit-identical weights on all ranks"
+  else fail "mpirun -np $np with fp16 buckets" "$work/fp16-$np"; fi
+done
+fp=("${digits[@]}" --model "$bnnet" --max-steps 300 --checkpoint-every 50 "${wire[@]}")
+if mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-full" --digest > "$work/fp-full" 2>&1 \
+   && mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-cut" --stop-at-step 150 > "$work/fp-cut1" 2>&1 \
+   && mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-cut" --resume --digest > "$work/fp-cut2" 2>&1 \
+   && [ "$(grep -m1 'weights sha256' "$work/fp-full" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/fp-cut2" | awk '{ print $5 }')" ]; then
+  pass "mpirun -np 2 with fp16 gradients: stopped at step 150 and resumed = uninterrupted (same weights SHA-256)"
+else fail "fp16 resume differs from the uninterrupted run" "$work/fp-cut2"; fi
+
 if mpirun -np 2 "${digits[@]}" --model "$bnnet" --max-steps 300 --digest > "$work/ranks2b" 2>&1 \
    && [ "$(grep -m1 'weights sha256' "$work/ranks2" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/ranks2b" | awk '{ print $5 }')" ]; then
   pass "mpirun -np 2 twice with the same seed: bit-identical weights"

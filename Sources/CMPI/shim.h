@@ -14,6 +14,10 @@ static inline MPI_Datatype cmpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
 static inline MPI_Datatype cmpi_int64(void) { return MPI_INT64_T; }
 static inline MPI_Datatype cmpi_uint64(void) { return MPI_UINT64_T; }
+// MPI_UINT16_T: carries IEEE binary16 gradients (MPI has no half type; a user op sums them).
+static inline MPI_Datatype cmpi_uint16(void) { return MPI_UINT16_T; }
+// MPI_STATUSES_IGNORE: for MPI_Testall / MPI_Waitall when the statuses are not read.
+static inline MPI_Status *cmpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
 // MPI_SUM / MPI_MAX / MPI_MIN: reduction operations.
 static inline MPI_Op cmpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op cmpi_max(void) { return MPI_MAX; }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A failure of a collective operation, with the call and the library's own words.
 public struct CollectiveError: Error, CustomStringConvertible, Sendable {
     public let description: String
@@ -24,10 +26,44 @@ public protocol Communicator: AnyObject {
     func allgather(_ bytes: [UInt8]) throws -> [[UInt8]]
     /// Ends every rank of the job with this message; never returns.
     func abort(_ message: String, code: Int32) -> Never
+
+    /// Starts an in-place element-wise sum across ranks and returns; the buffer must not be
+    /// touched until `waitReductions`. Every rank starts the same reductions in the same order.
+    /// (Communicators without non-blocking collectives finish the sum before returning.)
+    func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws
+    /// Lets started reductions advance (MPI moves them only inside MPI calls).
+    func progressReductions() throws
+    /// Returns when every started reduction is complete.
+    func waitReductions() throws
+}
+
+/// What a started reduction sums.
+public enum ReductionElement: Sendable {
+    case float32
+    /// IEEE binary16 values, summed in Float32 and rounded back after each addition.
+    case float16
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    /// The blocking fallback: sums now (float16 through a Float32 copy, rounded once).
+    public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {
+        guard size > 1 else { return }
+        switch element {
+        case .float32:
+            try allreduceSum(buffer.bindMemory(to: Float.self))
+        case .float16:
+            let halves = buffer.bindMemory(to: UInt16.self)
+            var wide = [Float](repeating: 0, count: halves.count)
+            ck_half_to_float(halves.baseAddress, &wide, halves.count, 1)
+            try wide.withUnsafeMutableBufferPointer { try allreduceSum($0) }
+            ck_float_to_half(wide, halves.baseAddress, halves.count, 1)
+        }
+    }
+
+    public func progressReductions() throws {}
+    public func waitReductions() throws {}
 
     public func allreduceSum(_ values: inout [Double]) throws {
         try values.withUnsafeMutableBufferPointer { try allreduceSum($0) }

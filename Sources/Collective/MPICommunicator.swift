@@ -1,3 +1,4 @@
+import CKernels
 import CMPI
 import Foundation
 import Synchronization
@@ -16,6 +17,10 @@ public final class MPICommunicator: Communicator {
     private let comm = cmpi_comm_world()
     private nonisolated(unsafe) static var initialized = false
     private let watchdog: CollectiveWatchdog?
+    /// Reductions started and not yet known to be complete.
+    private var pending: [MPI_Request?] = []
+    /// The sum of binary16 values (MPI_Op_create), made on first use.
+    private var halfSum: MPI_Op?
 
     /// True when this process was started by mpirun/mpiexec or a PMI launcher (Slurm's srun).
     public static var launchedByMPI: Bool {
@@ -108,6 +113,45 @@ public final class MPICommunicator: Communicator {
         guard let base = buffer.baseAddress else { return }
         try allreduce(base, count: buffer.count, stride: 8, type: cmpi_double(), op: cmpi_max(),
                       call: "MPI_Allreduce(double, max)", watched: "an allreduce of timings")
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        let count = element == .float32 ? buffer.count / 4 : buffer.count / 2
+        guard count <= Int(Int32.max) else { throw CollectiveError("a bucket of \(count) values is too large for one MPI_Iallreduce") }
+        let type = element == .float32 ? cmpi_float() : cmpi_uint16()
+        let op = element == .float32 ? cmpi_sum() : try halfSumOperation()
+        var request: MPI_Request?
+        try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), base, Int32(count), type, op, comm, &request),
+                                  element == .float32 ? "MPI_Iallreduce(float, sum)" : "MPI_Iallreduce(binary16, sum)")
+        pending.append(request)
+    }
+
+    public func progressReductions() throws {
+        guard !pending.isEmpty else { return }
+        var done: Int32 = 0
+        try MPICommunicator.check(MPI_Testall(Int32(pending.count), &pending, &done, cmpi_statuses_ignore()), "MPI_Testall")
+        if done != 0 { pending.removeAll(keepingCapacity: true) }
+    }
+
+    public func waitReductions() throws {
+        guard !pending.isEmpty else { return }
+        try guarded("the gradient allreduce") {
+            try MPICommunicator.check(MPI_Waitall(Int32(pending.count), &pending, cmpi_statuses_ignore()), "MPI_Waitall")
+        }
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    private func halfSumOperation() throws -> MPI_Op {
+        if let halfSum { return halfSum }
+        var op: MPI_Op?
+        try MPICommunicator.check(MPI_Op_create({ input, output, length, _ in
+            guard let input, let output, let length else { return }
+            ck_half_add(input.assumingMemoryBound(to: UInt16.self), output.assumingMemoryBound(to: UInt16.self), Int(length.pointee))
+        }, 1, &op), "MPI_Op_create")
+        guard let op else { throw CollectiveError("MPI_Op_create returned no operation") }
+        halfSum = op
+        return op
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {

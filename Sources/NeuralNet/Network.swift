@@ -3,15 +3,19 @@ public final class Network {
     public let spec: ModelSpec
     public let store: ParameterStore
     public let layers: [Layer]
+    /// Each layer's slice of the parameter (and gradient) arena, empty for layers without parameters.
+    public let parameterRanges: [Range<Int>]
     private let logitGradient = FloatBuffer()   // (N, 10)
 
     public init(spec: ModelSpec, seed: UInt64) {
         self.spec = spec
         let store = ParameterStore()
         var layers = [Layer]()
+        var ranges = [Range<Int>]()
         var shape = ModelSpec.inputShape
         for (index, layerSpec) in spec.layers.enumerated() {
             let name = "layers.\(index)"
+            let before = store.parameterCount
             let layer: Layer
             switch layerSpec {
             case .conv(let c, let k, let s, let p):
@@ -25,11 +29,13 @@ public final class Network {
             case .dropout(let r): layer = Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
             }
             layers.append(layer)
+            ranges.append(before..<store.parameterCount)
             shape = layer.outputShape
         }
         store.seal(seed: seed)
         self.store = store
         self.layers = layers
+        parameterRanges = ranges
     }
 
     public var parameterCount: Int { store.parameterCount }
@@ -46,11 +52,12 @@ public final class Network {
     }
 
     /// Backward walks the layers in reverse, each adding into its slice of the gradient arena.
-    public func backward(_ dLogits: UnsafeMutablePointer<Float>, batch: Int) {
-        var g = dLogits
+    /// `layerDone(i)` runs as soon as layer i's parameter gradients are final (to start sending them).
+    public func backward(_ dLogits: UnsafeMutablePointer<Float>, batch: Int, layerDone: ((Int) -> Void)? = nil) {
+        var g: UnsafeMutablePointer<Float>? = dLogits
         for index in stride(from: layers.count - 1, through: 0, by: -1) {
-            guard let next = layers[index].backward(g, batch: batch, needsInputGradient: index > 0) else { break }
-            g = next
+            if let input = g { g = layers[index].backward(input, batch: batch, needsInputGradient: index > 0) }
+            layerDone?(index)
         }
     }
 
@@ -58,12 +65,13 @@ public final class Network {
     /// `gradientDenominator` samples (the batch, or the global batch across ranks) are ADDED
     /// to the store's gradient arena. Returns this batch's loss sum and correct count.
     public func accumulateGradients(input: UnsafeMutablePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int,
-                                    context: PassContext, gradientDenominator: Int? = nil) -> SoftmaxCrossEntropy.Result {
+                                    context: PassContext, gradientDenominator: Int? = nil,
+                                    layerDone: ((Int) -> Void)? = nil) -> SoftmaxCrossEntropy.Result {
         let logits = forward(input, batch: batch, context: context)
         let dLogits = logitGradient.reserve(batch * classes)
         let result = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                                   gradient: dLogits, gradientScale: 1 / Float(gradientDenominator ?? batch))
-        backward(dLogits, batch: batch)
+        backward(dLogits, batch: batch, layerDone: layerDone)
         return result
     }
 }

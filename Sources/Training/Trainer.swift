@@ -28,6 +28,8 @@ public struct TrainingConfiguration: Sendable {
     public var augmentation: AugmentationSettings
     /// Stop after this many steps in all (nil: run every epoch).
     public var maxSteps: Int?
+    /// Gradient compression and allreduce buckets (must match across ranks; may change on resume).
+    public var exchange: ExchangeSettings = ExchangeSettings()
 
     public init(model: ModelSpec, epochs: Int = 1, batchSize: Int = 64, optimizer: OptimizerKind = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                 learningRate: Float = 1e-3, schedule: LearningRateSchedule.Kind = .constant, warmupSteps: Int = 0,
@@ -45,8 +47,12 @@ public struct TrainingConfiguration: Sendable {
          ("optimizer", "\(optimizer)"), ("learning rate", "\(learningRate)"), ("schedule", "\(schedule)"),
          ("warmup steps", "\(warmupSteps)"), ("weight decay", "\(weightDecay)"), ("seed", "\(seed)"),
          ("data placement", placement.rawValue), ("augmentation", augmentation.description),
-         ("max steps", maxSteps.map(String.init) ?? "none")]
+         ("max steps", maxSteps.map(String.init) ?? "none"),
+         ("gradient compression", exchange.compression.rawValue), ("allreduce bucket bytes", "\(exchange.bucketBytes)")]
     }
+
+    /// Fields a resumed run may change: they alter how gradients travel, not what the run is.
+    static let changeableOnResume: Set<String> = ["max steps", "gradient compression", "allreduce bucket bytes"]
 }
 
 /// Where an epoch's wall time went on this rank.
@@ -125,6 +131,10 @@ public final class Trainer {
     public let train: Dataset
     public let sampler: EpochSampler
     let pipeline: BatchPipeline
+    /// The per-step gradient allreduce (buckets, compression).
+    public let exchange: GradientExchange
+    /// Made once, so a step allocates no closure.
+    private let layerDone: ((Int) -> Void)?
     /// Optimizer updates so far (the key of dropout masks).
     public private(set) var globalStep = 0
     /// The epoch in progress (0-based) and the steps of it already taken.
@@ -140,7 +150,7 @@ public final class Trainer {
     private var resumedPlan: EpochPlan?
     private var resumedFrom: (world: Int, steps: Int)?
     /// Gradient bytes each rank contributes to every step's allreduce.
-    public var allreduceBytesPerStep: Int { network.parameterCount * MemoryLayout<Float>.stride }
+    public var allreduceBytesPerStep: Int { exchange.bytesPerStep }
     /// Called after every step that does not end the epoch (checkpoints); the same on every rank.
     public var afterStep: ((Trainer) throws -> Void)?
     /// Stop (cleanly, between steps) once this many steps are done in all; the plan is unchanged.
@@ -165,6 +175,8 @@ public final class Trainer {
         let augmenter = configuration.augmentation.isIdentity ? nil
             : Augmenter(settings: configuration.augmentation, width: train.width, height: train.height, seed: configuration.seed)
         pipeline = BatchPipeline(dataset: train, batchSize: configuration.batchSize, augmenter: augmenter)
+        exchange = GradientExchange(network: network, communicator: communicator, settings: configuration.exchange)
+        layerDone = communicator.size > 1 && configuration.exchange.bucketBytes > 0 ? { [exchange] in exchange.layerDone($0) } : nil
         // Every rank starts from rank 0's weights (they are equal by seed already; this makes it a fact).
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.parameterBuffer), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.bufferBuffer), root: 0)
@@ -218,12 +230,14 @@ public final class Trainer {
             let t1 = monotonicSeconds()
             if let sampleLog { sampleLog(epoch, plan.batch(step).map { train.ids[Int($0)] }) }
             network.store.zeroGradients()
+            exchange.beginStep()
             let result = network.accumulateGradients(
                 input: assembler.input.pointer, labels: assembler.labels, batch: batch,
                 context: PassContext(mode: .training, seed: configuration.seed, step: UInt64(globalStep), rank: communicator.rank),
-                gradientDenominator: gradientDenominator)
+                gradientDenominator: gradientDenominator, layerDone: layerDone)
             let t2 = monotonicSeconds()
-            try communicator.allreduceSum(network.store.gradientBuffer)
+            // What is left of the reductions after backward: the part communication did not hide.
+            if communicator.size > 1 { try exchange.finish() }
             let t3 = monotonicSeconds()
             lr = schedule.rate(at: samplesConsumed / scheduleBatch)
             optimizer.step(learningRate: lr)
@@ -285,6 +299,11 @@ public final class Trainer {
 
     // MARK: checkpoints
 
+    static let scaleTensorName = "exchange.fp16_scales"
+
+    /// Scales carry over only to the same world size (another size sums other values).
+    private func oldWorldForScales(_ metadata: [String: String]) -> Int { metadata["world_size"].flatMap { Int($0) } ?? 0 }
+
     /// Tensors of a checkpoint: parameters and buffers by layer name, optimizer state per parameter.
     public func checkpointTensors() -> [StoredTensor] {
         let store = network.store
@@ -302,6 +321,10 @@ public final class Trainer {
                 tensors.append(StoredTensor(name: stateName + "." + entry.name, shape: entry.shape,
                                             values: Array(UnsafeBufferPointer(start: buffer.pointer + entry.slice.offset, count: entry.slice.count))))
             }
+        }
+        if exchange.settings.compression == .fp16 {
+            // So a resumed run compresses its first step exactly as the uninterrupted run would.
+            tensors.append(StoredTensor(name: Trainer.scaleTensorName, shape: [exchange.bucketCount], values: exchange.scaleTensor))
         }
         return tensors
     }
@@ -350,7 +373,7 @@ public final class Trainer {
         guard model == configuration.model.description else {
             throw CheckpointError(path, "holds model '\(model)', but this run builds '\(configuration.model.description)'")
         }
-        for (name, value) in configuration.fields where name != "max steps" {
+        for (name, value) in configuration.fields where !TrainingConfiguration.changeableOnResume.contains(name) {
             let stored = try need("config." + name)
             if stored != value { throw CheckpointError(path, "was trained with \(name) '\(stored)', this run has '\(value)'") }
         }
@@ -366,6 +389,9 @@ public final class Trainer {
         for e in store.bufferEntries { try copy(e.name, e.shape, into: store.buffers + e.slice.offset) }
         for (stateName, buffer) in optimizer.stateTensors {
             for e in store.parameterEntries { try copy(stateName + "." + e.name, e.shape, into: buffer.pointer + e.slice.offset) }
+        }
+        if let scales = byName[Trainer.scaleTensorName], communicator.size == oldWorldForScales(metadata) {
+            exchange.restoreScales(scales.values)
         }
         guard let steps = Int(try need("optimizer_steps")), let step = Int(try need("global_step")),
               let oldWorld = Int(try need("world_size")), let savedEpoch = Int(try need("epoch")),

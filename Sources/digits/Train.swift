@@ -60,6 +60,10 @@ struct Train: ParsableCommand {
     var elastic: String?
     @Option(help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
+    @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
+    var gradientCompression: String = "none"
+    @Option(help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward).")
+    var bucketKb: Int = 0
     @Option(help: "Directory for checkpoints (rank 0 writes them).")
     var checkpointDir: String = "checkpoints"
     @Option(help: "Write a checkpoint every this many steps, besides each epoch end (0: epoch ends only).")
@@ -95,6 +99,10 @@ struct Train: ParsableCommand {
         if !(lr > 0) { throw ValidationError("--lr must be positive") }
         if threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+        if ExchangeSettings.Compression(rawValue: gradientCompression) == nil {
+            throw ValidationError("--gradient-compression must be none or fp16, not '\(gradientCompression)'")
+        }
+        if bucketKb < 0 { throw ValidationError("--bucket-kb must be 0 or more") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
         if report != nil && metricsOut == nil { throw ValidationError("--report draws from --metrics-out; give both") }
@@ -144,11 +152,13 @@ struct Train: ParsableCommand {
             var augmentation = try AugmentationSettings(parsing: augment)
             if let elastic { augmentation.elastic = try AugmentationSettings.parseElastic(elastic) }
             let peak = lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
-            let configuration = TrainingConfiguration(
+            var configuration = TrainingConfiguration(
                 model: spec, epochs: epochs, batchSize: batchSize,
                 optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                 learningRate: peak, schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
                 seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
+            configuration.exchange = ExchangeSettings(compression: ExchangeSettings.Compression(rawValue: gradientCompression) ?? .none,
+                                                      bucketBytes: bucketKb * 1024)
             try ConfigurationCheck.verify(configuration.fields + [
                 ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
                 ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
@@ -229,7 +239,10 @@ struct Train: ParsableCommand {
                       + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peak) \(schedule)"
                       + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) BLAS thread(s) per rank, seed \(seed)")
                 if !augmentation.isIdentity { print("augmentation: \(augmentation) (training images only; a new draw per sample and epoch)") }
-                if worldSize > 1 { print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step") }
+                if worldSize > 1 {
+                    let buckets = trainer.exchange.bucketCount
+                    print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == "fp16" ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
+                }
                 if !noCheckpoints {
                     print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
                 }

@@ -62,4 +62,18 @@ void ck_adam(float *w, const float *g, float *m, float *v, long count, float bet
 
 /// One SGD-with-momentum update (heavy ball, or Nesterov when nesterov != 0), L2 decay wd.
 void ck_sgd(float *w, const float *g, float *m, long count, float momentum, int nesterov, float lr, float wd);
+
+// IEEE binary16 gradients for the compressed allreduce. Portable C with an AVX-512 path chosen at
+// run time; rounding is to nearest even, and values past the half range become infinity.
+
+/// half[i] = (binary16)(x[i] * scale).
+void ck_float_to_half(const float *x, unsigned short *half, long count, float scale);
+/// x[i] = (float)half[i] * inverse_scale.
+void ck_half_to_float(const unsigned short *half, float *x, long count, float inverse_scale);
+/// inout[i] = (binary16)((float)in[i] + (float)inout[i]): the reduction of the compressed allreduce.
+void ck_half_add(const unsigned short *in, unsigned short *inout, long count);
+/// 1 when any of the halves is infinite or NaN.
+int ck_half_has_nonfinite(const unsigned short *half, long count);
+/// max |x[i]|.
+float ck_max_abs(const float *x, long count);
 #endif
