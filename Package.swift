@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats",
+            "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats", "CKernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster,
+#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire,
 #                                    checkpoint, use (use needs checkpoint's files)
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
@@ -162,6 +162,46 @@ bench_augmentation() {
   echo
 }
 
+# Gradient exchange on simulated hosts at 1 Gbit/s: plain Float32 allreduce after backward, fp16,
+# buckets overlapped with backward, and both. Efficiency = compute / (compute + allreduce wait) per
+# step on rank 0: what data-parallel scaling keeps when every host computes at the same speed.
+bench_wire() {
+  local steps="${BENCH_STEPS:-80}" hosts="${BENCH_HOSTS:-4}"
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  bash cluster/simulate.sh up "$hosts" --rate 1gbit > /dev/null
+  trap 'bash cluster/simulate.sh down > /dev/null' RETURN
+  local sim=/tmp/digits-sim
+  local mpi=(mpirun --hostfile "$sim/hostfile" -np "$hosts" --mca plm_rsh_agent "$sim/rsh" --mca btl tcp,self,vader --mca rtc_hwloc_vmhole none
+             --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 --bind-to none -x OPENBLAS_NUM_THREADS=1)
+  [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+  echo "### Gradient exchange, $hosts simulated hosts (namespaces, 1 Gbit/s tbf links), 1 rank x 1 thread each, $steps steps, $runs runs each"
+  echo
+  echo "| model | exchange | bytes per rank per step | allreduce wait ms per step | compute ms per step | efficiency, median (min-max) |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  for model in default reference; do
+    for mode in "none 0" "fp16 0" "none 256" "fp16 256"; do
+      set -- $mode
+      local waits=() computes=() effs=() bytes=""
+      for _ in $(seq "$runs"); do
+        "${mpi[@]}" "$bin" train --data-dir "$root/data/mnist" --model "$model" --max-steps "$steps" --no-eval --no-checkpoints \
+          --progress never --gradient-compression "$1" --bucket-kb "$2" --metrics-out "$out/wire.jsonl" > "$out/wire.txt"
+        bytes=$(sed -nE 's/^allreduce: ([0-9]+) bytes.*/\1/p' "$out/wire.txt")
+        local a c
+        a=$(field allreduce_seconds < "$out/wire.jsonl"); c=$(field compute_seconds < "$out/wire.jsonl")
+        waits+=("$(awk -v a="$a" -v n="$steps" 'BEGIN { print 1000 * a / n }')")
+        computes+=("$(awk -v c="$c" -v n="$steps" 'BEGIN { print 1000 * c / n }')")
+        effs+=("$(awk -v a="$a" -v c="$c" 'BEGIN { print 100 * c / (c + a) }')")
+      done
+      local label="float32, one allreduce after backward"
+      [ "$1" = fp16 ] && label="fp16, one allreduce after backward"
+      [ "$2" != 0 ] && label="$([ "$1" = fp16 ] && echo fp16 || echo float32), ${2} KiB buckets overlapped"
+      echo "| $model | $label | $bytes | $(printf '%s\n' "${waits[@]}" | stats 2) | $(printf '%s\n' "${computes[@]}" | stats 1) | $(printf '%s\n' "${effs[@]}" | stats 0)% |"
+    done
+  done
+  echo
+  echo "(4 ranks share this machine's 2 cores, so compute per step is about twice a lone core's; the wait is what the network and the reduction add on top.)"
+}
+
 # Simulated hosts (network namespaces, links shaped to 1 Gbit/s): allreduce cost per step and
 # training throughput for 1, 2 and 4 hosts. Needs root and ip netns.
 bench_cluster() {
@@ -261,8 +301,9 @@ for s in "${sections[@]}"; do
     mpi-accuracy) bench_mpi_accuracy ;;
     augmentation) bench_augmentation ;;
     cluster) bench_cluster ;;
+    wire) bench_wire ;;
     checkpoint) bench_checkpoint ;;
     use) bench_use ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, checkpoint, use)" >&2; exit 2 ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use)" >&2; exit 2 ;;
   esac
 done

@@ -15,7 +15,9 @@ public final class BatchNorm: Layer {
     private let output = FloatBuffer()      // (N, C, H, W)
     private let normalized = FloatBuffer()  // (N, C, H, W) x-hat, cached for backward
     private let inverseStd = FloatBuffer()  // (C)
-    private let inputGradient = FloatBuffer()
+    /// Write y over the input (the network sets this when the layer before is a convolution or
+    /// dense layer, which do not read their output again); backward needs only xhat.
+    public var writesOutputInPlace = false
     /// Backward follows the mode of the last forward: batch statistics, or the fixed running ones.
     private var lastForwardUsedBatchStatistics = true
 
@@ -37,7 +39,7 @@ public final class BatchNorm: Layer {
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         let c = inputShape.channels, pixels = inputShape.height * inputShape.width
         let count = batch * inputShape.count
-        let y = output.reserve(count)
+        let y = writesOutputInPlace ? x : output.reserve(count)
         let gamma = store.parameters + scale.offset, beta = store.parameters + shift.offset
         let mean = store.buffers + runningMean.offset, variance = store.buffers + runningVariance.offset
         let xhat = normalized.reserve(count)
@@ -54,8 +56,9 @@ public final class BatchNorm: Layer {
                 for n in 0..<batch {
                     let base = (n * c + ch) * pixels
                     for p in 0..<pixels {
-                        y[base + p] = a * x[base + p] + b
-                        xhat[base + p] = (x[base + p] - mu) * inv
+                        let v = x[base + p]   // read before y (which may be x) is written
+                        xhat[base + p] = (v - mu) * inv
+                        y[base + p] = a * v + b
                     }
                 }
             }
@@ -87,7 +90,8 @@ public final class BatchNorm: Layer {
         let xhat = normalized.pointer, invStd = inverseStd.pointer
         let gamma = store.parameters + scale.offset
         let dGamma = store.gradients + scale.offset, dBeta = store.gradients + shift.offset
-        let dx = needsInputGradient ? inputGradient.reserve(batch * inputShape.count) : nil
+        // In place: each channel's sums are taken before its dx overwrites its dy, element for element.
+        let dx = needsInputGradient ? dY : nil
         let m = Float(batch * pixels)
         let usedBatchStatistics = lastForwardUsedBatchStatistics
         Kernels.parallelFor(c) { ch in

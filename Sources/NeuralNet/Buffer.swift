@@ -52,3 +52,19 @@ public final class FloatBuffer {
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: capacity) }
 }
+
+/// The two buffers every layer of a network writes its input gradient into, alternately. A
+/// gradient is dead once the layer below has read it, so two buffers (each as large as the
+/// largest activation) replace one per layer: the network's backward pass costs 2 activations of
+/// memory instead of one per layer.
+public final class GradientWorkspace {
+    private let buffers = (FloatBuffer(), FloatBuffer())
+
+    public init() {}
+
+    /// Room for `count` floats in the buffer that does not hold `outputGradient` (which the caller is reading).
+    public func inputGradient(_ count: Int, avoiding outputGradient: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let buffer = outputGradient == buffers.0.pointer ? buffers.1 : buffers.0
+        return buffer.reserve(count)
+    }
+}

@@ -17,12 +17,13 @@ public final class Conv2D: Layer {
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
-    private let inputGradient = FloatBuffer()   // (N, C, H, W)
+    private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
     private var input: UnsafeMutablePointer<Float>?
 
     public init(name: String, inputShape: Shape, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                store: ParameterStore) {
+                store: ParameterStore, workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
+        self.workspace = workspace
         self.inputShape = inputShape
         geometry = Kernels.ConvGeometry(channels: inputShape.channels, height: inputShape.height, width: inputShape.width,
                                         kernel: kernelSize, stride: stride, padding: padding)
@@ -70,7 +71,7 @@ public final class Conv2D: Layer {
         let col = columns.reserve(groups * patch * pixels)
         let partialCount = oc * patch + oc
         let part = partials.reserve(groups * partialCount)
-        let dx = needsInputGradient ? inputGradient.reserve(batch * inputShape.count) : nil
+        let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
         let w = store.parameters + weight.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
         Kernels.parallelFor(groups) { g in

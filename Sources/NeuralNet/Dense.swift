@@ -7,11 +7,13 @@ public final class Dense: Layer {
     let weight: ArenaSlice   // (outputs, inputs)
     let bias: ArenaSlice     // (outputs)
     private let output = FloatBuffer()         // (N, O)
-    private let inputGradient = FloatBuffer()  // (N, I)
+    private let workspace: GradientWorkspace   // input gradient (N, I) goes here
     private var input: UnsafeMutablePointer<Float>?
 
-    public init(name: String, inputShape: Shape, outputs: Int, store: ParameterStore) {
+    public init(name: String, inputShape: Shape, outputs: Int, store: ParameterStore,
+                workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
+        self.workspace = workspace
         self.inputShape = inputShape
         outputShape = .vector(outputs)
         self.store = store
@@ -46,7 +48,7 @@ public final class Dense: Layer {
         }
         guard needsInputGradient else { return nil }
         // dX (N, I) = dY (N, O) · W (O, I)
-        let dx = inputGradient.reserve(batch * i)
+        let dx = workspace.inputGradient(batch * i, avoiding: dY)
         Kernels.gemm(transposeA: false, transposeB: false, m: batch, n: i, k: o,
                      a: dY, lda: o, b: store.parameters + weight.offset, ldb: i, beta: 0, c: dx, ldc: i)
         return dx

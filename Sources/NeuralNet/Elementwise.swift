@@ -5,7 +5,6 @@ public final class ReLU: Layer {
     public let name: String
     public let inputShape: Shape
     public var outputShape: Shape { inputShape }
-    private let output = FloatBuffer()
     private var lastOutput: UnsafeMutablePointer<Float>?
 
     public init(name: String, inputShape: Shape) {
@@ -15,9 +14,10 @@ public final class ReLU: Layer {
 
     public var forwardMultiplyAdds: Int { 0 }
 
+    /// In place: no layer here reads its own output in backward, so the input may be overwritten.
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         let count = batch * inputShape.count
-        let y = output.reserve(count)
+        let y = x
         let zero = Vector.Lanes(repeating: 0)
         var i = 0
         while i + 16 <= count {

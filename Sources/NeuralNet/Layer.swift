@@ -22,7 +22,8 @@ public struct PassContext: Sendable {
 
 /// One stage of a `Network`. Activations are NCHW Float32, batch first.
 ///
-/// `forward` reads the input (which must stay valid until `backward`) and returns its output,
+/// `forward` reads the input (which must stay valid until `backward`; ReLU overwrites it in place,
+/// which is safe because no layer reads its own output in backward) and returns its output,
 /// usually a buffer the layer owns. `backward` takes the gradient of the loss with respect to
 /// that output, ADDS the parameter gradients into the store's gradient arena, and returns the
 /// gradient with respect to the input (nil when `needsInputGradient` is false: the first layer).

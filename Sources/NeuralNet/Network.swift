@@ -10,6 +10,7 @@ public final class Network {
     public init(spec: ModelSpec, seed: UInt64) {
         self.spec = spec
         let store = ParameterStore()
+        let workspace = GradientWorkspace()
         var layers = [Layer]()
         var ranges = [Range<Int>]()
         var shape = ModelSpec.inputShape
@@ -19,13 +20,18 @@ public final class Network {
             let layer: Layer
             switch layerSpec {
             case .conv(let c, let k, let s, let p):
-                layer = Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p, store: store)
-            case .batchNorm: layer = BatchNorm(name: name, inputShape: shape, store: store)
+                layer = Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p,
+                               store: store, workspace: workspace)
+            case .batchNorm:
+                let norm = BatchNorm(name: name, inputShape: shape, store: store)
+                norm.writesOutputInPlace = layers.last is Conv2D || layers.last is Dense
+                layer = norm
             case .relu: layer = ReLU(name: name, inputShape: shape)
-            case .maxPool(let k, let s): layer = MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s)
-            case .globalAveragePool: layer = GlobalAveragePool(name: name, inputShape: shape)
+            case .maxPool(let k, let s):
+                layer = MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s, workspace: workspace)
+            case .globalAveragePool: layer = GlobalAveragePool(name: name, inputShape: shape, workspace: workspace)
             case .flatten: layer = Flatten(name: name, inputShape: shape)
-            case .dense(let o): layer = Dense(name: name, inputShape: shape, outputs: o, store: store)
+            case .dense(let o): layer = Dense(name: name, inputShape: shape, outputs: o, store: store, workspace: workspace)
             case .dropout(let r): layer = Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
             }
             layers.append(layer)

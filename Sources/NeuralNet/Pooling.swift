@@ -6,12 +6,14 @@ public final class MaxPool2D: Layer {
     let kernel: Int
     let stride: Int
     private let output = FloatBuffer()         // (N, C, OH, OW)
-    private let inputGradient = FloatBuffer()  // (N, C, H, W)
+    private let workspace: GradientWorkspace   // input gradient (N, C, H, W) goes here
     private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)   // (N, C, OH, OW): index in the input plane
     private var argmaxCapacity = 1
 
-    public init(name: String, inputShape: Shape, kernelSize: Int, stride: Int? = nil) {
+    public init(name: String, inputShape: Shape, kernelSize: Int, stride: Int? = nil,
+                workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
+        self.workspace = workspace
         self.inputShape = inputShape
         kernel = kernelSize
         self.stride = stride ?? kernelSize
@@ -70,7 +72,7 @@ public final class MaxPool2D: Layer {
         guard needsInputGradient else { return nil }
         let planes = batch * inputShape.channels
         let inPlane = inputShape.height * inputShape.width, outPlane = outputShape.height * outputShape.width
-        let dx = inputGradient.reserve(planes * inPlane)
+        let dx = workspace.inputGradient(planes * inPlane, avoiding: dY)
         let channels = inputShape.channels, argmax = argmax
         Kernels.parallelFor(batch) { n in
             (dx + n * channels * inPlane).update(repeating: 0, count: channels * inPlane)
@@ -91,10 +93,11 @@ public final class GlobalAveragePool: Layer {
     public let inputShape: Shape
     public let outputShape: Shape
     private let output = FloatBuffer()
-    private let inputGradient = FloatBuffer()
+    private let workspace: GradientWorkspace   // input gradient (N, C, H, W) goes here
 
-    public init(name: String, inputShape: Shape) {
+    public init(name: String, inputShape: Shape, workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
+        self.workspace = workspace
         self.inputShape = inputShape
         outputShape = .vector(inputShape.channels)
     }
@@ -117,7 +120,7 @@ public final class GlobalAveragePool: Layer {
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard needsInputGradient else { return nil }
         let planes = batch * inputShape.channels, pixels = inputShape.height * inputShape.width
-        let dx = inputGradient.reserve(planes * pixels)
+        let dx = workspace.inputGradient(planes * pixels, avoiding: dY)
         let scale = 1 / Float(pixels)
         for plane in 0..<planes {
             (dx + plane * pixels).update(repeating: dY[plane] * scale, count: pixels)

@@ -84,6 +84,8 @@ public struct EpochMetrics: Sendable {
     public var learningRate: Float
     public var time = TimeBreakdown()
     public var worldSize = 1
+    /// The largest peak resident memory of any rank so far (bytes).
+    public var peakResidentBytes = 0
 
     /// One JSON object on one line.
     public var jsonLine: String {
@@ -97,12 +99,19 @@ public struct EpochMetrics: Sendable {
                    "\"learning_rate\":\(json(Double(learningRate)))",
                    "\"compute_seconds\":\(json(time.compute))", "\"allreduce_seconds\":\(json(time.allreduce))",
                    "\"data_seconds\":\(json(time.data))", "\"augmentation_background_seconds\":\(json(time.augmentationBackground))",
-                   "\"evaluation_seconds\":\(json(time.evaluation))"]
+                   "\"evaluation_seconds\":\(json(time.evaluation))", "\"peak_rss_bytes\":\(peakResidentBytes)"]
         return "{" + fields.joined(separator: ",") + "}"
     }
 }
 
 func json(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
+
+/// This process's peak resident set (getrusage; Linux reports KiB).
+public func peakResidentBytesOfThisProcess() -> Int {
+    var usage = rusage()
+    guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0 else { return 0 }
+    return Int(usage.ru_maxrss) * 1024
+}
 
 /// The steps of one epoch on one rank: an order over this rank's data and how many batches of it.
 public struct EpochPlan: Sendable {
@@ -260,7 +269,7 @@ public final class Trainer {
         time.augmentationBackground = pipeline.backgroundSeconds
         var sums = localSums
         try communicator.allreduceSum(&sums)
-        var slowest = [seconds]
+        var slowest = [seconds, Double(peakResidentBytesOfThisProcess())]
         try communicator.allreduceMax(&slowest)
         let finishedEpoch = epoch + 1
         if stepInEpoch >= plan.steps {
@@ -272,7 +281,7 @@ public final class Trainer {
         return EpochMetrics(epoch: finishedEpoch, step: globalStep, trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0,
                             trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0, testLoss: nil, testAccuracy: nil,
                             imagesPerSecond: Double(stepsRun * globalBatchSize) / max(slowest[0], 1e-9), seconds: slowest[0],
-                            learningRate: lr, time: time, worldSize: communicator.size)
+                            learningRate: lr, time: time, worldSize: communicator.size, peakResidentBytes: Int(slowest[1]))
     }
 
     /// True when the last `runEpoch` ended its epoch (rather than stopping inside it).
@@ -291,7 +300,8 @@ public final class Trainer {
     /// Test loss and accuracy over `test`, split across ranks and reduced; `test` is this rank's part.
     public func evaluate(_ test: Dataset) throws -> Evaluation {
         try synchronizeBuffers()
-        let part = Evaluation.run(network, on: test)
+        // At the training batch size, so evaluation grows no activation buffer (peak memory stays the training step's).
+        let part = Evaluation.run(network, on: test, batchSize: configuration.batchSize)
         var sums = [part.lossSum, Double(part.correct), Double(part.count)]
         try communicator.allreduceSum(&sums)
         return Evaluation(lossSum: sums[0], correct: Int(sums[1]), count: Int(sums[2]))

@@ -4,6 +4,7 @@ import Datasets
 import NeuralNet
 import Training
 import CHeapStats
+import CKernels
 import Collective
 #if canImport(Glibc)
 import Glibc
@@ -33,6 +34,10 @@ struct Bench: ParsableCommand {
     var allreduceFloats: Int?
     @Option(help: "Instead of a model, time a square sgemm of this size (the BLAS ceiling for this machine).")
     var gemmSize: Int?
+    @Flag(help: "Instead of a model, measure the fused multiply-add peak of --threads threads (AVX-512 where present).")
+    var fmaPeak = false
+    @Option(help: "Also time this many single-image forward passes (evaluation mode) and report the median latency.")
+    var latencyRuns: Int = 0
 
     func run() throws {
         if let count = allreduceFloats {
@@ -58,6 +63,12 @@ struct Bench: ParsableCommand {
         }
         try reportingErrors {
             Kernels.setThreads(threads)
+            if fmaPeak {
+                let gflops = ck_fma_peak_gflops(1.0)
+                print(json ? "{\"threads\":\(threads),\"fma_gflops\":\(gflops)}"
+                           : "fused multiply-add peak, \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
+                return
+            }
             if let n = gemmSize {
                 let gflops = measureGEMM(size: n)
                 print(json ? "{\"gemm_size\":\(n),\"threads\":\(threads),\"gflops\":\(gflops)}"
@@ -104,8 +115,22 @@ struct Bench: ParsableCommand {
                 _ = Evaluation.run(trainer.network, on: test, batchSize: inferenceBatch)
                 inference = Double(test.count) / (monotonicSeconds() - t0)
             }
+            var latencyMilliseconds = 0.0
+            if latencyRuns > 0 {
+                // One test-set-like image through the network in evaluation mode, as `digits predict` does.
+                let image = FloatBuffer(capacity: 784)
+                for i in 0..<784 { image.pointer[i] = Float(i % 29) / 29 }
+                var times = [Double]()
+                for run in 0..<(latencyRuns + 20) {
+                    let t0 = monotonicSeconds()
+                    _ = trainer.network.forward(image.pointer, batch: 1, context: PassContext(mode: .evaluation))
+                    if run >= 20 { times.append(monotonicSeconds() - t0) }
+                }
+                latencyMilliseconds = times.sorted()[times.count / 2] * 1000
+            }
+            let peakRSS = peakResidentBytesOfThisProcess()
             if json {
-                print("{\"model\":\"\(model)\",\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
+                print("{\"model\":\"\(model)\",\"latency_ms\":\(latencyMilliseconds),\"peak_rss\":\(peakRSS),\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
                       + "\"images_per_second\":\(imagesPerSecond),\"gflops\":\(flops / 1e9),\"inference_images_per_second\":\(inference),"
                       + "\"step_ms\":\(stepMilliseconds),\"augment_batch_ms\":\(augmentMilliseconds),"
                       + "\"heap_before\":\(heapBefore),\"heap_after\":\(heapAfter),\"rss_before\":\(rssBefore),\"rss_after\":\(rssAfter)}")
@@ -115,7 +140,8 @@ struct Bench: ParsableCommand {
                 if augment != nil {
                     print("augmenting one batch of \(batchSize): \(fixed(augmentMilliseconds, 3)) ms = \(fixed(100 * augmentMilliseconds / stepMilliseconds, 1))% of a \(fixed(stepMilliseconds, 2)) ms training step")
                 }
-                print("heap in use \(heapBefore) -> \(heapAfter) bytes; resident \(rssBefore / 1024) -> \(rssAfter / 1024) KiB over \(steps) steps")
+                print("heap in use \(heapBefore) -> \(heapAfter) bytes; resident \(rssBefore / 1024) -> \(rssAfter / 1024) KiB over \(steps) steps; peak \(peakRSS / 1024) KiB")
+                if latencyRuns > 0 { print("single-image latency: median \(fixed(latencyMilliseconds, 3)) ms over \(latencyRuns) forward passes") }
             }
         }
     }

@@ -32,8 +32,13 @@ import Testing
         return order.map { Float(Int($0) - count / 2) / Float(count) * 4 + 0.013 }
     }
 
-    func loss(_ layer: Layer, _ input: inout [Float], batch: Int, weights r: [Float], context: PassContext) -> Double {
-        let out = input.withUnsafeMutableBufferPointer { layer.forward($0.baseAddress!, batch: batch, context: context) }
+    /// Layers may overwrite their input (ReLU works in place), so each pass gets a fresh copy in
+    /// `scratch`, which outlives the pass (backward reads the input the layer cached).
+    func loss(_ layer: Layer, _ input: inout [Float], batch: Int, weights r: [Float], context: PassContext,
+              scratch: FloatBuffer = FloatBuffer()) -> Double {
+        let x = scratch.reserve(input.count)
+        input.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: $0.count) }
+        let out = layer.forward(x, batch: batch, context: context)
         var sum = 0.0
         for i in 0..<r.count { sum += Double(out[i]) * Double(r[i]) }
         return sum
@@ -51,7 +56,8 @@ import Testing
         let r = randomValues(outCount, seed: 77)
         // Analytic.
         c.store.zeroGradients()
-        _ = loss(c.layer, &input, batch: c.batch, weights: r, context: c.context)
+        let scratch = FloatBuffer()
+        _ = loss(c.layer, &input, batch: c.batch, weights: r, context: c.context, scratch: scratch)
         var dOut = r
         let dx = dOut.withUnsafeMutableBufferPointer { c.layer.backward($0.baseAddress!, batch: c.batch, needsInputGradient: true) }
         let analyticInput = (0..<input.count).map { Double(dx![$0]) }

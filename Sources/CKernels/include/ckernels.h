@@ -76,4 +76,8 @@ void ck_half_add(const unsigned short *in, unsigned short *inout, long count);
 int ck_half_has_nonfinite(const unsigned short *half, long count);
 /// max |x[i]|.
 float ck_max_abs(const float *x, long count);
+
+/// The machine's fused multiply-add ceiling: GFLOP/s of independent AVX-512 FMAs (AVX2 FMAs on a
+/// CPU without AVX-512; 0 where neither exists) on ck_threads() threads, for about `seconds`.
+double ck_fma_peak_gflops(double seconds);
 #endif
