@@ -15,6 +15,7 @@
 #   CHECKPOINT_DIR  checkpoints on rank 0's host (default checkpoints); --resume is added when it holds one
 #   RSH_AGENT       how mpirun starts its daemons (default ssh; cluster/simulate.sh makes one for namespaces)
 #   MPIRUN_EXTRA    more mpirun arguments
+# Unless given, it adds --gradient-compression fp16 --bucket-kb 256 (halved traffic, overlapped).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -40,7 +41,12 @@ args+=(--mca orte_abort_on_non_zero_status 1
 # shellcheck disable=SC2206
 [ -n "${MPIRUN_EXTRA:-}" ] && args+=(${MPIRUN_EXTRA})
 
-train=("$DIGITS" train --data-dir "$DATA_DIR" --threads "$THREADS" --checkpoint-dir "$CHECKPOINT_DIR" "$@")
+train=("$DIGITS" train --data-dir "$DATA_DIR" --threads "$THREADS" --checkpoint-dir "$CHECKPOINT_DIR")
+# Over Ethernet the gradient exchange is the bottleneck: fp16 on the wire, in buckets overlapped
+# with backward (measured in README: scripts/bench.sh wire), unless the options say otherwise.
+[[ " $* " == *" --gradient-compression"* ]] || train+=(--gradient-compression fp16)
+[[ " $* " == *" --bucket-kb"* ]] || train+=(--bucket-kb 256)
+train+=("$@")
 if [ -f "$CHECKPOINT_DIR/latest" ] && [[ " $* " != *" --resume"* ]]; then
   echo "launch: resuming from $CHECKPOINT_DIR (latest: $(cat "$CHECKPOINT_DIR/latest"))"
   train+=(--resume)

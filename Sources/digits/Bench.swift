@@ -65,7 +65,7 @@ struct Bench: ParsableCommand {
             Kernels.setThreads(threads)
             if fmaPeak {
                 let gflops = ck_fma_peak_gflops(1.0)
-                print(json ? "{\"threads\":\(threads),\"fma_gflops\":\(gflops)}"
+                print(json ? "{\"threads\":\(threads),\"fma_gflops\":\(gflops),\"backend\":\"\(Kernels.backend.rawValue)\"}"
                            : "fused multiply-add peak, \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
                 return
             }
@@ -130,7 +130,7 @@ struct Bench: ParsableCommand {
             }
             let peakRSS = peakResidentBytesOfThisProcess()
             if json {
-                print("{\"model\":\"\(model)\",\"latency_ms\":\(latencyMilliseconds),\"peak_rss\":\(peakRSS),\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
+                print("{\"model\":\"\(model)\",\"latency_ms\":\(latencyMilliseconds),\"flop_per_image\":\(Double(trainer.network.forwardMultiplyAdds) * 6),\"peak_rss\":\(peakRSS),\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
                       + "\"images_per_second\":\(imagesPerSecond),\"gflops\":\(flops / 1e9),\"inference_images_per_second\":\(inference),"
                       + "\"step_ms\":\(stepMilliseconds),\"augment_batch_ms\":\(augmentMilliseconds),"
                       + "\"heap_before\":\(heapBefore),\"heap_after\":\(heapAfter),\"rss_before\":\(rssBefore),\"rss_after\":\(rssAfter)}")
