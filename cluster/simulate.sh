@@ -60,7 +60,10 @@ up() {
 while [ "\${1:-}" != "\${1#-}" ]; do shift; done
 host="\$1"; shift
 ns="$PREFIX\${host##*.}"
-exec ip netns exec "\$ns" /bin/sh -c "\$*"
+# The hosts share this machine's /tmp and hostname; Open MPI's session directories would collide
+# (orted: "mkdir … File exists"), so each host gets its own, as separate machines would have.
+mkdir -p "$SIM_DIR/tmp-\$ns"
+exec ip netns exec "\$ns" env TMPDIR="$SIM_DIR/tmp-\$ns" OMPI_MCA_orte_tmpdir_base="$SIM_DIR/tmp-\$ns" /bin/sh -c "\$*"
 AGENT
   chmod +x "$SIM_DIR/rsh"
   echo "simulate: $n host(s) $SUBNET.1-$SUBNET.$n on $BRIDGE${rate:+, links shaped to $rate}; hostfile $SIM_DIR/hostfile, rsh agent $SIM_DIR/rsh"

@@ -3,9 +3,19 @@
 #include <stdatomic.h>
 #include <sched.h>
 
-// A fixed pool of workers that sleep on a condition variable between jobs. One job at a time:
-// callers hold `submit` for the whole job, so nested or concurrent calls run one after another.
-enum { max_threads = 64 };
+// A fixed pool of workers. Between jobs a worker spins for a short while (a training step starts
+// dozens of small parallel loops back to back, and waking a sleeping thread costs more than many
+// of them take), then sleeps on a condition variable. One job at a time: callers hold `submit`
+// for the whole job, so nested or concurrent calls run one after another.
+enum { max_threads = 64, spin_limit = 20000 };
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ volatile("yield");
+#endif
+}
 
 static pthread_mutex_t submit = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -13,7 +23,7 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
 static int thread_count = 1;
 static int workers_started = 0;
-static unsigned long generation = 0;
+static atomic_ulong generation;
 static void (*job_body)(void *, long);
 static void *job_context;
 static long job_count;
@@ -35,12 +45,18 @@ static void *worker_main(void *argument) {
     inside_job = 1;
     unsigned long seen = 0;
     for (;;) {
-        pthread_mutex_lock(&lock);
-        while (generation == seen) pthread_cond_wait(&wake, &lock);
-        seen = generation;
-        int take_part = id < thread_count;
-        pthread_mutex_unlock(&lock);
-        if (take_part) run_indices();
+        unsigned long now = atomic_load_explicit(&generation, memory_order_acquire);
+        for (int spins = 0; now == seen && spins < spin_limit; spins++) {
+            relax();
+            now = atomic_load_explicit(&generation, memory_order_acquire);
+        }
+        if (now == seen) {
+            pthread_mutex_lock(&lock);
+            while ((now = atomic_load(&generation)) == seen) pthread_cond_wait(&wake, &lock);
+            pthread_mutex_unlock(&lock);
+        }
+        seen = now;
+        if (id < thread_count) run_indices();
         if (atomic_fetch_sub(&busy_workers, 1) == 1) {
             pthread_mutex_lock(&lock);
             pthread_cond_signal(&done);
@@ -82,14 +98,17 @@ void ck_parallel_for(long count, void (*body)(void *, long), void *context) {
     atomic_store(&next_index, 0);
     atomic_store(&busy_workers, workers_started);
     pthread_mutex_lock(&lock);
-    generation++;
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     inside_job = 1;
     run_indices();
     inside_job = 0;
-    pthread_mutex_lock(&lock);
-    while (atomic_load(&busy_workers) > 0) pthread_cond_wait(&done, &lock);
-    pthread_mutex_unlock(&lock);
+    for (int spins = 0; atomic_load(&busy_workers) > 0 && spins < spin_limit; spins++) relax();
+    if (atomic_load(&busy_workers) > 0) {
+        pthread_mutex_lock(&lock);
+        while (atomic_load(&busy_workers) > 0) pthread_cond_wait(&done, &lock);
+        pthread_mutex_unlock(&lock);
+    }
     pthread_mutex_unlock(&submit);
 }
