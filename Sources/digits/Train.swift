@@ -62,8 +62,8 @@ struct Train: ParsableCommand {
     var maxSteps: Int?
     @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
     var gradientCompression: String = "none"
-    @Option(help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward).")
-    var bucketKb: Int = 0
+    @Option(help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward). The sums are the same either way.")
+    var bucketKb: Int = 256
     @Option(help: "Directory for checkpoints (rank 0 writes them).")
     var checkpointDir: String = "checkpoints"
     @Option(help: "Write a checkpoint every this many steps, besides each epoch end (0: epoch ends only).")
