@@ -294,7 +294,7 @@ else
             --epochs 3 --no-eval --checkpoint-every 40 --progress never > "$work/sim-resume" 2>&1 \
        && grep -q "resumed from .*saved by 3 rank(s), now 2" "$work/sim-resume" && grep -qE "^ +3 " "$work/sim-resume"; then
       pass "host 3 killed mid-run: job ended in ${took} s naming 10.77.0.3; $before_kill intact; resumed on the 2 survivors to the end"
-    else kill -9 "$job" 2>/dev/null; fail "host loss (ended=$ended after ${took} s)" "$work/sim-loss"; tail -5 "$work/sim-resume" 2>/dev/null || true; fi
+    else kill -9 "$job" 2>/dev/null || true; fail "host loss (ended=$ended after ${took} s)" "$work/sim-loss"; tail -5 "$work/sim-resume" 2>/dev/null || true; fi
   else fail "cluster/simulate.sh up 3" "$work/sim.log"; fi
   bash cluster/simulate.sh down > /dev/null 2>&1 || true
 fi
