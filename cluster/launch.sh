@@ -56,6 +56,13 @@ status=0
 mpirun "${args[@]}" "${train[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "launch: the job stopped (mpirun exit status $status)." >&2
+  # Open MPI does not always say which host went away; ask each one (as mpirun reaches them).
+  agent="${RSH_AGENT:-ssh}"
+  for host in $(awk '!/^#/ && NF { print $1 }' "$HOSTFILE"); do
+    if ! timeout 10 $agent -oBatchMode=yes -oConnectTimeout=5 "$host" true > /dev/null 2>&1; then
+      echo "launch: host $host does not answer: it is down or unreachable." >&2
+    fi
+  done
   if [ -f "$CHECKPOINT_DIR/latest" ]; then
     echo "launch: the last checkpoint is $CHECKPOINT_DIR/$(cat "$CHECKPOINT_DIR/latest"). If a host was lost, list the" >&2
     echo "launch: remaining hosts in a hostfile and run this script again with it: it resumes there, on fewer ranks." >&2

@@ -63,6 +63,8 @@ ns="$PREFIX\${host##*.}"
 # The hosts share this machine's /tmp and hostname; Open MPI's session directories would collide
 # (orted: "mkdir … File exists"), so each host gets its own, as separate machines would have.
 mkdir -p "$SIM_DIR/tmp-\$ns"
+# Like ssh, fail when the host cannot be reached over the simulated network (its link is down).
+ping -c 1 -W 2 "\$host" > /dev/null 2>&1 || { echo "rsh: \$host: no route to host" >&2; exit 255; }
 exec ip netns exec "\$ns" env TMPDIR="$SIM_DIR/tmp-\$ns" OMPI_MCA_orte_tmpdir_base="$SIM_DIR/tmp-\$ns" /bin/sh -c "\$*"
 AGENT
   chmod +x "$SIM_DIR/rsh"

@@ -5,7 +5,7 @@
 #                                                 simulated cluster, procps for pgrep, python3)
 set -euo pipefail
 packages=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev zlib1g-dev pkg-config)
-if [ "${1:-}" = "--test-tools" ]; then packages+=(iproute2 procps python3); fi
+if [ "${1:-}" = "--test-tools" ]; then packages+=(iproute2 iputils-ping procps python3); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -280,10 +280,18 @@ else
     ( env "${sim[@]}" CHECKPOINT_DIR="$work/sim-ck2" bash cluster/launch.sh --model "$bnnet" --epochs 3 --no-eval \
         --checkpoint-every 40 --progress never > "$work/sim-loss" 2>&1; echo "exit $?" >> "$work/sim-loss" ) &
     job=$!
-    for _ in $(seq 60); do [ -f "$work/sim-ck2/latest" ] && [ "$(cat "$work/sim-ck2/latest")" != "step-00000040.safetensors" ] && break; sleep 0.5; done
+    # Kill once the job is well under way (a checkpoint past step 120): a daemon killed during
+    # Open MPI's start-up phase gets its generic "unable to start" text, which names no host.
+    for _ in $(seq 60); do
+      step=$(sed -nE 's/step-0*([0-9]+)\.safetensors/\1/p' "$work/sim-ck2/latest" 2>/dev/null || true)
+      [ -n "$step" ] && [ "$step" -gt 120 ] && break
+      sleep 0.5
+    done
     before_kill="$(cat "$work/sim-ck2/latest" 2>/dev/null || true)"
     killed_at=$(date +%s)
+    # Host 3 goes away as a powered-off host does: its processes die and its link goes down.
     ip netns pids digits-h3 | xargs -r kill -9 2>/dev/null || true
+    ip netns exec digits-h3 ip link set eth0 down
     ended=no
     for _ in $(seq 120); do if ! kill -0 "$job" 2>/dev/null; then ended=yes; break; fi; sleep 0.5; done
     took=$(( $(date +%s) - killed_at ))
