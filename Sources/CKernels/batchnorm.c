@@ -31,8 +31,26 @@ AVX512 double ck_channel_squared_deviations(const float *x, long batch, long pix
     return total;
 }
 
+AVX512 void ck_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]) {
+    double s0 = 0, s1 = 0;
+    const __m512 k = _mm512_set1_ps(shift);
+    for (long n = 0; n < batch; n++, x += stride) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (long p = 0; p < pixels; p += 16) {
+            __mmask16 m = tail(pixels - p);
+            __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + p), k);
+            a0 = _mm512_add_ps(a0, d);
+            a1 = _mm512_fmadd_ps(d, d, a1);
+        }
+        s0 += _mm512_reduce_add_ps(a0);
+        s1 += _mm512_reduce_add_ps(a1);
+    }
+    sums[0] = s0;
+    sums[1] = s1;
+}
+
 AVX512 void ck_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
-                                 float mean, float inv_std, float gamma, float beta) {
+                                 float mean, float inv_std, float gamma, float beta, int rectify) {
     const __m512 mu = _mm512_set1_ps(mean), inv = _mm512_set1_ps(inv_std), g = _mm512_set1_ps(gamma),
                  b = _mm512_set1_ps(beta);
     for (long n = 0; n < batch; n++, x += stride, xhat += stride, y += stride) {
@@ -40,7 +58,9 @@ AVX512 void ck_channel_normalize(const float *x, float *xhat, float *y, long bat
             __mmask16 m = tail(pixels - p);
             __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + p), mu), inv);
             _mm512_mask_storeu_ps(xhat + p, m, h);
-            _mm512_mask_storeu_ps(y + p, m, _mm512_fmadd_ps(g, h, b));
+            __m512 out = _mm512_fmadd_ps(g, h, b);
+            if (rectify) out = _mm512_max_ps(_mm512_setzero_ps(), out);  // second operand wins on NaN
+            _mm512_mask_storeu_ps(y + p, m, out);
         }
     }
 }

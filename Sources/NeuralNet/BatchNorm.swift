@@ -18,6 +18,9 @@ public final class BatchNorm: Layer {
     /// Write y over the input (the network sets this when the layer before is a convolution or
     /// dense layer, which do not read their output again); backward needs only xhat.
     public var writesOutputInPlace = false
+    /// Apply the ReLU that follows in the same pass (the network sets this together with that
+    /// ReLU's `inputIsRectified`); backward is unchanged, the ReLU still masks the gradient.
+    public var rectifiesOutput = false
     /// Backward follows the mode of the last forward: batch statistics, or the fixed running ones.
     private var lastForwardUsedBatchStatistics = true
 
@@ -39,6 +42,7 @@ public final class BatchNorm: Layer {
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         let c = inputShape.channels, pixels = inputShape.height * inputShape.width
         let count = batch * inputShape.count
+        let rectify = rectifiesOutput
         let y = writesOutputInPlace ? x : output.reserve(count)
         let gamma = store.parameters + scale.offset, beta = store.parameters + shift.offset
         let mean = store.buffers + runningMean.offset, variance = store.buffers + runningVariance.offset
@@ -58,7 +62,8 @@ public final class BatchNorm: Layer {
                     for p in 0..<pixels {
                         let v = x[base + p]   // read before y (which may be x) is written
                         xhat[base + p] = (v - mu) * inv
-                        y[base + p] = a * v + b
+                        let out = a * v + b
+                        y[base + p] = rectify && out < 0 ? 0 : out
                     }
                 }
             }
@@ -70,14 +75,13 @@ public final class BatchNorm: Layer {
         // Channels are independent: one task each.
         Kernels.parallelFor(c) { ch in
             let first = x + ch * pixels, stride = c * pixels
-            let mu = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride) / m
-            let squares = Kernels.channelSquaredDeviations(first, batch: batch, pixels: pixels, stride: stride, mean: Float(mu))
-            let biasedVariance = squares / m
+            let (mu, biasedVariance) = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride)
             let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
             invStd[ch] = inv
             let muF = Float(mu)
             Kernels.channelNormalize(first, xhat: xhat + ch * pixels, y: y + ch * pixels, batch: batch, pixels: pixels,
-                                     stride: stride, mean: muF, invStd: inv, gamma: gamma[ch], beta: beta[ch])
+                                     stride: stride, mean: muF, invStd: inv, gamma: gamma[ch], beta: beta[ch],
+                                     rectify: rectify)
             mean[ch] = (1 - momentum) * mean[ch] + momentum * muF
             let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
             variance[ch] = (1 - momentum) * variance[ch] + momentum * Float(unbiased)

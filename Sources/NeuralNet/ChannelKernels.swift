@@ -22,12 +22,36 @@ extension Kernels {
         return total
     }
 
-    /// xhat = (x - mean) * invStd; y = gamma * xhat + beta.
+    /// Mean and biased variance of one channel. AVX-512: one pass of sums shifted by a value near
+    /// the mean; portable: the two-pass sum and sum of squared deviations.
+    static func channelMoments(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int,
+                               backend: Backend = backend) -> (mean: Double, variance: Double) {
+        let m = Double(batch * pixels)
+        if backend == .avx512 {
+            var sums: (Double, Double) = (0, 0)
+            // Shift by the mean of the first sample's first (up to) 16 values: near the channel mean
+            // unless that sample is an extreme outlier.
+            let head = min(16, pixels)
+            var shift: Float = 0
+            for i in 0..<head { shift += x[i] }
+            shift /= Float(head)
+            withUnsafeMutableBytes(of: &sums) { raw in
+                ck_channel_shifted_sums(x, batch, pixels, stride, shift, raw.baseAddress!.assumingMemoryBound(to: Double.self))
+            }
+            let meanOffset = sums.0 / m
+            return (Double(shift) + meanOffset, max(0, sums.1 / m - meanOffset * meanOffset))
+        }
+        let mean = channelSum(x, batch: batch, pixels: pixels, stride: stride, backend: backend) / m
+        let squares = channelSquaredDeviations(x, batch: batch, pixels: pixels, stride: stride, mean: Float(mean), backend: backend)
+        return (mean, squares / m)
+    }
+
+    /// xhat = (x - mean) * invStd; y = gamma * xhat + beta, rectified (a fused ReLU) when asked.
     static func channelNormalize(_ x: UnsafePointer<Float>, xhat: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>,
                                  batch: Int, pixels: Int, stride: Int, mean: Float, invStd: Float, gamma: Float, beta: Float,
-                                 backend: Backend = backend) {
+                                 rectify: Bool = false, backend: Backend = backend) {
         if backend == .avx512 {
-            ck_channel_normalize(x, xhat, y, batch, pixels, stride, mean, invStd, gamma, beta)
+            ck_channel_normalize(x, xhat, y, batch, pixels, stride, mean, invStd, gamma, beta, rectify ? 1 : 0)
             return
         }
         for n in 0..<batch {
@@ -35,7 +59,8 @@ extension Kernels {
             for p in 0..<pixels {
                 let h = (x[base + p] - mean) * invStd
                 xhat[base + p] = h
-                y[base + p] = gamma * h + beta
+                let v = gamma * h + beta
+                y[base + p] = rectify && v < 0 ? 0 : v
             }
         }
     }

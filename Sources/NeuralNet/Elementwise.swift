@@ -14,8 +14,16 @@ public final class ReLU: Layer {
 
     public var forwardMultiplyAdds: Int { 0 }
 
+    /// True when the layer before already applied max(0, ·) (a BatchNorm with `rectifiesOutput`):
+    /// forward has nothing left to do, backward still masks.
+    public var inputIsRectified = false
+
     /// In place: no layer here reads its own output in backward, so the input may be overwritten.
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        if inputIsRectified {
+            lastOutput = x
+            return x
+        }
         let count = batch * inputShape.count
         let y = x
         let zero = Vector.Lanes(repeating: 0)

@@ -38,6 +38,12 @@ public final class Network {
             ranges.append(before..<store.parameterCount)
             shape = layer.outputShape
         }
+        // A ReLU right after a BatchNorm runs inside BatchNorm's normalising pass.
+        for (norm, relu) in zip(layers, layers.dropFirst()) {
+            guard let norm = norm as? BatchNorm, let relu = relu as? ReLU else { continue }
+            norm.rectifiesOutput = true
+            relu.inputIsRectified = true
+        }
         store.seal(seed: seed)
         self.store = store
         self.layers = layers

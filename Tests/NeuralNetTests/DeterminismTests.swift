@@ -28,6 +28,29 @@ import Testing
         #expect(a != c)
     }
 
+    /// BatchNorm followed by ReLU runs as one pass; turning the fusion off gives the same bits.
+    @Test func fusedBatchNormReLUEqualsTheSeparateLayers() throws {
+        let network = Network(spec: try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-flatten-dense16-bn-relu-dense10"), seed: 3)
+        let norms = network.layers.compactMap { $0 as? BatchNorm }, relus = network.layers.compactMap { $0 as? ReLU }
+        #expect(norms.count == 2 && norms.allSatisfy(\.rectifiesOutput) && relus.allSatisfy(\.inputIsRectified))
+        var random = KeyedRandom(seed: 9, purpose: .test)
+        let input = (0..<(8 * 784)).map { _ in random.nextUniform(-1, 1) }
+        let labels = (0..<8).map { UInt8($0 % 10) }
+        func pass() -> [UInt32] {
+            network.store.zeroGradients()
+            var x = input
+            let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
+                network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 8,
+                                            context: PassContext(mode: .training, seed: 1, step: 1))
+            } }
+            return [Float(loss.lossSum).bitPattern] + network.store.gradientBuffer.map(\.bitPattern)
+        }
+        let fused = pass()
+        for norm in norms { norm.rectifiesOutput = false }
+        for relu in relus { relu.inputIsRectified = false }
+        #expect(pass() == fused)
+    }
+
     @Test func initialisationIsHeScaled() {
         let network = Network(spec: try! ModelSpec(parsing: "flatten-dense512-relu-dense10"), seed: 1)
         let w = Array(network.store.parameterBuffer[0..<(512 * 784)])

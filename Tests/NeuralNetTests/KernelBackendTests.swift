@@ -157,6 +157,23 @@ struct KernelBackendTests {
         #expect(zip(fast, portable).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
     }
 
+    @Test func oneMomentPassEqualsTheTwoPassStatistics() {
+        // Offset data (mean 5, spread 0.01) is where a naive one-pass variance loses its digits.
+        for (offset, spread) in [(Float(0), Float(1)), (5, 0.01), (-300, 2)] {
+            let batch = 7, channels = 3, pixels = 49, stride = channels * pixels
+            let x = random(batch * stride, 11).map { offset + spread * $0 }
+            x.withUnsafeBufferPointer { xp in
+                for ch in 0..<channels {
+                    let first = xp.baseAddress! + ch * pixels
+                    let fast = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride, backend: .avx512)
+                    let portable = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride, backend: .openBLAS)
+                    #expect(abs(fast.mean - portable.mean) <= 1e-6 * max(1, abs(portable.mean)))
+                    #expect(abs(fast.variance - portable.variance) <= 1e-4 * portable.variance, "offset \(offset) spread \(spread)")
+                }
+            }
+        }
+    }
+
     /// 20 steps of a BN conv net with 1 and with 2 kernel threads: bit-identical parameters.
     @Test func trainingDoesNotDependOnTheThreadCount() throws {
         func train(threads: Int) throws -> [UInt32] {

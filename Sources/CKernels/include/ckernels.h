@@ -40,9 +40,14 @@ void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long
 double ck_channel_sum(const float *x, long batch, long pixels, long stride);
 /// Σ (x - mean)², in double.
 double ck_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean);
-/// xhat = (x - mean) * inv_std; y = gamma * xhat + beta.
+/// One pass for mean and variance: sums[0] = Σ (x - shift), sums[1] = Σ (x - shift)², in double.
+/// With shift a value of the channel (its first), the variance (sums[1] - sums[0]²/m) / m loses
+/// little to cancellation, since the mean is within a few standard deviations of the shift.
+void ck_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]);
+/// xhat = (x - mean) * inv_std; y = gamma * xhat + beta, or max(0, that) when rectify != 0 (a ReLU
+/// fused into the same pass; NaN stays NaN).
 void ck_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
-                          float mean, float inv_std, float gamma, float beta);
+                          float mean, float inv_std, float gamma, float beta, int rectify);
 /// sums[0] = Σ dy, sums[1] = Σ dy * xhat, in double.
 void ck_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride, double sums[2]);
 /// dx = k * (m * dy - sum_dy - xhat * sum_dy_xhat).
