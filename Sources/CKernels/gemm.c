@@ -139,47 +139,80 @@ AVX512 static void pack_b(int trans, const float *b, long ldb, long p0, long kc,
     }
 }
 
-// C tile (mr x nr, at most MR x NR) = A panel · B panel + beta * C tile.
-AVX512 static void micro_kernel(long kc, const float *restrict a, const float *restrict b, float *c, long ldc,
-                                float beta, long mr, long nr) {
+// C tile (mr x nr, at most MR x NR) = A · B + beta * C tile, over kc steps of k. Each operand is
+// either packed (A element (p, i) at a[p*MR + i]; B element (p, j) at b[p*NR + j], 64-byte aligned,
+// zero past the edge) or read in place from a row-major matrix (a_rows: A element (p, i) at
+// a[i*a_ld + p], rows past mr never read; b_rows: B element (p, j) at b[p*b_ld + j], columns past nr
+// never read). Reading in place saves packing an operand that is used by only one row of tiles.
+// Inlined into one function per combination, so the flags cost nothing in the loop.
+AVX512 static inline __attribute__((always_inline)) void tile(long kc, const float *restrict a, long a_ld, int a_rows,
+                                                               const float *restrict b, long b_ld, int b_rows,
+                                                               float *c, long ldc, float beta, long mr, long nr) {
+    const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    const float *row[MR];
+    for (int i = 0; i < MR; i++) row[i] = a + (i < mr ? i : 0) * a_ld;
+    const long b_step = b_rows ? b_ld : NR;
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
-    for (long p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+#define A_AT(i, p) (a_rows ? row[i][p] : a[(p) * MR + (i)])
+    if (nr <= 16) {  // an edge panel of at most 16 columns: its right half would only multiply zeros
+        for (long p = 0; p < kc; p++) {
+            const float *bp = b + p * b_step;
+            __m512 b0 = b_rows ? _mm512_maskz_loadu_ps(m0, bp) : _mm512_load_ps(bp);
+            for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(A_AT(i, p)), b0, acc[i][0]);
         }
-        a += MR;
-        b += NR;
+    } else {
+        for (long p = 0; p < kc; p++) {
+            const float *bp = b + p * b_step;
+            __m512 b0 = b_rows ? _mm512_loadu_ps(bp) : _mm512_load_ps(bp);
+            __m512 b1 = b_rows ? _mm512_maskz_loadu_ps(m1, bp + 16) : _mm512_load_ps(bp + 16);
+            for (int i = 0; i < MR; i++) {
+                __m512 ai = _mm512_set1_ps(A_AT(i, p));
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
+        }
     }
+#undef A_AT
     __m512 vb = _mm512_set1_ps(beta);
     if (mr == MR && nr == NR) {
         for (int i = 0; i < MR; i++) {
-            float *row = c + i * ldc;
+            float *out = c + i * ldc;
             if (beta == 0.0f) {
-                _mm512_storeu_ps(row, acc[i][0]);
-                _mm512_storeu_ps(row + 16, acc[i][1]);
+                _mm512_storeu_ps(out, acc[i][0]);
+                _mm512_storeu_ps(out + 16, acc[i][1]);
             } else {
-                _mm512_storeu_ps(row, _mm512_fmadd_ps(vb, _mm512_loadu_ps(row), acc[i][0]));
-                _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(row + 16), acc[i][1]));
+                _mm512_storeu_ps(out, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), acc[i][0]));
+                _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), acc[i][1]));
             }
         }
         return;
     }
-    __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
     for (long i = 0; i < mr; i++) {
-        float *row = c + i * ldc;
+        float *out = c + i * ldc;
         __m512 x0 = acc[i][0], x1 = acc[i][1];
         if (beta != 0.0f) {
-            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), x1);
+            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, out), x0);
+            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, out + 16), x1);
         }
-        _mm512_mask_storeu_ps(row, m0, x0);
-        _mm512_mask_storeu_ps(row + 16, m1, x1);
+        _mm512_mask_storeu_ps(out, m0, x0);
+        _mm512_mask_storeu_ps(out + 16, m1, x1);
     }
+}
+
+AVX512 static void micro_kernel(long kc, const float *a, const float *b, float *c, long ldc, float beta, long mr, long nr) {
+    tile(kc, a, 0, 0, b, 0, 0, c, ldc, beta, mr, nr);
+}
+
+AVX512 static void micro_kernel_b_rows(long kc, const float *a, const float *b, long ldb, float *c, long ldc, float beta,
+                                       long mr, long nr) {
+    tile(kc, a, 0, 0, b, ldb, 1, c, ldc, beta, mr, nr);
+}
+
+AVX512 static void micro_kernel_a_rows(long kc, const float *a, long lda, const float *b, float *c, long ldc, float beta,
+                                       long mr, long nr) {
+    tile(kc, a, lda, 1, b, 0, 0, c, ldc, beta, mr, nr);
 }
 
 AVX512 static void gemm_serial(int ta, int tb, long m, long n, long k, float alpha, const float *a, long lda,
@@ -207,6 +240,75 @@ AVX512 static void gemm_serial(int ta, int tb, long m, long n, long k, float alp
                 }
             }
         }
+    }
+}
+
+long ck_packed_a_floats(long m, long k) { return (m + MR - 1) / MR * MR * k; }
+long ck_packed_b_floats(long k, long n) { return (n + NR - 1) / NR * NR * k; }
+
+AVX512 void ck_pack_a(int transpose_a, const float *a, long lda, long m, long k, float alpha, float *out) {
+    pack_a(transpose_a, a, lda, 0, m, 0, k, alpha, out);
+}
+
+AVX512 void ck_pack_b(int transpose_b, const float *b, long ldb, long k, long n, float *out) {
+    pack_b(transpose_b, b, ldb, 0, k, 0, n, out);
+}
+
+// Columns [j0, j0 + n) of C. A is packed in whole-k panels (panel r at a + r * k) when lda == 0,
+// else row-major (m, k) read in place; B likewise (panel q at b + q * k, or row-major (k, n)). The
+// k chunks are those of gemm_serial, so every element is summed in the same order as by ck_sgemm.
+AVX512 static void gemm_packed_serial(long m, long j0, long n, long k, const float *a, long lda, const float *b,
+                                      long ldb, float beta, float *c, long ldc) {
+    long chunks = (k + KC - 1) / KC;
+    long kc_step = (k + chunks - 1) / chunks;
+    for (long pc = 0; pc < k; pc += kc_step) {
+        long kc = k - pc < kc_step ? k - pc : kc_step;
+        float beta_now = pc == 0 ? beta : 1.0f;
+        for (long jr = j0; jr < j0 + n; jr += NR) {
+            long nr = j0 + n - jr < NR ? j0 + n - jr : NR;
+            for (long ir = 0; ir < m; ir += MR) {
+                long mr = m - ir < MR ? m - ir : MR;
+                float *tile_c = c + ir * ldc + jr;
+                if (lda) {
+                    micro_kernel_a_rows(kc, a + ir * lda + pc, lda, b + jr * k + pc * NR, tile_c, ldc, beta_now, mr, nr);
+                } else if (ldb) {
+                    micro_kernel_b_rows(kc, a + ir * k + pc * MR, b + pc * ldb + jr, ldb, tile_c, ldc, beta_now, mr, nr);
+                } else {
+                    micro_kernel(kc, a + ir * k + pc * MR, b + jr * k + pc * NR, tile_c, ldc, beta_now, mr, nr);
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    long m, n, k, step;
+    const float *a, *b;
+    long lda, ldb;
+    float beta;
+    float *c;
+    long ldc;
+} packed_job;
+
+static void packed_part(void *context, long index) {
+    const packed_job *job = context;
+    long start = index * job->step;
+    if (start >= job->n) return;
+    long count = job->n - start < job->step ? job->n - start : job->step;
+    gemm_packed_serial(job->m, start, count, job->k, job->a, job->lda, job->b, job->ldb, job->beta, job->c, job->ldc);
+}
+
+void ck_sgemm_packed(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float beta,
+                     float *c, long ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    if (lda && ldb) abort();  // one operand at least is packed (documented)
+    long threads = ck_threads(), n_panels = (n + NR - 1) / NR;
+    packed_job job = {m, n, k, n_panels * NR, a, b, lda, ldb, beta, c, ldc};
+    if (threads > 1 && n_panels >= threads && m * n * k >= 64L * 64 * 64) {
+        job.step = (n_panels + threads - 1) / threads * NR;
+        ck_parallel_for(threads, packed_part, &job);  // serial when called inside a parallel loop
+    } else {
+        packed_part(&job, 0);
     }
 }
 

@@ -91,3 +91,4 @@ AVX512 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *column
         }
     }
 }
+

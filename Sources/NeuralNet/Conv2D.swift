@@ -15,6 +15,7 @@ public final class Conv2D: Layer {
     static let maximumGroups = 8
 
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
+    private let packedWeights = FloatBuffer()   // W or W^T as packed GEMM panels, once per pass
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
@@ -50,6 +51,13 @@ public final class Conv2D: Layer {
         let out = output.reserve(batch * outputShape.count)
         let w = store.parameters + weight.offset, b = store.parameters + bias.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
+        // AVX-512: W is packed once for the whole batch, and each sample's columns are read in place.
+        var a = Kernels.Packed.Operand.rows(w, ld: patch)
+        if Kernels.Packed.available() {
+            let packed = packedWeights.reserve(Kernels.Packed.aFloats(m: oc, k: patch))
+            Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: packed)
+            a = .packed(packed)
+        }
         Kernels.parallelFor(groups) { g in
             let block = col + g * patch * pixels
             for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
@@ -57,8 +65,12 @@ public final class Conv2D: Layer {
                 let y = out + n * outputCount
                 for o in 0..<oc { (y + o * pixels).update(repeating: b[o], count: pixels) }
                 // Y_n (OC, P) = W (OC, CKK) · col_n (CKK, P) + bias
-                Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: pixels, k: patch,
-                             a: w, lda: patch, b: block, ldb: pixels, beta: 1, c: y, ldc: pixels)
+                if case .packed = a {
+                    Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: pixels), beta: 1, c: y, ldc: pixels)
+                } else {
+                    Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: pixels, k: patch,
+                                 a: w, lda: patch, b: block, ldb: pixels, beta: 1, c: y, ldc: pixels)
+                }
             }
         }
         return out
@@ -66,6 +78,7 @@ public final class Conv2D: Layer {
 
     public func backward(_ dOut: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
+        if Kernels.Packed.available() { return packedBackward(dOut, x: x, batch: batch, needsInputGradient: needsInputGradient) }
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
         let col = columns.reserve(groups * patch * pixels)
@@ -102,6 +115,66 @@ public final class Conv2D: Layer {
             Vector.add(dW, into: gradient, oc * patch)
             Vector.add(dW + oc * patch, into: biasGradient, oc)
         }
+        return dx
+    }
+
+    /// Backward on AVX-512 with packed operands. Only the small operands are packed: the output
+    /// gradient of each sample (twice, as dY^T for the weight gradient and dY for the input gradient)
+    /// and W^T once per batch. The columns, the big operand, are read in place: the weight gradient
+    /// is computed transposed, dW^T (CKK, OC) = col (CKK, P) · dY^T (P, OC), and turned round once
+    /// per batch.
+    private func packedBackward(_ dOut: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, batch: Int,
+                                needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
+        let groups = min(batch, Conv2D.maximumGroups)
+        let columnFloats = (patch * pixels + 15) / 16 * 16
+        let transposedFloats = Kernels.Packed.bFloats(k: pixels, n: oc)
+        let gradientFloats = needsInputGradient ? Kernels.Packed.bFloats(k: oc, n: pixels) : 0
+        let blockFloats = columnFloats + transposedFloats + gradientFloats
+        let blocks = columns.reserve(groups * blockFloats)
+        let partialCount = (patch * oc + oc + 15) / 16 * 16
+        let part = partials.reserve(groups * partialCount)
+        let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
+        var packedWT: UnsafeMutablePointer<Float>? = nil
+        if needsInputGradient {
+            // W^T (CKK, OC), packed once for every sample's input gradient.
+            let packed = packedWeights.reserve(Kernels.Packed.aFloats(m: patch, k: oc))
+            Kernels.Packed.packA(transpose: true, store.parameters + weight.offset, lda: patch, m: patch, k: oc, into: packed)
+            packedWT = packed
+        }
+        let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
+        Kernels.parallelFor(groups) { g in
+            let block = blocks + g * blockFloats
+            let packedDYT = block + columnFloats, packedDY = packedDYT + transposedFloats
+            let dWT = part + g * partialCount, db = dWT + patch * oc
+            db.update(repeating: 0, count: oc)
+            var first = true
+            for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+                let dY = dOut + n * outputCount
+                for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
+                // dW^T_g (CKK, OC) += col_n (CKK, P) · dY_n^T (P, OC); the columns are rebuilt, not kept.
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
+                Kernels.Packed.packB(transpose: true, dY, ldb: pixels, k: pixels, n: oc, into: packedDYT)
+                Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: pixels), b: .packed(packedDYT),
+                                    beta: first ? 0 : 1, c: dWT, ldc: oc)
+                first = false
+                guard let dx, let packedWT else { continue }
+                // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), over the columns.
+                Kernels.Packed.packB(transpose: false, dY, ldb: pixels, k: oc, n: pixels, into: packedDY)
+                Kernels.Packed.gemm(m: patch, n: pixels, k: oc, a: .packed(packedWT), b: .packed(packedDY),
+                                    beta: 0, c: block, ldc: pixels)
+                let dxn = dx + n * inputCount
+                dxn.update(repeating: 0, count: inputCount)
+                Kernels.col2imAdd(g0, columns: block, rowStride: pixels, column0: 0, inputGradient: dxn)
+            }
+        }
+        // The groups' partials are added in group order into the first, then turned round into the
+        // (OC, CKK) gradient.
+        let total = part
+        for g in 1..<groups { Vector.add(part + g * partialCount, into: total, patch * oc + oc) }
+        let gradient = store.gradients + weight.offset, biasGradient = store.gradients + bias.offset
+        Kernels.Packed.addTransposed(total, rows: patch, columns: oc, into: gradient)
+        Vector.add(total + patch * oc, into: biasGradient, oc)
         return dx
     }
 }

@@ -160,4 +160,64 @@ public enum Kernels {
             }
         }
     }
+    // Packed operands (AVX-512 backend only): a convolution packs its weights once per pass
+    // instead of once per sample, and writes its columns straight in the GEMM's panel layout.
+    public enum Packed {
+        /// Floats of a packed A (m, k) or B (k, n), rounded up so consecutive blocks stay 64-byte aligned.
+        public static func aFloats(m: Int, k: Int) -> Int { (ck_packed_a_floats(m, k) + 15) / 16 * 16 }
+        public static func bFloats(k: Int, n: Int) -> Int { (ck_packed_b_floats(k, n) + 15) / 16 * 16 }
+
+        /// True on the AVX-512 backend, the only one with packed operands.
+        public static func available(backend: Backend = Kernels.backend) -> Bool { backend == .avx512 }
+
+        /// One GEMM operand: packed panels (from `packA`/`packB`), or a row-major matrix read in place.
+        public enum Operand {
+            case packed(UnsafePointer<Float>)
+            case rows(UnsafePointer<Float>, ld: Int)
+
+            var pointer: UnsafePointer<Float> {
+                switch self {
+                case .packed(let p), .rows(let p, _): p
+                }
+            }
+
+            var leadingDimension: Int {
+                switch self {
+                case .packed: 0
+                case .rows(_, let ld): ld
+                }
+            }
+        }
+
+        /// alpha * op(A) (m, k) as packed panels.
+        public static func packA(transpose: Bool, _ a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, alpha: Float = 1,
+                                 into out: UnsafeMutablePointer<Float>) {
+            ck_pack_a(transpose ? 1 : 0, a, lda, m, k, alpha, out)
+        }
+
+        /// op(B) (k, n) as packed panels.
+        public static func packB(transpose: Bool, _ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int,
+                                 into out: UnsafeMutablePointer<Float>) {
+            ck_pack_b(transpose ? 1 : 0, b, ldb, k, n, out)
+        }
+
+        /// y (columns, rows) += x^T for a row-major x (rows, columns), in 16 x 16 tiles.
+        public static func addTransposed(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into y: UnsafeMutablePointer<Float>) {
+            for i0 in stride(from: 0, to: rows, by: 16) {
+                for j0 in stride(from: 0, to: columns, by: 16) {
+                    for j in j0..<min(j0 + 16, columns) {
+                        for i in i0..<min(i0 + 16, rows) { y[j * rows + i] += x[i * columns + j] }
+                    }
+                }
+            }
+        }
+
+        /// C (m, n) = A (m, k) · B (k, n) + beta * C, summed in the same order as `Kernels.gemm` on
+        /// AVX-512. At least one operand must be packed.
+        public static func gemm(m: Int, n: Int, k: Int, a: Operand, b: Operand, beta: Float,
+                                c: UnsafeMutablePointer<Float>, ldc: Int) {
+            precondition(a.leadingDimension == 0 || b.leadingDimension == 0, "one GEMM operand must be packed")
+            ck_sgemm_packed(m, n, k, a.pointer, a.leadingDimension, b.pointer, b.leadingDimension, beta, c, ldc)
+        }
+    }
 }

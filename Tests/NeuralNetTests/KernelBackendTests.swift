@@ -60,6 +60,65 @@ struct KernelBackendTests {
         }
     }
 
+    /// Packed and in-place operands give exactly the sums of `Kernels.gemm` (same k chunks, same
+    /// order), whichever operand is packed, at every tile edge; columns past n are never written.
+    @Test(arguments: [1, 2])
+    func packedOperandsGiveTheSameSumsAsGemm(threads: Int) {
+        let saved = Kernels.threads
+        Kernels.setThreads(threads)
+        defer { Kernels.setThreads(saved) }
+        for (m, n, k) in KernelBackendTests.shapes {
+            let lda = k + 5, ldb = n + 3, ldc = n + 7
+            let a = random(m * lda, 4), b = random(k * ldb, 5), initial = random(m * ldc, 6)
+            for accumulate in [false, true] {
+                let beta: Float = accumulate ? 1 : 0
+                var expected = initial
+                Kernels.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: beta, c: &expected, ldc: ldc, backend: .avx512)
+                // Packed operands must be 64-byte aligned, as FloatBuffer's are.
+                let packedA = FloatBuffer(capacity: Kernels.Packed.aFloats(m: m, k: k))
+                let packedB = FloatBuffer(capacity: Kernels.Packed.bFloats(k: k, n: n))
+                a.withUnsafeBufferPointer { Kernels.Packed.packA(transpose: false, $0.baseAddress!, lda: lda, m: m, k: k, into: packedA.pointer) }
+                b.withUnsafeBufferPointer { Kernels.Packed.packB(transpose: false, $0.baseAddress!, ldb: ldb, k: k, n: n, into: packedB.pointer) }
+                a.withUnsafeBufferPointer { aRows in
+                    b.withUnsafeBufferPointer { bRows in
+                        let forms: [(Kernels.Packed.Operand, Kernels.Packed.Operand, String)] = [
+                            (.packed(packedA.pointer), .packed(packedB.pointer), "packed x packed"),
+                            (.packed(packedA.pointer), .rows(bRows.baseAddress!, ld: ldb), "packed x rows"),
+                            (.rows(aRows.baseAddress!, ld: lda), .packed(packedB.pointer), "rows x packed"),
+                        ]
+                        for (left, right, label) in forms {
+                            var c = accumulate ? initial : [Float](repeating: .nan, count: m * ldc)
+                            c.withUnsafeMutableBufferPointer {
+                                Kernels.Packed.gemm(m: m, n: n, k: k, a: left, b: right, beta: beta, c: $0.baseAddress!, ldc: ldc)
+                            }
+                            var equal = true
+                            for i in 0..<m {
+                                for j in 0..<ldc {
+                                    let want = j < n ? expected[i * ldc + j] : (accumulate ? initial[i * ldc + j] : .nan)
+                                    if c[i * ldc + j].bitPattern != want.bitPattern { equal = false }
+                                }
+                            }
+                            #expect(equal, "\(label): m \(m) n \(n) k \(k) beta \(beta)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func transposedAddTurnsTheMatrixRound() {
+        let rows = 37, columns = 21
+        let x = random(rows * columns, 7), start = random(rows * columns, 8)
+        var y = start
+        x.withUnsafeBufferPointer { Kernels.Packed.addTransposed($0.baseAddress!, rows: rows, columns: columns, into: &y) }
+        var exact = true
+        for i in 0..<rows {
+            for j in 0..<columns where y[j * rows + i] != start[j * rows + i] + x[i * columns + j] { exact = false }
+        }
+        #expect(exact)
+    }
+
     @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 5, 2), (Shape(channels: 1, height: 28, width: 28), 5, 2),
                       (Shape(channels: 6, height: 14, width: 14), 5, 0), (Shape(channels: 3, height: 40, width: 37), 3, 1),
                       (Shape(channels: 2, height: 9, width: 300), 7, 3)])

@@ -18,6 +18,20 @@ int ck_threads(void);
 void ck_sgemm(int transpose_a, int transpose_b, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+/// Pre-packed operands, for a GEMM whose A or B is used many times (a convolution's weights), and
+/// in-place row-major operands for one used once (its columns). Sizes in floats.
+long ck_packed_a_floats(long m, long k);
+long ck_packed_b_floats(long k, long n);
+/// alpha * op(A) (m, k) in whole-k panels, for ck_sgemm_packed.
+void ck_pack_a(int transpose_a, const float *a, long lda, long m, long k, float alpha, float *out);
+/// op(B) (k, n) in whole-k panels, for ck_sgemm_packed.
+void ck_pack_b(int transpose_b, const float *b, long ldb, long k, long n, float *out);
+/// C (m, n) = A · B + beta * C; sums in the same order as ck_sgemm. A is packed (ck_pack_a) when
+/// lda == 0, else row-major (m, k) with leading dimension lda, read in place; B likewise (ck_pack_b,
+/// or row-major (k, n) with ldb). At least one of the two must be packed.
+void ck_sgemm_packed(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float beta,
+                     float *c, long ldc);
+
 /// Calls body(context, i) for i in 0..<count spread over ck_threads() threads; returns when all are done.
 void ck_parallel_for(long count, void (*body)(void *context, long index), void *context);
 /// Geometry of one convolution input (C, H, W) with a square kernel; output OH x OW.
