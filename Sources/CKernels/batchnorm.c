@@ -96,3 +96,61 @@ AVX512 void ck_channel_input_gradient(const float *dy, const float *xhat, float 
         }
     }
 }
+
+// Backward of BatchNorm -> ReLU -> 2 x 2 max pooling run as one (ck_bn_relu_maxpool2x2 forward).
+// The gradient reaching the batch norm's output is dpooled at each window's argmax (where the window
+// passes gradient: index >= 0) and 0 elsewhere, so the channel sums need only the pooled positions,
+// with the x-hat the forward pass kept for them.
+AVX512 void ck_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max, long batch,
+                                     long out_pixels, long stride, double sums[2]) {
+    double s0 = 0, s1 = 0;
+    for (long n = 0; n < batch; n++, dpooled += stride, argmax += stride, xhat_at_max += stride) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (long o = 0; o < out_pixels; o += 16) {
+            const __mmask16 inside = tail(out_pixels - o);
+            const __mmask16 keep = _mm512_mask_cmpge_epi32_mask(inside, _mm512_maskz_loadu_epi32(inside, argmax + o),
+                                                                _mm512_setzero_si512());
+            const __m512 d = _mm512_maskz_loadu_ps(keep, dpooled + o);
+            a0 = _mm512_add_ps(a0, d);
+            a1 = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(keep, xhat_at_max + o), a1);
+        }
+        s0 += _mm512_reduce_add_ps(a0);
+        s1 += _mm512_reduce_add_ps(a1);
+    }
+    sums[0] = s0;
+    sums[1] = s1;
+}
+
+// dx = k * (m * dy - sum_dy - xhat * sum_dy_xhat) for the `channels` planes of one sample, dy being
+// dpooled at the argmax positions and 0 elsewhere: a dense pass with dy = 0 (x-hat recomputed from
+// x, as the forward pass computed it), then the argmax positions are overwritten with their values.
+// dx may be x.
+AVX512 void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, const float *xhat_at_max, const float *x,
+                                      float *dx, long channels, long h, long w, const float *mean,
+                                      const float *inv_std, const float *k, float m_count, const float *sum_dy,
+                                      const float *sum_dy_xhat) {
+    const long pixels = h * w, out_pixels = (h / 2) * (w / 2);
+    const __m512 vm = _mm512_set1_ps(m_count);
+    for (long c = 0; c < channels; c++) {
+        const float *xc = x + c * pixels, *dp = dpooled + c * out_pixels, *xm = xhat_at_max + c * out_pixels;
+        float *dxc = dx + c * pixels;
+        const int *index = argmax + c * out_pixels;
+        const __m512 mu = _mm512_set1_ps(mean[c]), inv = _mm512_set1_ps(inv_std[c]), vk = _mm512_set1_ps(k[c]),
+                     s0 = _mm512_set1_ps(sum_dy[c]), s1 = _mm512_set1_ps(sum_dy_xhat[c]);
+        for (long p = 0; p < pixels; p += 16) {
+            const __mmask16 inside = tail(pixels - p);
+            const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(inside, xc + p), mu), inv);
+            __m512 t = _mm512_fmsub_ps(vm, _mm512_setzero_ps(), s0);
+            t = _mm512_fnmadd_ps(xh, s1, t);
+            _mm512_mask_storeu_ps(dxc + p, inside, _mm512_mul_ps(vk, t));
+        }
+        for (long o = 0; o < out_pixels; o += 16) {
+            const __mmask16 inside = tail(out_pixels - o);
+            const __m512i at = _mm512_maskz_loadu_epi32(inside, index + o);
+            const __mmask16 keep = _mm512_mask_cmpge_epi32_mask(inside, at, _mm512_setzero_si512());
+            __m512 t = _mm512_fmsub_ps(vm, _mm512_maskz_loadu_ps(keep, dp + o), s0);
+            t = _mm512_fnmadd_ps(_mm512_maskz_loadu_ps(keep, xm + o), s1, t);
+            _mm512_mask_i32scatter_ps(dxc, keep, at, _mm512_mul_ps(vk, t), 4);
+        }
+    }
+}

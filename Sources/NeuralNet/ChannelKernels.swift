@@ -97,11 +97,13 @@ extension Kernels {
     }
 
     /// 2x2, stride-2 max pooling of `planes` (h, w) planes into (h/2, w/2), with each maximum's index
-    /// in its input plane. Ties go to the first element in row-major order.
+    /// in its input plane. Ties go to the first element in row-major order. `rectified` (the input
+    /// came out of a ReLU): a window whose maximum is not positive gets index ~argmax (negative), so
+    /// backward passes it nothing, which is the ReLU's own gradient mask.
     static func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                           planes: Int, height h: Int, width w: Int, backend: Backend = backend) {
+                           planes: Int, height h: Int, width w: Int, rectified: Bool = false, backend: Backend = backend) {
         if backend == .avx512 {
-            ck_maxpool2x2(x, y, argmax, planes, h, w)
+            ck_maxpool2x2(x, y, argmax, planes, h, w, rectified ? 1 : 0)
             return
         }
         let oh = h / 2, ow = w / 2
@@ -119,9 +121,24 @@ extension Kernels {
                     if c > best { best = c; at = Int32(w + 2 * ox) }
                     if d > best { best = d; at = Int32(w + 2 * ox + 1) }
                     target[oy * ow + ox] = best
-                    index[oy * ow + ox] = base + at
+                    index[oy * ow + ox] = rectified && !(best > 0) ? ~(base + at) : base + at
                 }
             }
+        }
+    }
+    /// The adjoint of `maxPool2x2`: every element of dx is written, dy at each window's argmax and 0
+    /// elsewhere (all four for a window with a negative index).
+    static func maxPool2x2Backward(_ dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>, dx: UnsafeMutablePointer<Float>,
+                                   planes: Int, height h: Int, width w: Int, backend: Backend = backend) {
+        if backend == .avx512 {
+            ck_maxpool2x2_backward(dy, argmax, dx, planes, h, w)
+            return
+        }
+        let outPlane = (h / 2) * (w / 2)
+        dx.update(repeating: 0, count: planes * h * w)
+        for plane in 0..<planes {
+            let target = dx + plane * h * w, base = plane * outPlane
+            for o in 0..<outPlane where argmax[base + o] >= 0 { target[Int(argmax[base + o])] = dy[base + o] }
         }
     }
 }

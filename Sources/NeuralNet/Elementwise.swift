@@ -18,8 +18,17 @@ public final class ReLU: Layer {
     /// forward has nothing left to do, backward still masks.
     public var inputIsRectified = false
 
+    /// True when the layer after applies this ReLU's gradient mask itself (a max pooling with
+    /// `inputIsRectified`): backward passes the gradient through.
+    public var gradientMaskedByNext = false
+
+    /// True when the BatchNorm before runs this ReLU and the pooling after it inside its own passes
+    /// (its `fusesReLUAndPooling`): values and gradients pass through.
+    public var fusedIntoPrevious = false
+
     /// In place: no layer here reads its own output in backward, so the input may be overwritten.
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        if fusedIntoPrevious { return x }
         if inputIsRectified {
             lastOutput = x
             return x
@@ -40,7 +49,9 @@ public final class ReLU: Layer {
 
     /// The output gradient is masked in place: it belongs to the layer above and is not read again.
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
-        guard needsInputGradient, let y = lastOutput else { return nil }
+        guard needsInputGradient else { return nil }
+        if fusedIntoPrevious || gradientMaskedByNext { return dY }
+        guard let y = lastOutput else { preconditionFailure("\(name): backward before forward") }
         let count = batch * inputShape.count
         let zero = Vector.Lanes(repeating: 0)
         var i = 0

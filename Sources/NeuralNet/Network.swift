@@ -44,6 +44,23 @@ public final class Network {
             norm.rectifiesOutput = true
             relu.inputIsRectified = true
         }
+        // A max pooling right after a ReLU applies the ReLU's gradient mask in its own backward pass.
+        for (relu, pool) in zip(layers, layers.dropFirst()) {
+            guard let relu = relu as? ReLU, let pool = pool as? MaxPool2D else { continue }
+            relu.gradientMaskedByNext = true
+            pool.inputIsRectified = true
+        }
+        // conv → bn → relu → pool2 on AVX-512: the batch norm runs all three (see `fusesReLUAndPooling`).
+        if Kernels.avx512Available {
+            for index in layers.indices.dropLast(2) {
+                guard let norm = layers[index] as? BatchNorm, norm.writesOutputInPlace, let relu = layers[index + 1] as? ReLU,
+                      let pool = layers[index + 2] as? MaxPool2D, pool.kernel == 2, pool.stride == 2,
+                      norm.inputShape.height >= 2, norm.inputShape.width >= 2 else { continue }
+                norm.fusesReLUAndPooling = true
+                relu.fusedIntoPrevious = true
+                pool.fusedIntoPrevious = true
+            }
+        }
         store.seal(seed: seed)
         self.store = store
         self.layers = layers

@@ -24,9 +24,19 @@ public final class MaxPool2D: Layer {
 
     deinit { argmax.deallocate() }
 
+    /// True when the input came out of a ReLU (the network sets this together with that ReLU's
+    /// `gradientMaskedByNext`): forward marks windows whose maximum is not positive (index ~argmax), and
+    /// backward passes them nothing, which is the ReLU's own gradient mask.
+    public var inputIsRectified = false
+
+    /// True when the BatchNorm two layers before pools inside its own passes (its
+    /// `fusesReLUAndPooling`): this layer then passes values and gradients through.
+    public var fusedIntoPrevious = false
+
     public var forwardMultiplyAdds: Int { 0 }
 
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
+        if fusedIntoPrevious { return x }
         let planes = batch * inputShape.channels
         let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
         let y = output.reserve(planes * oh * ow)
@@ -35,13 +45,14 @@ public final class MaxPool2D: Layer {
             argmaxCapacity = planes * oh * ow
             argmax = .allocate(capacity: argmaxCapacity)
         }
+        let rectified = inputIsRectified
         if kernel == 2 && stride == 2 {
             // One task per sample.
             let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
             Kernels.parallelFor(batch) { n in
                 let first = n * channels
                 Kernels.maxPool2x2(x + first * inPlane, y + first * outPlane, argmax: argmax + first * outPlane,
-                                   planes: channels, height: h, width: w)
+                                   planes: channels, height: h, width: w, rectified: rectified)
             }
             return y
         }
@@ -61,7 +72,7 @@ public final class MaxPool2D: Layer {
                         }
                     }
                     target[oy * ow + ox] = bestValue
-                    index[oy * ow + ox] = Int32(best)
+                    index[oy * ow + ox] = rectified && !(bestValue > 0) ? ~Int32(best) : Int32(best)
                 }
             }
         }
@@ -70,17 +81,27 @@ public final class MaxPool2D: Layer {
 
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard needsInputGradient else { return nil }
+        if fusedIntoPrevious { return dY }
         let planes = batch * inputShape.channels
         let inPlane = inputShape.height * inputShape.width, outPlane = outputShape.height * outputShape.width
         let dx = workspace.inputGradient(planes * inPlane, avoiding: dY)
         let channels = inputShape.channels, argmax = argmax
+        if kernel == 2 && stride == 2 {
+            let h = inputShape.height, w = inputShape.width
+            Kernels.parallelFor(batch) { n in
+                let first = n * channels
+                Kernels.maxPool2x2Backward(dY + first * outPlane, argmax: argmax + first * outPlane, dx: dx + first * inPlane,
+                                           planes: channels, height: h, width: w)
+            }
+            return dx
+        }
         Kernels.parallelFor(batch) { n in
             (dx + n * channels * inPlane).update(repeating: 0, count: channels * inPlane)
             for plane in (n * channels)..<((n + 1) * channels) {
                 let target = dx + plane * inPlane
                 let source = dY + plane * outPlane
                 let index = argmax + plane * outPlane
-                for o in 0..<outPlane { target[Int(index[o])] += source[o] }
+                for o in 0..<outPlane where index[o] >= 0 { target[Int(index[o])] += source[o] }
             }
         }
         return dx

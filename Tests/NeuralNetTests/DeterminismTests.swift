@@ -28,27 +28,57 @@ import Testing
         #expect(a != c)
     }
 
-    /// BatchNorm followed by ReLU runs as one pass; turning the fusion off gives the same bits.
-    @Test func fusedBatchNormReLUEqualsTheSeparateLayers() throws {
-        let network = Network(spec: try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-flatten-dense16-bn-relu-dense10"), seed: 3)
+    /// The fusions the network sets up, each turned off in turn: BatchNorm + ReLU in one pass and the
+    /// ReLU's mask applied by the pooling give the same bits as the separate layers; BatchNorm →
+    /// ReLU → pooling as one layer (AVX-512 only) gives the same forward pass (loss bits) and the same
+    /// gradients up to the order of two per-channel sums.
+    @Test func fusedLayersEqualTheSeparateLayers() throws {
+        let network = Network(spec: try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-conv6k2-bn-relu-pool2-flatten-dense16-bn-relu-dense10"),
+                              seed: 3)
         let norms = network.layers.compactMap { $0 as? BatchNorm }, relus = network.layers.compactMap { $0 as? ReLU }
-        #expect(norms.count == 2 && norms.allSatisfy(\.rectifiesOutput) && relus.allSatisfy(\.inputIsRectified))
+        let pools = network.layers.compactMap { $0 as? MaxPool2D }
+        #expect(norms.count == 3 && norms.allSatisfy(\.rectifiesOutput) && relus.allSatisfy(\.inputIsRectified))
+        #expect(pools.allSatisfy(\.inputIsRectified) && relus.prefix(2).allSatisfy(\.gradientMaskedByNext))
+        // The second block's 13 x 13 output pools with a dropped last row and column.
+        #expect(norms[0].fusesReLUAndPooling == Kernels.avx512Available && norms[1].fusesReLUAndPooling == Kernels.avx512Available)
+        #expect(!norms[2].fusesReLUAndPooling)
         var random = KeyedRandom(seed: 9, purpose: .test)
         let input = (0..<(8 * 784)).map { _ in random.nextUniform(-1, 1) }
         let labels = (0..<8).map { UInt8($0 % 10) }
-        func pass() -> [UInt32] {
+        func pass() -> (loss: UInt32, gradients: [Float]) {
             network.store.zeroGradients()
             var x = input
             let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
                 network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 8,
                                             context: PassContext(mode: .training, seed: 1, step: 1))
             } }
-            return [Float(loss.lossSum).bitPattern] + network.store.gradientBuffer.map(\.bitPattern)
+            return (Float(loss.lossSum).bitPattern, Array(network.store.gradientBuffer))
         }
-        let fused = pass()
+        func evaluate() -> [Float] {
+            var x = input
+            return x.withUnsafeMutableBufferPointer { xp in
+                Array(UnsafeBufferPointer(start: network.forward(xp.baseAddress!, batch: 8, context: PassContext(mode: .evaluation)),
+                                          count: 8 * 10))
+            }
+        }
+        let fused = pass(), fusedLogits = evaluate()
+        for norm in norms { norm.fusesReLUAndPooling = false }
+        for relu in relus { relu.fusedIntoPrevious = false }
+        for pool in pools { pool.fusedIntoPrevious = false }
+        let logits = evaluate(), twoFusions = pass()   // evaluation first: training moves the running statistics
+        // Evaluation normalises with the running statistics: the fused layer as (x - mean) * invStd * gamma + beta,
+        // the separate one as a * x + b; the same up to rounding.
+        #expect(zip(fusedLogits, logits).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+        #expect(twoFusions.loss == fused.loss)
+        let scale = twoFusions.gradients.map(abs).max() ?? 1
+        let worst = zip(fused.gradients, twoFusions.gradients).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-5 * scale, "largest difference \(worst) of gradients up to \(scale)")
+        #expect(worst > 0 || !Kernels.avx512Available, "the fused layer did not run")
         for norm in norms { norm.rectifiesOutput = false }
-        for relu in relus { relu.inputIsRectified = false }
-        #expect(pass() == fused)
+        for relu in relus { relu.inputIsRectified = false; relu.gradientMaskedByNext = false }
+        for pool in pools { pool.inputIsRectified = false }
+        let separate = pass()
+        #expect(separate.loss == twoFusions.loss && separate.gradients.map(\.bitPattern) == twoFusions.gradients.map(\.bitPattern))
     }
 
     @Test func initialisationIsHeScaled() {

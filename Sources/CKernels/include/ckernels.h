@@ -70,8 +70,30 @@ void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, lo
 
 /// 2 x 2, stride 2 max pooling of `planes` planes (h x w, h and w even or odd: the last row/column
 /// of an odd size is dropped). Writes the maximum and, for backward, its index in the input plane;
-/// ties go to the first element in row-major order. Requires ck_has_avx512().
-void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w);
+/// ties go to the first element in row-major order. With rectified != 0 (the input came out of a
+/// ReLU) a window whose maximum is not positive gets the index ~argmax (negative): the ReLU's
+/// gradient mask, applied by backward. Requires ck_has_avx512().
+void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w, int rectified);
+/// BatchNorm -> ReLU -> 2 x 2 max pooling in one pass over the `channels` planes of one sample:
+/// each value becomes max(0, gamma[c] * ((x - mean[c]) * inv_std[c]) + beta[c]) exactly as
+/// ck_channel_normalize computes it, then is pooled as by ck_maxpool2x2 with rectified != 0. Neither
+/// the normalised nor the rectified plane is written; xhat_at_max (as y) gets the x-hat of each
+/// window's maximum, for backward.
+void ck_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *xhat_at_max, long channels, long h, long w,
+                          const float *mean, const float *inv_std, const float *gamma, const float *beta);
+/// Its backward, first step, for one channel over the batch (planes `stride` floats apart):
+/// sums[0] = Σ dy, sums[1] = Σ dy * xhat, in double, where dy is dpooled at each passing window's
+/// argmax and 0 elsewhere.
+void ck_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max, long batch,
+                              long out_pixels, long stride, double sums[2]);
+/// Second step, for the `channels` planes of one sample: dx = k * (m * dy - sum_dy - xhat * sum_dy_xhat)
+/// (per-channel k, sum_dy, sum_dy_xhat). dx may be x.
+void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, const float *xhat_at_max, const float *x,
+                               float *dx, long channels, long h, long w, const float *mean, const float *inv_std,
+                               const float *k, float m_count, const float *sum_dy, const float *sum_dy_xhat);
+/// Its adjoint: dx (planes, h, w) gets each dy at its window's argmax and 0 everywhere else (a
+/// window with a negative index passes nothing). Requires ck_has_avx512().
+void ck_maxpool2x2_backward(const float *dy, const int *argmax, float *dx, long planes, long h, long w);
 
 /// One Adam/AdamW update of count values (requires ck_has_avx512()). With decoupled != 0 (AdamW)
 /// w -= lr * wd * w before the Adam step and the gradient is not decayed; otherwise g += wd * w.
