@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include <immintrin.h>
+#include <string.h>
 
 // Stride-1 im2col and its adjoint with masked AVX-512 loads and stores. Where a window leaves
 // the image the lane is masked off (masked lanes are never read), so each row of 16 outputs is one
@@ -14,6 +15,8 @@ static inline __mmask16 lanes(long from, long to) {  // bits [from, to) of a 16-
     unsigned low = from <= 0 ? 0 : (1u << from) - 1;
     return (__mmask16)(full & ~low);
 }
+
+static inline __mmask16 tail_mask(long count) { return lanes(0, count); }
 
 AVX512 static inline void zero_row(float *out, long count) {
     for (long x0 = 0; x0 < count; x0 += 16) _mm512_mask_storeu_ps(out + x0, lanes(0, count - x0), _mm512_setzero_ps());
@@ -92,3 +95,77 @@ AVX512 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *column
     }
 }
 
+
+// im2col through a zero-padded copy of the sample: with the padding in memory, output pixel
+// p = oy*OW + ox of kernel offset (ky, kx) reads padded[(oy + ky)*Wp + ox + kx] = base(ky, kx) + p +
+// (K - 1)*oy, so 16 consecutive output pixels come from one 32-float window of the padded plane,
+// gathered by one two-source permute whose indices depend only on the 16-pixel chunk. No masks, no
+// edge cases, one full store per 16 columns (aligned when the row stride is a multiple of 16).
+enum { padded_max_chunks = 256 };
+
+static int padded_fits(const ck_conv_geometry *g, long *chunks_out) {
+    const long ow = g->output_width, pixels = g->output_height * ow, chunks = (pixels + 15) / 16;
+    if (g->stride != 1 || chunks > padded_max_chunks) return 0;
+    for (long j = 0; j < chunks; j++) {
+        const long first = 16 * j, last = first + 15 < pixels ? first + 15 : pixels - 1;
+        if (15 + (g->kernel - 1) * (last / ow - first / ow) >= 32) return 0;
+    }
+    *chunks_out = chunks;
+    return 1;
+}
+
+long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g) {
+    long chunks;
+    if (!padded_fits(g, &chunks)) return 0;
+    const long hp = g->height + 2 * g->padding, wp = g->width + 2 * g->padding, k = g->kernel;
+    const long ow = g->output_width, last = 16 * (chunks - 1);
+    // The last plane's furthest read: base (K-1)*(Wp+1), chunk offset, a 32-float window.
+    const long furthest = (k - 1) * (wp + 1) + last + (k - 1) * (last / ow) + 32;
+    const long slack = furthest > hp * wp ? furthest - hp * wp : 0;
+    return (g->channels * hp * wp + slack + 15) / 16 * 16;
+}
+
+AVX512 void ck_im2col_padded(const ck_conv_geometry *g, const float *input, float *columns, long row_stride,
+                             float *scratch) {
+    long chunks;
+    if (!padded_fits(g, &chunks)) return;
+    const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
+               ow = g->output_width, pixels = g->output_height * ow;
+    // The padded copy (and the slack after it) is written in full each call.
+    const long total = ck_im2col_padded_scratch_floats(g);
+    memset(scratch, 0, sizeof(float) * (size_t)total);
+    for (long c = 0; c < g->channels; c++) {
+        for (long y = 0; y < h; y++) {
+            memcpy(scratch + (c * hp + y + pad) * wp + pad, input + (c * h + y) * w, sizeof(float) * (size_t)w);
+        }
+    }
+    long offset[padded_max_chunks];
+    __m512i index[padded_max_chunks];
+    for (long j = 0; j < chunks; j++) {
+        const long first = 16 * j;
+        offset[j] = first + (k - 1) * (first / ow);
+        int lanes_index[16];
+        for (int l = 0; l < 16; l++) {
+            const long p = first + l < pixels ? first + l : pixels - 1;
+            lanes_index[l] = (int)(p + (k - 1) * (p / ow) - offset[j]);
+        }
+        index[j] = _mm512_loadu_si512(lanes_index);
+    }
+    const __mmask16 last = tail_mask(pixels - 16 * (chunks - 1));
+    for (long c = 0; c < g->channels; c++) {
+        for (long ky = 0; ky < k; ky++) {
+            for (long kx = 0; kx < k; kx++) {
+                const float *source = scratch + (c * hp + ky) * wp + kx;
+                float *row = columns + ((c * k + ky) * k + kx) * row_stride;
+                long j = 0;
+                for (; j + 1 < chunks; j++) {
+                    const float *s = source + offset[j];
+                    _mm512_storeu_ps(row + 16 * j, _mm512_permutex2var_ps(_mm512_loadu_ps(s), index[j], _mm512_loadu_ps(s + 16)));
+                }
+                const float *s = source + offset[j];
+                _mm512_mask_storeu_ps(row + 16 * j, last,
+                                      _mm512_permutex2var_ps(_mm512_loadu_ps(s), index[j], _mm512_loadu_ps(s + 16)));
+            }
+        }
+    }
+}

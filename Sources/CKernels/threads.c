@@ -39,10 +39,14 @@ static void run_indices(void) {
 }
 
 static _Thread_local int inside_job = 0;
+static _Thread_local int slot = 0;  // 0: whichever thread calls ck_parallel_for; workers 1 ...
+
+int ck_worker_slot(void) { return slot; }
 
 static void *worker_main(void *argument) {
     long id = (long)argument;  // 1 ... ; the caller of ck_parallel_for is thread 0
     inside_job = 1;
+    slot = (int)id;
     unsigned long seen = 0;
     for (;;) {
         unsigned long now = atomic_load_explicit(&generation, memory_order_acquire);

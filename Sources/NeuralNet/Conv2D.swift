@@ -47,26 +47,34 @@ public final class Conv2D: Layer {
         input = x
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
-        let col = columns.reserve(groups * patch * pixels)
+        let packedPath = Kernels.Packed.available()
+        // AVX-512: column rows 64-byte aligned, and im2col from a padded copy of the sample.
+        let rowStride = packedPath ? (pixels + 15) / 16 * 16 : pixels
+        let scratch = Kernels.im2colScratchFloats(geometry)
+        let blockFloats = patch * rowStride + scratch
+        // One column block per thread, not per group: one thread's block stays in its L2 across samples.
+        let slots = Kernels.threads
+        let col = columns.reserve(slots * blockFloats)
         let out = output.reserve(batch * outputShape.count)
         let w = store.parameters + weight.offset, b = store.parameters + bias.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
         // AVX-512: W is packed once for the whole batch, and each sample's columns are read in place.
         var a = Kernels.Packed.Operand.rows(w, ld: patch)
-        if Kernels.Packed.available() {
+        if packedPath {
             let packed = packedWeights.reserve(Kernels.Packed.aFloats(m: oc, k: patch))
             Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: packed)
             a = .packed(packed)
         }
         Kernels.parallelFor(groups) { g in
-            let block = col + g * patch * pixels
+            let block = col + Kernels.workerSlot * blockFloats
             for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
+                               scratch: scratch > 0 ? block + patch * rowStride : nil)
                 let y = out + n * outputCount
                 for o in 0..<oc { (y + o * pixels).update(repeating: b[o], count: pixels) }
                 // Y_n (OC, P) = W (OC, CKK) · col_n (CKK, P) + bias
                 if case .packed = a {
-                    Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: pixels), beta: 1, c: y, ldc: pixels)
+                    Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: rowStride), beta: 1, c: y, ldc: pixels)
                 } else {
                     Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: pixels, k: patch,
                                  a: w, lda: patch, b: block, ldb: pixels, beta: 1, c: y, ldc: pixels)
@@ -127,11 +135,13 @@ public final class Conv2D: Layer {
                                 needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
-        let columnFloats = (patch * pixels + 15) / 16 * 16
+        let rowStride = (pixels + 15) / 16 * 16, scratch = Kernels.im2colScratchFloats(geometry)
+        let columnFloats = patch * rowStride + scratch
         let transposedFloats = Kernels.Packed.bFloats(k: pixels, n: oc)
         let gradientFloats = needsInputGradient ? Kernels.Packed.bFloats(k: oc, n: pixels) : 0
         let blockFloats = columnFloats + transposedFloats + gradientFloats
-        let blocks = columns.reserve(groups * blockFloats)
+        let slots = Kernels.threads   // one block per thread, as in forward
+        let blocks = columns.reserve(slots * blockFloats)
         let partialCount = (patch * oc + oc + 15) / 16 * 16
         let part = partials.reserve(groups * partialCount)
         let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
@@ -144,7 +154,7 @@ public final class Conv2D: Layer {
         }
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
         Kernels.parallelFor(groups) { g in
-            let block = blocks + g * blockFloats
+            let block = blocks + Kernels.workerSlot * blockFloats
             let packedDYT = block + columnFloats, packedDY = packedDYT + transposedFloats
             let dWT = part + g * partialCount, db = dWT + patch * oc
             db.update(repeating: 0, count: oc)
@@ -153,19 +163,20 @@ public final class Conv2D: Layer {
                 let dY = dOut + n * outputCount
                 for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
                 // dW^T_g (CKK, OC) += col_n (CKK, P) · dY_n^T (P, OC); the columns are rebuilt, not kept.
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
+                               scratch: scratch > 0 ? block + patch * rowStride : nil)
                 Kernels.Packed.packB(transpose: true, dY, ldb: pixels, k: pixels, n: oc, into: packedDYT)
-                Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: pixels), b: .packed(packedDYT),
+                Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: rowStride), b: .packed(packedDYT),
                                     beta: first ? 0 : 1, c: dWT, ldc: oc)
                 first = false
                 guard let dx, let packedWT else { continue }
                 // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), over the columns.
                 Kernels.Packed.packB(transpose: false, dY, ldb: pixels, k: oc, n: pixels, into: packedDY)
                 Kernels.Packed.gemm(m: patch, n: pixels, k: oc, a: .packed(packedWT), b: .packed(packedDY),
-                                    beta: 0, c: block, ldc: pixels)
+                                    beta: 0, c: block, ldc: rowStride)
                 let dxn = dx + n * inputCount
                 dxn.update(repeating: 0, count: inputCount)
-                Kernels.col2imAdd(g0, columns: block, rowStride: pixels, column0: 0, inputGradient: dxn)
+                Kernels.col2imAdd(g0, columns: block, rowStride: rowStride, column0: 0, inputGradient: dxn)
             }
         }
         // The groups' partials are added in group order into the first, then turned round into the

@@ -32,6 +32,10 @@ void ck_pack_b(int transpose_b, const float *b, long ldb, long k, long n, float 
 void ck_sgemm_packed(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float beta,
                      float *c, long ldc);
 
+/// Which thread of ck_parallel_for's pool runs the caller: 0 for the thread that called
+/// ck_parallel_for (and outside any job), 1 ... ck_threads() - 1 for the workers. Two bodies of one
+/// job that run at the same time have different slots, so per-slot scratch needs no locking.
+int ck_worker_slot(void);
 /// Calls body(context, i) for i in 0..<count spread over ck_threads() threads; returns when all are done.
 void ck_parallel_for(long count, void (*body)(void *context, long index), void *context);
 /// Geometry of one convolution input (C, H, W) with a square kernel; output OH x OW.
@@ -42,6 +46,14 @@ typedef struct {
 /// im2col of one sample for stride 1 (requires ck_has_avx512()): columns row (c*K + ky)*K + kx,
 /// column oy*OW + ox, rows `row_stride` floats apart; zero where the window leaves the image.
 void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride);
+
+/// Floats of scratch ck_im2col_padded needs for this geometry, or 0 when it does not apply (stride
+/// other than 1, or a kernel so wide that 16 consecutive output pixels span more than 32 floats of a
+/// padded row).
+long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g);
+/// The same columns as ck_im2col_stride1, built from a zero-padded copy of the sample in scratch.
+/// Faster for small images; requires ck_im2col_padded_scratch_floats(g) > 0 and ck_has_avx512().
+void ck_im2col_padded(const ck_conv_geometry *g, const float *input, float *columns, long row_stride, float *scratch);
 
 /// The adjoint of ck_im2col_stride1: adds every column entry into the input gradient.
 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
