@@ -139,6 +139,37 @@ AVX512 static void pack_b(int trans, const float *b, long ldb, long p0, long kc,
     }
 }
 
+// C tile (mr x nr, at most MR x NR) = acc + beta * C tile; beta == 0 never reads C.
+AVX512 static inline __attribute__((always_inline)) void store_tile(__m512 acc[MR][2], float *c, long ldc, float beta,
+                                                                     long mr, long nr) {
+    const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr <= 16 ? 0 : nr >= 32 ? 0xFFFF : (__mmask16)((1u << (nr - 16)) - 1);
+    __m512 vb = _mm512_set1_ps(beta);
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            float *out = c + i * ldc;
+            if (beta == 0.0f) {
+                _mm512_storeu_ps(out, acc[i][0]);
+                _mm512_storeu_ps(out + 16, acc[i][1]);
+            } else {
+                _mm512_storeu_ps(out, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), acc[i][0]));
+                _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), acc[i][1]));
+            }
+        }
+        return;
+    }
+    for (long i = 0; i < mr; i++) {
+        float *out = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (beta != 0.0f) {
+            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, out), x0);
+            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, out + 16), x1);
+        }
+        _mm512_mask_storeu_ps(out, m0, x0);
+        _mm512_mask_storeu_ps(out + 16, m1, x1);
+    }
+}
+
 // C tile (mr x nr, at most MR x NR) = A · B + beta * C tile, over kc steps of k. Each operand is
 // either packed (A element (p, i) at a[p*MR + i]; B element (p, j) at b[p*NR + j], 64-byte aligned,
 // zero past the edge) or read in place from a row-major matrix (a_rows: A element (p, i) at
@@ -175,30 +206,7 @@ AVX512 static inline __attribute__((always_inline)) void tile(long kc, const flo
         }
     }
 #undef A_AT
-    __m512 vb = _mm512_set1_ps(beta);
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++) {
-            float *out = c + i * ldc;
-            if (beta == 0.0f) {
-                _mm512_storeu_ps(out, acc[i][0]);
-                _mm512_storeu_ps(out + 16, acc[i][1]);
-            } else {
-                _mm512_storeu_ps(out, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out), acc[i][0]));
-                _mm512_storeu_ps(out + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(out + 16), acc[i][1]));
-            }
-        }
-        return;
-    }
-    for (long i = 0; i < mr; i++) {
-        float *out = c + i * ldc;
-        __m512 x0 = acc[i][0], x1 = acc[i][1];
-        if (beta != 0.0f) {
-            x0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, out), x0);
-            x1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, out + 16), x1);
-        }
-        _mm512_mask_storeu_ps(out, m0, x0);
-        _mm512_mask_storeu_ps(out + 16, m1, x1);
-    }
+    store_tile(acc, c, ldc, beta, mr, nr);
 }
 
 AVX512 static void micro_kernel(long kc, const float *a, const float *b, float *c, long ldc, float beta, long mr, long nr) {
@@ -371,5 +379,133 @@ void ck_sgemm(int ta, int tb, long m, long n, long k, float alpha, const float *
         gemm_part(&job, 0);
     } else {
         ck_parallel_for(job.parts, gemm_part, &job);
+    }
+}
+
+// ---- Convolution GEMMs over implicit columns (ck_conv_columns): the column matrix of a sample is
+// never written. Column row r, pixel p is cols->padded[row_base[r] + pixel_offset[p]]; 16
+// consecutive pixels of a row lie in one 32-float window of the padded sample, picked out by one
+// two-source permute. Same tiles, k chunks and summation order as the explicit versions.
+
+// Forward tile: A packed (the weights), B the implicit columns of chunks j0 (and j1 for nr > 16).
+AVX512 static void tile_implicit_b(long kc, const float *restrict a, const float *padded, const int *row_base,
+                                   long off0, __m512i idx0, long off1, __m512i idx1, float *c, long ldc, float beta,
+                                   long mr, long nr) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    if (nr <= 16) {
+        for (long p = 0; p < kc; p++) {
+            const float *base = padded + row_base[p] + off0;
+            __m512 b0 = _mm512_permutex2var_ps(_mm512_loadu_ps(base), idx0, _mm512_loadu_ps(base + 16));
+            for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
+            a += MR;
+        }
+    } else {
+        for (long p = 0; p < kc; p++) {
+            const float *base = padded + row_base[p];
+            __m512 b0 = _mm512_permutex2var_ps(_mm512_loadu_ps(base + off0), idx0, _mm512_loadu_ps(base + off0 + 16));
+            __m512 b1 = _mm512_permutex2var_ps(_mm512_loadu_ps(base + off1), idx1, _mm512_loadu_ps(base + off1 + 16));
+            for (int i = 0; i < MR; i++) {
+                __m512 ai = _mm512_set1_ps(a[i]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
+            a += MR;
+        }
+    }
+    store_tile(acc, c, ldc, beta, mr, nr);
+}
+
+// Weight-gradient tile: A the implicit columns (rows row_base[0 .. mr), pixels from pixel_offset), B packed.
+AVX512 static void tile_implicit_a(long kc, const float *padded, const int *row_base, const int *pixel_offset,
+                                   const float *restrict b, float *c, long ldc, float beta, long mr, long nr) {
+    const float *row[MR];
+    for (int i = 0; i < MR; i++) row[i] = padded + row_base[i < mr ? i : 0];
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    if (nr <= 16) {
+        for (long p = 0; p < kc; p++) {
+            const long o = pixel_offset[p];
+            __m512 b0 = _mm512_load_ps(b);
+            for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(row[i][o]), b0, acc[i][0]);
+            b += NR;
+        }
+    } else {
+        for (long p = 0; p < kc; p++) {
+            const long o = pixel_offset[p];
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            for (int i = 0; i < MR; i++) {
+                __m512 ai = _mm512_set1_ps(row[i][o]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
+            b += NR;
+        }
+    }
+    store_tile(acc, c, ldc, beta, mr, nr);
+}
+
+typedef struct {
+    long m, n, k, step;
+    const float *packed_a;
+    const ck_conv_columns *cols;
+    float beta;
+    float *c;
+    long ldc;
+} conv_forward_job;
+
+AVX512 static void conv_forward_part(void *context, long index) {
+    const conv_forward_job *job = context;
+    const long j0 = index * job->step;
+    if (j0 >= job->n) return;
+    const long n_end = job->n - j0 < job->step ? job->n : j0 + job->step, k = job->k;
+    const long chunks = (k + KC - 1) / KC, kc_step = (k + chunks - 1) / chunks;
+    const ck_conv_columns *cols = job->cols;
+    for (long pc = 0; pc < k; pc += kc_step) {
+        const long kc = k - pc < kc_step ? k - pc : kc_step;
+        const float beta_now = pc == 0 ? job->beta : 1.0f;
+        for (long jr = j0; jr < n_end; jr += NR) {
+            const long nr = n_end - jr < NR ? n_end - jr : NR, q = jr / 16;
+            const long q1 = nr > 16 ? q + 1 : q;
+            const __m512i idx0 = _mm512_loadu_si512(cols->chunk_index + 16 * q);
+            const __m512i idx1 = _mm512_loadu_si512(cols->chunk_index + 16 * q1);
+            for (long ir = 0; ir < job->m; ir += MR) {
+                const long mr = job->m - ir < MR ? job->m - ir : MR;
+                tile_implicit_b(kc, job->packed_a + ir * k + pc * MR, cols->padded, cols->row_base + pc,
+                                cols->chunk_offset[q], idx0, cols->chunk_offset[q1], idx1, job->c + ir * job->ldc + jr,
+                                job->ldc, beta_now, mr, nr);
+            }
+        }
+    }
+}
+
+void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta,
+                          float *c, long ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    long threads = ck_threads(), n_panels = (n + NR - 1) / NR;
+    conv_forward_job job = {m, n, k, n_panels * NR, packed_a, cols, beta, c, ldc};
+    if (threads > 1 && n_panels >= threads && m * n * k >= 64L * 64 * 64) {
+        job.step = (n_panels + threads - 1) / threads * NR;
+        ck_parallel_for(threads, conv_forward_part, &job);  // serial when called inside a parallel loop
+    } else {
+        conv_forward_part(&job, 0);
+    }
+}
+
+AVX512 void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
+                                         float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    const long chunks = (k + KC - 1) / KC, kc_step = (k + chunks - 1) / chunks;
+    for (long pc = 0; pc < k; pc += kc_step) {
+        const long kc = k - pc < kc_step ? k - pc : kc_step;
+        const float beta_now = pc == 0 ? beta : 1.0f;
+        for (long jr = 0; jr < n; jr += NR) {
+            const long nr = n - jr < NR ? n - jr : NR;
+            for (long ir = 0; ir < m; ir += MR) {
+                const long mr = m - ir < MR ? m - ir : MR;
+                tile_implicit_a(kc, cols->padded, cols->row_base + ir, cols->pixel_offset + pc, packed_b + jr * k + pc * NR,
+                                c + ir * ldc + jr, ldc, beta_now, mr, nr);
+            }
+        }
     }
 }

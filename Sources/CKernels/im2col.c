@@ -169,3 +169,44 @@ AVX512 void ck_im2col_padded(const ck_conv_geometry *g, const float *input, floa
         }
     }
 }
+
+long ck_conv_columns_floats(const ck_conv_geometry *g) {
+    const long padded = ck_im2col_padded_scratch_floats(g);
+    if (padded == 0) return 0;
+    const long pixels = g->output_height * g->output_width, chunks = (pixels + 15) / 16;
+    const long ints = g->channels * g->kernel * g->kernel + pixels + chunks + 16 * chunks;
+    return padded + (ints + 15) / 16 * 16;
+}
+
+void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out) {
+    const long padded_floats = ck_im2col_padded_scratch_floats(g);
+    const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
+               ow = g->output_width, pixels = g->output_height * ow, chunks = (pixels + 15) / 16,
+               rows = g->channels * k * k;
+    memset(scratch, 0, sizeof(float) * (size_t)padded_floats);
+    for (long c = 0; c < g->channels; c++) {
+        for (long y = 0; y < h; y++) {
+            memcpy(scratch + (c * hp + y + pad) * wp + pad, input + (c * h + y) * w, sizeof(float) * (size_t)w);
+        }
+    }
+    int *row_base = (int *)(scratch + padded_floats), *pixel_offset = row_base + rows,
+        *chunk_offset = pixel_offset + pixels, *chunk_index = chunk_offset + chunks;
+    for (long c = 0; c < g->channels; c++) {
+        for (long ky = 0; ky < k; ky++) {
+            for (long kx = 0; kx < k; kx++) row_base[(c * k + ky) * k + kx] = (int)((c * hp + ky) * wp + kx);
+        }
+    }
+    for (long p = 0; p < pixels; p++) pixel_offset[p] = (int)(p + (k - 1) * (p / ow));
+    for (long j = 0; j < chunks; j++) {
+        chunk_offset[j] = pixel_offset[16 * j];
+        for (long l = 0; l < 16; l++) {
+            const long p = 16 * j + l < pixels ? 16 * j + l : pixels - 1;
+            chunk_index[16 * j + l] = pixel_offset[p] - chunk_offset[j];
+        }
+    }
+    out->padded = scratch;
+    out->row_base = row_base;
+    out->pixel_offset = pixel_offset;
+    out->chunk_offset = chunk_offset;
+    out->chunk_index = chunk_index;
+}

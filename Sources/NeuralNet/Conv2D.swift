@@ -48,10 +48,12 @@ public final class Conv2D: Layer {
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
         let packedPath = Kernels.Packed.available()
-        // AVX-512: column rows 64-byte aligned, and im2col from a padded copy of the sample.
+        // AVX-512: implicit columns (a padded copy of the sample, no column matrix) where the
+        // geometry allows, else column rows 64-byte aligned and im2col from a padded copy.
+        let implicitFloats = packedPath ? Kernels.Packed.columnsFloats(geometry) : 0
         let rowStride = packedPath ? (pixels + 15) / 16 * 16 : pixels
-        let scratch = Kernels.im2colScratchFloats(geometry)
-        let blockFloats = patch * rowStride + scratch
+        let scratch = implicitFloats > 0 ? 0 : Kernels.im2colScratchFloats(geometry)
+        let blockFloats = implicitFloats > 0 ? implicitFloats : patch * rowStride + scratch
         // One column block per thread, not per group: one thread's block stays in its L2 across samples.
         let slots = Kernels.threads
         let col = columns.reserve(slots * blockFloats)
@@ -68,11 +70,16 @@ public final class Conv2D: Layer {
         Kernels.parallelFor(groups) { g in
             let block = col + Kernels.workerSlot * blockFloats
             for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
-                               scratch: scratch > 0 ? block + patch * rowStride : nil)
                 let y = out + n * outputCount
                 for o in 0..<oc { (y + o * pixels).update(repeating: b[o], count: pixels) }
                 // Y_n (OC, P) = W (OC, CKK) · col_n (CKK, P) + bias
+                if implicitFloats > 0, case .packed(let pw) = a {
+                    let cols = Kernels.Packed.prepareColumns(g0, input: x + n * inputCount, scratch: block)
+                    Kernels.Packed.convolve(m: oc, n: pixels, k: patch, a: pw, columns: cols, beta: 1, c: y, ldc: pixels)
+                    continue
+                }
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
+                               scratch: scratch > 0 ? block + patch * rowStride : nil)
                 if case .packed = a {
                     Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: rowStride), beta: 1, c: y, ldc: pixels)
                 } else {
@@ -135,7 +142,9 @@ public final class Conv2D: Layer {
                                 needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
-        let rowStride = (pixels + 15) / 16 * 16, scratch = Kernels.im2colScratchFloats(geometry)
+        let rowStride = (pixels + 15) / 16 * 16, implicitFloats = Kernels.Packed.columnsFloats(geometry)
+        let scratch = implicitFloats > 0 ? implicitFloats : Kernels.im2colScratchFloats(geometry)
+        // Columns (or, with implicit columns, the input gradient's column block) then the scratch.
         let columnFloats = patch * rowStride + scratch
         let transposedFloats = Kernels.Packed.bFloats(k: pixels, n: oc)
         let gradientFloats = needsInputGradient ? Kernels.Packed.bFloats(k: oc, n: pixels) : 0
@@ -163,11 +172,17 @@ public final class Conv2D: Layer {
                 let dY = dOut + n * outputCount
                 for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
                 // dW^T_g (CKK, OC) += col_n (CKK, P) · dY_n^T (P, OC); the columns are rebuilt, not kept.
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
-                               scratch: scratch > 0 ? block + patch * rowStride : nil)
                 Kernels.Packed.packB(transpose: true, dY, ldb: pixels, k: pixels, n: oc, into: packedDYT)
-                Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: rowStride), b: .packed(packedDYT),
-                                    beta: first ? 0 : 1, c: dWT, ldc: oc)
+                if implicitFloats > 0 {
+                    let cols = Kernels.Packed.prepareColumns(g0, input: x + n * inputCount, scratch: block + patch * rowStride)
+                    Kernels.Packed.columnsTimes(m: patch, n: oc, k: pixels, columns: cols, b: packedDYT, beta: first ? 0 : 1,
+                                                c: dWT, ldc: oc)
+                } else {
+                    Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
+                                   scratch: scratch > 0 ? block + patch * rowStride : nil)
+                    Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: rowStride), b: .packed(packedDYT),
+                                        beta: first ? 0 : 1, c: dWT, ldc: oc)
+                }
                 first = false
                 guard let dx, let packedWT else { continue }
                 // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), over the columns.

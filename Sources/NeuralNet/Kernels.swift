@@ -218,6 +218,39 @@ public enum Kernels {
             ck_pack_b(transpose ? 1 : 0, b, ldb, k, n, out)
         }
 
+        /// Scratch floats for a sample's implicit columns (`prepareColumns`); 0 when the geometry or
+        /// backend has no implicit path.
+        public static func columnsFloats(_ g: ConvGeometry, backend: Backend = Kernels.backend) -> Int {
+            guard backend == .avx512 else { return 0 }
+            var c = g.c
+            return ck_conv_columns_floats(&c)
+        }
+
+        /// A sample's columns without the column matrix: its padded copy and offset tables, in scratch.
+        public static func prepareColumns(_ g: ConvGeometry, input: UnsafePointer<Float>,
+                                          scratch: UnsafeMutablePointer<Float>) -> ck_conv_columns {
+            var c = g.c
+            var columns = ck_conv_columns()
+            ck_conv_columns_prepare(&c, input, scratch, &columns)
+            return columns
+        }
+
+        /// Y (m, n) = A (m, k) · columns (k, n) + beta * Y, A packed: the same sums as `gemm` with
+        /// the explicit columns as `.rows`.
+        public static func convolve(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, columns: ck_conv_columns, beta: Float,
+                                    c: UnsafeMutablePointer<Float>, ldc: Int) {
+            var columns = columns
+            ck_conv_forward_gemm(m, n, k, a, &columns, beta, c, ldc)
+        }
+
+        /// C (m, n) = columns (m, k) · B (k, n) + beta * C, B packed: the same sums as `gemm` with the
+        /// explicit columns as `.rows`.
+        public static func columnsTimes(m: Int, n: Int, k: Int, columns: ck_conv_columns, b: UnsafePointer<Float>, beta: Float,
+                                        c: UnsafeMutablePointer<Float>, ldc: Int) {
+            var columns = columns
+            ck_conv_weight_gradient_gemm(m, n, k, &columns, b, beta, c, ldc)
+        }
+
         /// y (columns, rows) += x^T for a row-major x (rows, columns), in 16 x 16 tiles.
         public static func addTransposed(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into y: UnsafeMutablePointer<Float>) {
             for i0 in stride(from: 0, to: rows, by: 16) {

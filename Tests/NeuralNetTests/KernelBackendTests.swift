@@ -107,6 +107,62 @@ struct KernelBackendTests {
         }
     }
 
+    /// The convolution GEMMs over implicit columns (a padded copy and offset tables) give exactly the
+    /// sums of the packed GEMM over explicit im2col columns: forward (1 and 2 threads) and the
+    /// transposed weight gradient; nothing past n is written.
+    @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 5, 2, 64), (Shape(channels: 1, height: 28, width: 28), 5, 2, 32),
+                      (Shape(channels: 6, height: 14, width: 14), 5, 0, 16), (Shape(channels: 3, height: 13, width: 11), 3, 1, 9),
+                      (Shape(channels: 4, height: 5, width: 3), 3, 1, 5), (Shape(channels: 2, height: 13, width: 13), 2, 0, 40)])
+    func implicitColumnsGiveTheSameSums(shape: Shape, kernel: Int, padding: Int, outputs: Int) {
+        let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
+                                     stride: 1, padding: padding)
+        let patch = g.patchSize, pixels = g.outputPixels
+        let scratchFloats = Kernels.Packed.columnsFloats(g, backend: .avx512)
+        #expect(scratchFloats > 0)
+        let x = random(shape.count, 11), w = random(outputs * patch, 12), dY = random(outputs * pixels, 13)
+        var cols = [Float](repeating: 0, count: patch * pixels)
+        Kernels.im2col(g, input: x, columns: &cols, rowStride: pixels, column0: 0, backend: .openBLAS)
+        let scratch = FloatBuffer(capacity: scratchFloats)
+        scratch.zero(scratchFloats)
+        let implicit = x.withUnsafeBufferPointer { Kernels.Packed.prepareColumns(g, input: $0.baseAddress!, scratch: scratch.pointer) }
+        let packedW = FloatBuffer(capacity: Kernels.Packed.aFloats(m: outputs, k: patch))
+        w.withUnsafeBufferPointer { Kernels.Packed.packA(transpose: false, $0.baseAddress!, lda: patch, m: outputs, k: patch, into: packedW.pointer) }
+        let ldc = pixels + 3
+        for threads in [1, 2] {
+            let saved = Kernels.threads
+            Kernels.setThreads(threads)
+            defer { Kernels.setThreads(saved) }
+            var explicit = [Float](repeating: .nan, count: outputs * ldc), viaTables = explicit
+            cols.withUnsafeBufferPointer { c in
+                explicit.withUnsafeMutableBufferPointer {
+                    Kernels.Packed.gemm(m: outputs, n: pixels, k: patch, a: .packed(packedW.pointer), b: .rows(c.baseAddress!, ld: pixels),
+                                        beta: 0, c: $0.baseAddress!, ldc: ldc)
+                }
+            }
+            viaTables.withUnsafeMutableBufferPointer {
+                Kernels.Packed.convolve(m: outputs, n: pixels, k: patch, a: packedW.pointer, columns: implicit, beta: 0,
+                                        c: $0.baseAddress!, ldc: ldc)
+            }
+            #expect(explicit.map(\.bitPattern) == viaTables.map(\.bitPattern), "forward \(shape) k\(kernel) p\(padding) threads \(threads)")
+        }
+        // dW^T (CKK, OC) = col (CKK, P) · dY^T (P, OC), accumulating onto a start value.
+        let packedDYT = FloatBuffer(capacity: Kernels.Packed.bFloats(k: pixels, n: outputs))
+        dY.withUnsafeBufferPointer { Kernels.Packed.packB(transpose: true, $0.baseAddress!, ldb: pixels, k: pixels, n: outputs, into: packedDYT.pointer) }
+        let start = random(patch * outputs, 14)
+        var explicit = start, viaTables = start
+        cols.withUnsafeBufferPointer { c in
+            explicit.withUnsafeMutableBufferPointer {
+                Kernels.Packed.gemm(m: patch, n: outputs, k: pixels, a: .rows(c.baseAddress!, ld: pixels), b: .packed(packedDYT.pointer),
+                                    beta: 1, c: $0.baseAddress!, ldc: outputs)
+            }
+        }
+        viaTables.withUnsafeMutableBufferPointer {
+            Kernels.Packed.columnsTimes(m: patch, n: outputs, k: pixels, columns: implicit, b: packedDYT.pointer, beta: 1,
+                                        c: $0.baseAddress!, ldc: outputs)
+        }
+        #expect(explicit.map(\.bitPattern) == viaTables.map(\.bitPattern), "weight gradient \(shape) k\(kernel) p\(padding)")
+    }
+
     @Test func transposedAddTurnsTheMatrixRound() {
         let rows = 37, columns = 21
         let x = random(rows * columns, 7), start = random(rows * columns, 8)

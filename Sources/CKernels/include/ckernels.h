@@ -55,6 +55,29 @@ long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g);
 /// Faster for small images; requires ck_im2col_padded_scratch_floats(g) > 0 and ck_has_avx512().
 void ck_im2col_padded(const ck_conv_geometry *g, const float *input, float *columns, long row_stride, float *scratch);
 
+/// A sample's convolution columns without the column matrix: the zero-padded sample and offset
+/// tables. Column row r = (c, ky, kx), output pixel p is padded[row_base[r] + pixel_offset[p]].
+typedef struct {
+    const float *padded;
+    const int *row_base;      // (C*K*K)
+    const int *pixel_offset;  // (OH*OW)
+    const int *chunk_offset;  // (ceil(OH*OW / 16)): pixel_offset of each 16-pixel chunk's first pixel
+    const int *chunk_index;   // (16 per chunk): pixel_offset[16j + l] - chunk_offset[j], all < 32
+} ck_conv_columns;
+/// Scratch floats for ck_conv_columns_prepare; 0 when ck_im2col_padded does not apply.
+long ck_conv_columns_floats(const ck_conv_geometry *g);
+/// Writes the padded sample and the tables into scratch and describes them in *out.
+void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out);
+/// C (m, n) = A · columns (k = C*K*K, n = OH*OW) + beta * C with A packed (ck_pack_a): a convolution's
+/// forward GEMM, the same sums in the same order as ck_sgemm_packed over explicit columns.
+void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta,
+                          float *c, long ldc);
+/// C (m = C*K*K, n) = columns (m, k = OH*OW) · B + beta * C with B packed (ck_pack_b): a convolution's
+/// transposed weight gradient, the same sums in the same order as ck_sgemm_packed over explicit columns.
+/// Serial (called per sample inside a parallel loop).
+void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
+                                  float beta, float *c, long ldc);
+
 /// The adjoint of ck_im2col_stride1: adds every column entry into the input gradient.
 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
 
