@@ -5,6 +5,8 @@
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
+# throughput also runs the same models in PyTorch (scripts/torch_bench.py) when the python named by
+# TORCH_PYTHON (default python3) can import torch, and prints digits/PyTorch ratios from that run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -55,9 +57,13 @@ bench_throughput() {
   echo "Measured in this run: fused multiply-add peak $(printf %.0f "$p1") GFLOP/s on 1 core, $(printf %.0f "$p2") on 2;"
   echo "our sgemm 2048³ $(printf %.0f "$g1") GFLOP/s on 1 thread, $(printf %.0f "$g2") on 2; kernel backend: $("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p')."
   echo
+  # PyTorch beside it when importable (TORCH_PYTHON names a python that has it; never a dependency).
+  local tpy="${TORCH_PYTHON:-python3}" torch_version="" ratios=()
+  if "$tpy" -c 'import torch' 2>/dev/null; then torch_version=$("$tpy" -c 'import torch; print(torch.__version__)'); fi
   echo "| model | ranks x threads | training images/s, median (min-max) | GFLOP/s | % of FMA peak | allreduce share | inference images/s (batch $batch) | single-image latency ms | peak RSS per rank MiB |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for model in reference convnet lenet5 default; do
+    local -A ours=()
     local steps=150; [ "$model" = lenet5 ] && steps=1000; [ "$model" = convnet ] && steps=400
     for threads in 1 2; do
       local ips=() gfl=() inf=() lat=() last=""
@@ -69,6 +75,9 @@ bench_throughput() {
       done
       local gm peak
       gm=$(printf '%s\n' "${gfl[@]}" | median)
+      ours[train$threads]=$(printf '%s\n' "${ips[@]}" | median)
+      ours[inference$threads]=$(printf '%s\n' "${inf[@]}" | median)
+      ours[latency$threads]=$(printf '%s\n' "${lat[@]}" | median)
       peak=$([ "$threads" = 1 ] && echo "$p1" || echo "$p2")
       echo "| $model | 1 x $threads | $(printf '%s\n' "${ips[@]}" | stats 0) | $(printf %.0f "$gm") | $(awk -v a="$gm" -v b="$peak" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | $(printf '%s\n' "${inf[@]}" | stats 0) | $(printf '%s\n' "${lat[@]}" | stats 3) | $(awk -v r="$(field peak_rss <<<"$last")" 'BEGIN { printf "%.0f", r / 1048576 }') |"
     done
@@ -86,10 +95,50 @@ bench_throughput() {
     local per_image; per_image=$(field flop_per_image <<<"$last")
     local g2r; g2r=$(awk -v i="$im" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
     echo "| $model | 2 x 1 (mpirun) | $(printf '%s\n' "${ips[@]}" | stats 0) | $g2r | $(awk -v a="$g2r" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | $(printf '%s\n' "${share[@]}" | stats 1)% | - | - | $(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1048576 }') |"
+    ours[ranks2]=$im
+    [ -n "$torch_version" ] || continue
+    # The same model in PyTorch: 1 x 1, 1 x 2 threads, and DDP (gloo) 2 x 1, the same batch and steps.
+    local -A theirs=()
+    for threads in 1 2; do
+      local ips=() inf=() lat=() line
+      for _ in $(seq "$runs"); do
+        line=$("$tpy" scripts/torch_bench.py "$model" --threads "$threads" --batch-size "$batch" --steps "$steps")
+        ips+=("$(field images_per_second <<<"$line")"); inf+=("$(field inference_images_per_second <<<"$line")")
+        lat+=("$(field latency_ms <<<"$line")")
+      done
+      local tm; tm=$(printf '%s\n' "${ips[@]}" | median)
+      theirs[train$threads]=$tm
+      theirs[inference$threads]=$(printf '%s\n' "${inf[@]}" | median)
+      theirs[latency$threads]=$(printf '%s\n' "${lat[@]}" | median)
+      local tg; tg=$(awk -v i="$tm" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
+      peak=$([ "$threads" = 1 ] && echo "$p1" || echo "$p2")
+      echo "| $model, PyTorch $torch_version | 1 x $threads | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$peak" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | $(printf '%s\n' "${inf[@]}" | stats 0) | $(printf '%s\n' "${lat[@]}" | stats 3) | - |"
+    done
+    local ips=()
+    for _ in $(seq "$runs"); do
+      ips+=("$(field images_per_second <<<"$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")")")
+    done
+    theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
+    local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
+    echo "| $model, PyTorch $torch_version | 2 x 1 (DDP, gloo) | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | - | - | - |"
+    ratios+=("$(awk -v m="$model" -v a1="${ours[train1]}" -v b1="${theirs[train1]}" -v a2="${ours[train2]}" -v b2="${theirs[train2]}" \
+      -v ar="${ours[ranks2]}" -v br="${theirs[ranks2]}" -v ai="${ours[inference2]}" -v bi="${theirs[inference2]}" \
+      -v al="${ours[latency1]}" -v bl="${theirs[latency1]}" 'BEGIN {
+        best_a = a2 > ar ? a2 : ar; best_b = b2 > br ? b2 : br
+        printf "| %s | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |", m, a1 / b1, a2 / b2, best_a / best_b, ai / bi, bl / al }')")
   done
   echo
-  echo "(GFLOP/s counts training as 3 x the forward multiply-adds x 2. PyTorch is not installed on this machine, so no PyTorch column:"
-  echo "the issue's PyTorch 2.13 figures for the same models and machine are quoted beside this table in the README.)"
+  echo "(GFLOP/s counts training as 3 x the forward multiply-adds x 2, for PyTorch's rows too.)"
+  echo
+  if [ -n "$torch_version" ]; then
+    echo "digits / PyTorch $torch_version, same run (above 1 means digits is faster):"
+    echo
+    echo "| model | training 1 x 1 | training 1 x 2 | training, best use of 2 cores (1 x 2 or 2 x 1 each) | inference, batch $batch, 2 threads | single-image latency, 1 thread |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    printf '%s\n' "${ratios[@]}"
+  else
+    echo "(PyTorch is not importable here, so no PyTorch rows; set TORCH_PYTHON to a python that has torch.)"
+  fi
   echo
 }
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The same model in PyTorch, timed the way `digits bench` times it, for side-by-side ratios.
+
+Used by scripts/bench.sh when torch is importable (never a dependency of digits). The model is
+built from the same text spec as digits' ModelSpec (conv32k5p2-bn-relu-pool2-...), trained with
+Adam on batches of random 28x28 images (the arithmetic does not depend on the pixel values), in
+float32 on the CPU.
+
+  torch_bench.py MODEL_SPEC --threads T [--steps N] [--ddp RANKS]   one JSON line on stdout
+
+Reports training images/s (all ranks together under --ddp), and without --ddp also inference
+images/s at batch 64 over 10,000 images and the median single-image latency.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRESETS = {
+    "seed-mlp": "flatten-dense128-relu-dense128-relu-dense10",
+    "lenet5": "conv6k5p2-relu-pool2-conv16k5-relu-pool2-flatten-dense120-relu-dense84-relu-dense10",
+    "convnet": "conv32k3-relu-pool2-conv64k3-relu-pool2-flatten-drop0.5-dense10",
+    "reference": "conv32k5p2-bn-relu-pool2-conv64k5p2-bn-relu-pool2-flatten-dense256-relu-drop0.4-dense10",
+    "default": "conv32k5p2-bn-relu-pool2-conv64k3p1-bn-relu-conv64k3p1-bn-relu-pool2-flatten-drop0.3-dense10",
+}
+
+
+def build(spec):
+    """nn.Sequential for a digits model spec (the subset the presets use)."""
+    spec = PRESETS.get(spec, spec)
+    layers, channels, height, width, features = [], 1, 28, 28, None
+    for token in spec.split("-"):
+        if m := re.fullmatch(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", token):
+            out, k, s, p = int(m[1]), int(m[2]), int(m[3] or 1), int(m[4] or 0)
+            layers.append(nn.Conv2d(channels, out, k, stride=s, padding=p))
+            channels, height, width = out, (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        elif token == "bn":
+            layers.append(nn.BatchNorm2d(channels) if features is None else nn.BatchNorm1d(features))
+        elif token == "relu":
+            layers.append(nn.ReLU(inplace=True))
+        elif m := re.fullmatch(r"pool(\d+)(?:s(\d+))?", token):
+            k, s = int(m[1]), int(m[2] or m[1])
+            layers.append(nn.MaxPool2d(k, s))
+            height, width = (height - k) // s + 1, (width - k) // s + 1
+        elif token == "flatten":
+            layers.append(nn.Flatten())
+            features = channels * height * width
+        elif m := re.fullmatch(r"dense(\d+)", token):
+            layers.append(nn.Linear(features, int(m[1])))
+            features = int(m[1])
+        elif m := re.fullmatch(r"drop([0-9.]+)", token):
+            layers.append(nn.Dropout(float(m[1])))
+        else:
+            raise SystemExit(f"torch_bench: unknown layer '{token}' in '{spec}'")
+    return nn.Sequential(*layers)
+
+
+def train_rate(model, batch, steps, warmup, step_hook=None):
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if step_hook:
+        step_hook()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if step_hook:
+        step_hook()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def inference(model, runs):
+    model.eval()
+    images = torch.rand(10_000, 1, 28, 28)
+    with torch.inference_mode():
+        for i in range(0, 640, 64):
+            model(images[i:i + 64])
+        start = time.perf_counter()
+        for i in range(0, images.shape[0], 64):
+            model(images[i:i + 64])
+        rate = images.shape[0] / (time.perf_counter() - start)
+        one = images[:1]
+        for _ in range(20):
+            model(one)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            model(one)
+            times.append(time.perf_counter() - t0)
+    return rate, 1000 * statistics.median(times)
+
+
+def ddp_worker(rank, world, spec, batch, steps, warmup, port, queue):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(1)
+    model = DistributedDataParallel(build(spec))
+    rate = train_rate(model, batch, steps, warmup, step_hook=dist.barrier)
+    if rank == 0:
+        queue.put(rate * world)
+    dist.destroy_process_group()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--latency-runs", type=int, default=300)
+    parser.add_argument("--ddp", type=int, default=0, help="ranks for DistributedDataParallel (gloo), 1 thread each")
+    args = parser.parse_args()
+    result = {"torch": torch.__version__, "model": args.model, "batch": args.batch_size}
+    if args.ddp:
+        import torch.multiprocessing as mp
+        queue = mp.get_context("spawn").SimpleQueue()
+        with socket.socket() as probe:   # a port free now, for the gloo rendezvous
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        mp.spawn(ddp_worker, args=(args.ddp, args.model, args.batch_size, args.steps, args.warmup_steps, port, queue),
+                 nprocs=args.ddp, join=True)
+        result.update(ranks=args.ddp, threads=1, images_per_second=queue.get())
+    else:
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(1)
+        model = build(args.model)
+        result.update(ranks=1, threads=args.threads,
+                      images_per_second=train_rate(model, args.batch_size, args.steps, args.warmup_steps))
+        rate, latency = inference(model, args.latency_runs)
+        result.update(inference_images_per_second=rate, latency_ms=latency)
+    print(json.dumps(result, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
