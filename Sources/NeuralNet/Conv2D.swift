@@ -21,6 +21,10 @@ public final class Conv2D: Layer {
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
     private var input: UnsafeMutablePointer<Float>?
 
+    /// Set by `Network.backward` for the duration of a backward pass: called between samples on the
+    /// thread that started the pass (slot 0), to let started gradient reductions progress.
+    var backwardProgress: (() -> Void)?
+
     public init(name: String, inputShape: Shape, outputChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
                 store: ParameterStore, workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
@@ -93,6 +97,7 @@ public final class Conv2D: Layer {
 
     public func backward(_ dOut: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
+        let progress = backwardProgress
         if Kernels.Packed.available() { return packedBackward(dOut, x: x, batch: batch, needsInputGradient: needsInputGradient) }
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
@@ -108,6 +113,7 @@ public final class Conv2D: Layer {
             db.update(repeating: 0, count: oc)
             var first = true
             for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+                if let progress, Kernels.workerSlot == 0 { progress() }
                 let dY = dOut + n * outputCount
                 for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
                 // dW_g (OC, CKK) += dY_n (OC, P) · col_n^T (P, CKK); the columns are rebuilt, not kept.
@@ -140,6 +146,7 @@ public final class Conv2D: Layer {
     /// per batch.
     private func packedBackward(_ dOut: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, batch: Int,
                                 needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        let progress = backwardProgress
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
         let rowStride = (pixels + 15) / 16 * 16, implicitFloats = Kernels.Packed.columnsFloats(geometry)
@@ -169,6 +176,7 @@ public final class Conv2D: Layer {
             db.update(repeating: 0, count: oc)
             var first = true
             for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+                if let progress, Kernels.workerSlot == 0 { progress() }
                 let dY = dOut + n * outputCount
                 for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
                 // dW^T_g (CKK, OC) += col_n (CKK, P) · dY_n^T (P, OC); the columns are rebuilt, not kept.

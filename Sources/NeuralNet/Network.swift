@@ -82,7 +82,13 @@ public final class Network {
 
     /// Backward walks the layers in reverse, each adding into its slice of the gradient arena.
     /// `layerDone(i)` runs as soon as layer i's parameter gradients are final (to start sending them).
-    public func backward(_ dLogits: UnsafeMutablePointer<Float>, batch: Int, layerDone: ((Int) -> Void)? = nil) {
+    /// `progress`, when given, is also called by convolutions between samples of their backward pass
+    /// (on the calling thread only), so that reductions started for later layers keep moving.
+    public func backward(_ dLogits: UnsafeMutablePointer<Float>, batch: Int, layerDone: ((Int) -> Void)? = nil,
+                         progress: (() -> Void)? = nil) {
+        let convolutions = layers.compactMap { $0 as? Conv2D }
+        for conv in convolutions { conv.backwardProgress = progress }
+        defer { for conv in convolutions { conv.backwardProgress = nil } }
         var g: UnsafeMutablePointer<Float>? = dLogits
         for index in stride(from: layers.count - 1, through: 0, by: -1) {
             if let input = g { g = layers[index].backward(input, batch: batch, needsInputGradient: index > 0) }
@@ -95,12 +101,12 @@ public final class Network {
     /// to the store's gradient arena. Returns this batch's loss sum and correct count.
     public func accumulateGradients(input: UnsafeMutablePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int,
                                     context: PassContext, gradientDenominator: Int? = nil,
-                                    layerDone: ((Int) -> Void)? = nil) -> SoftmaxCrossEntropy.Result {
+                                    layerDone: ((Int) -> Void)? = nil, progress: (() -> Void)? = nil) -> SoftmaxCrossEntropy.Result {
         let logits = forward(input, batch: batch, context: context)
         let dLogits = logitGradient.reserve(batch * classes)
         let result = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
                                                   gradient: dLogits, gradientScale: 1 / Float(gradientDenominator ?? batch))
-        backward(dLogits, batch: batch, layerDone: layerDone)
+        backward(dLogits, batch: batch, layerDone: layerDone, progress: progress)
         return result
     }
 }

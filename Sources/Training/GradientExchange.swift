@@ -98,6 +98,17 @@ public final class GradientExchange {
         }
     }
 
+    /// Lets MPI move the started buckets along (called from inside long layers' backward, between
+    /// samples); a failure is kept and thrown by `finish`.
+    public func progress() {
+        guard settings.bucketBytes > 0, failure == nil, started > 0 else { return }
+        do {
+            try communicator.progressReductions()
+        } catch {
+            failure = error
+        }
+    }
+
     /// Starts what is left, waits for every bucket and leaves the summed gradients in the arena.
     public func finish() throws {
         if let failure {

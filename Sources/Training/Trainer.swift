@@ -144,6 +144,7 @@ public final class Trainer {
     public let exchange: GradientExchange
     /// Made once, so a step allocates no closure.
     private let layerDone: ((Int) -> Void)?
+    private let reductionProgress: (() -> Void)?
     /// Optimizer updates so far (the key of dropout masks).
     public private(set) var globalStep = 0
     /// The epoch in progress (0-based) and the steps of it already taken.
@@ -186,6 +187,7 @@ public final class Trainer {
         pipeline = BatchPipeline(dataset: train, batchSize: configuration.batchSize, augmenter: augmenter)
         exchange = GradientExchange(network: network, communicator: communicator, settings: configuration.exchange)
         layerDone = communicator.size > 1 && configuration.exchange.bucketBytes > 0 ? { [exchange] in exchange.layerDone($0) } : nil
+        reductionProgress = layerDone == nil ? nil : { [exchange] in exchange.progress() }
         // Every rank starts from rank 0's weights (they are equal by seed already; this makes it a fact).
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.parameterBuffer), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.bufferBuffer), root: 0)
@@ -243,7 +245,7 @@ public final class Trainer {
             let result = network.accumulateGradients(
                 input: assembler.input.pointer, labels: assembler.labels, batch: batch,
                 context: PassContext(mode: .training, seed: configuration.seed, step: UInt64(globalStep), rank: communicator.rank),
-                gradientDenominator: gradientDenominator, layerDone: layerDone)
+                gradientDenominator: gradientDenominator, layerDone: layerDone, progress: reductionProgress)
             let t2 = monotonicSeconds()
             // What is left of the reductions after backward: the part communication did not hide.
             if communicator.size > 1 { try exchange.finish() }
