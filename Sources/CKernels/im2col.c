@@ -16,8 +16,6 @@ static inline __mmask16 lanes(long from, long to) {  // bits [from, to) of a 16-
     return (__mmask16)(full & ~low);
 }
 
-static inline __mmask16 tail_mask(long count) { return lanes(0, count); }
-
 AVX512 static inline void zero_row(float *out, long count) {
     for (long x0 = 0; x0 < count; x0 += 16) _mm512_mask_storeu_ps(out + x0, lanes(0, count - x0), _mm512_setzero_ps());
 }
@@ -96,11 +94,11 @@ AVX512 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *column
 }
 
 
-// im2col through a zero-padded copy of the sample: with the padding in memory, output pixel
-// p = oy*OW + ox of kernel offset (ky, kx) reads padded[(oy + ky)*Wp + ox + kx] = base(ky, kx) + p +
-// (K - 1)*oy, so 16 consecutive output pixels come from one 32-float window of the padded plane,
-// gathered by one two-source permute whose indices depend only on the 16-pixel chunk. No masks, no
-// edge cases, one full store per 16 columns (aligned when the row stride is a multiple of 16).
+// Implicit columns: with the padding in memory, output pixel p = oy*OW + ox of kernel offset
+// (ky, kx) reads padded[(oy + ky)*Wp + ox + kx] = base(ky, kx) + p + (K - 1)*oy, so 16 consecutive
+// output pixels come from one 32-float window of the padded plane, picked out by one two-source
+// permute whose indices depend only on the 16-pixel chunk (the GEMMs in gemm.c do that). No masks
+// and no edge cases.
 enum { padded_max_chunks = 256 };
 
 static int padded_fits(const ck_conv_geometry *g, long *chunks_out) {
@@ -114,7 +112,9 @@ static int padded_fits(const ck_conv_geometry *g, long *chunks_out) {
     return 1;
 }
 
-long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g) {
+// Floats of the padded copy, with slack after it for the furthest 32-float window; 0 when the
+// geometry does not fit.
+static long padded_floats(const ck_conv_geometry *g) {
     long chunks;
     if (!padded_fits(g, &chunks)) return 0;
     const long hp = g->height + 2 * g->padding, wp = g->width + 2 * g->padding, k = g->kernel;
@@ -125,53 +125,8 @@ long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g) {
     return (g->channels * hp * wp + slack + 15) / 16 * 16;
 }
 
-AVX512 void ck_im2col_padded(const ck_conv_geometry *g, const float *input, float *columns, long row_stride,
-                             float *scratch) {
-    long chunks;
-    if (!padded_fits(g, &chunks)) return;
-    const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
-               ow = g->output_width, pixels = g->output_height * ow;
-    // The padded copy (and the slack after it) is written in full each call.
-    const long total = ck_im2col_padded_scratch_floats(g);
-    memset(scratch, 0, sizeof(float) * (size_t)total);
-    for (long c = 0; c < g->channels; c++) {
-        for (long y = 0; y < h; y++) {
-            memcpy(scratch + (c * hp + y + pad) * wp + pad, input + (c * h + y) * w, sizeof(float) * (size_t)w);
-        }
-    }
-    long offset[padded_max_chunks];
-    __m512i index[padded_max_chunks];
-    for (long j = 0; j < chunks; j++) {
-        const long first = 16 * j;
-        offset[j] = first + (k - 1) * (first / ow);
-        int lanes_index[16];
-        for (int l = 0; l < 16; l++) {
-            const long p = first + l < pixels ? first + l : pixels - 1;
-            lanes_index[l] = (int)(p + (k - 1) * (p / ow) - offset[j]);
-        }
-        index[j] = _mm512_loadu_si512(lanes_index);
-    }
-    const __mmask16 last = tail_mask(pixels - 16 * (chunks - 1));
-    for (long c = 0; c < g->channels; c++) {
-        for (long ky = 0; ky < k; ky++) {
-            for (long kx = 0; kx < k; kx++) {
-                const float *source = scratch + (c * hp + ky) * wp + kx;
-                float *row = columns + ((c * k + ky) * k + kx) * row_stride;
-                long j = 0;
-                for (; j + 1 < chunks; j++) {
-                    const float *s = source + offset[j];
-                    _mm512_storeu_ps(row + 16 * j, _mm512_permutex2var_ps(_mm512_loadu_ps(s), index[j], _mm512_loadu_ps(s + 16)));
-                }
-                const float *s = source + offset[j];
-                _mm512_mask_storeu_ps(row + 16 * j, last,
-                                      _mm512_permutex2var_ps(_mm512_loadu_ps(s), index[j], _mm512_loadu_ps(s + 16)));
-            }
-        }
-    }
-}
-
 long ck_conv_columns_floats(const ck_conv_geometry *g) {
-    const long padded = ck_im2col_padded_scratch_floats(g);
+    const long padded = padded_floats(g);
     if (padded == 0) return 0;
     const long pixels = g->output_height * g->output_width, chunks = (pixels + 15) / 16;
     const long ints = g->channels * g->kernel * g->kernel + pixels + chunks + 16 * chunks;
@@ -179,17 +134,17 @@ long ck_conv_columns_floats(const ck_conv_geometry *g) {
 }
 
 void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out) {
-    const long padded_floats = ck_im2col_padded_scratch_floats(g);
+    const long copy = padded_floats(g);
     const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
                ow = g->output_width, pixels = g->output_height * ow, chunks = (pixels + 15) / 16,
                rows = g->channels * k * k;
-    memset(scratch, 0, sizeof(float) * (size_t)padded_floats);
+    memset(scratch, 0, sizeof(float) * (size_t)copy);
     for (long c = 0; c < g->channels; c++) {
         for (long y = 0; y < h; y++) {
             memcpy(scratch + (c * hp + y + pad) * wp + pad, input + (c * h + y) * w, sizeof(float) * (size_t)w);
         }
     }
-    int *row_base = (int *)(scratch + padded_floats), *pixel_offset = row_base + rows,
+    int *row_base = (int *)(scratch + copy), *pixel_offset = row_base + rows,
         *chunk_offset = pixel_offset + pixels, *chunk_index = chunk_offset + chunks;
     for (long c = 0; c < g->channels; c++) {
         for (long ky = 0; ky < k; ky++) {

@@ -91,23 +91,29 @@ public final class BatchNorm: Layer {
             return y
         }
         lastForwardUsedBatchStatistics = true
-        let m = Double(batch * pixels)
-        let epsilon = epsilon, momentum = momentum
         // Channels are independent: one task each.
         Kernels.parallelFor(c) { ch in
             let first = x + ch * pixels, stride = c * pixels
-            let (mu, biasedVariance) = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride)
-            let inv = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
+            let (muF, inv) = batchStatistics(x, batch: batch, channel: ch)
             invStd[ch] = inv
-            let muF = Float(mu)
             Kernels.channelNormalize(first, xhat: xhat + ch * pixels, y: y + ch * pixels, batch: batch, pixels: pixels,
                                      stride: stride, mean: muF, invStd: inv, gamma: gamma[ch], beta: beta[ch],
                                      rectify: rectify)
-            mean[ch] = (1 - momentum) * mean[ch] + momentum * muF
-            let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
-            variance[ch] = (1 - momentum) * variance[ch] + momentum * Float(unbiased)
         }
         return y
+    }
+
+    /// One channel's batch mean and 1/sqrt(variance + epsilon) in training, with the running
+    /// statistics moved towards them (momentum; unbiased variance).
+    private func batchStatistics(_ x: UnsafePointer<Float>, batch: Int, channel ch: Int) -> (mean: Float, invStd: Float) {
+        let c = inputShape.channels, pixels = inputShape.height * inputShape.width, m = Double(batch * pixels)
+        let (mu, biasedVariance) = Kernels.channelMoments(x + ch * pixels, batch: batch, pixels: pixels, stride: c * pixels)
+        let runMean = store.buffers + runningMean.offset, runVariance = store.buffers + runningVariance.offset
+        let muF = Float(mu)
+        runMean[ch] = (1 - momentum) * runMean[ch] + momentum * muF
+        let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
+        runVariance[ch] = (1 - momentum) * runVariance[ch] + momentum * Float(unbiased)
+        return (muF, Float(1 / (biasedVariance + Double(epsilon)).squareRoot()))
     }
 
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
@@ -147,7 +153,7 @@ public final class BatchNorm: Layer {
     // MARK: BatchNorm → ReLU → 2x2 max pooling as one layer
 
     private func fusedForward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
-        let c = inputShape.channels, h = inputShape.height, w = inputShape.width, pixels = h * w
+        let c = inputShape.channels, h = inputShape.height, w = inputShape.width
         let outCount = batch * pooledShape.count
         input = x
         let y = pooled.reserve(outCount), xhatAtMax = xhatAtMaxima.reserve(outCount)
@@ -160,7 +166,6 @@ public final class BatchNorm: Layer {
         let runMean = store.buffers + runningMean.offset, runVariance = store.buffers + runningVariance.offset
         let values = channelValues.reserve(5 * c)
         let mean = values, invStd = inverseStd.reserve(c)
-        let epsilon = epsilon, momentum = momentum
         if context.mode == .evaluation {
             lastForwardUsedBatchStatistics = false
             for ch in 0..<c {
@@ -169,16 +174,7 @@ public final class BatchNorm: Layer {
             }
         } else {
             lastForwardUsedBatchStatistics = true
-            let m = Double(batch * pixels)
-            Kernels.parallelFor(c) { ch in
-                let (mu, biasedVariance) = Kernels.channelMoments(x + ch * pixels, batch: batch, pixels: pixels, stride: c * pixels)
-                let muF = Float(mu)
-                mean[ch] = muF
-                invStd[ch] = Float(1 / (biasedVariance + Double(epsilon)).squareRoot())
-                runMean[ch] = (1 - momentum) * runMean[ch] + momentum * muF
-                let unbiased = m > 1 ? biasedVariance * m / (m - 1) : biasedVariance
-                runVariance[ch] = (1 - momentum) * runVariance[ch] + momentum * Float(unbiased)
-            }
+            Kernels.parallelFor(c) { ch in (mean[ch], invStd[ch]) = batchStatistics(x, batch: batch, channel: ch) }
         }
         let outPlanes = pooledShape.count, argmax = argmax, inCount = inputShape.count
         Kernels.parallelFor(batch) { n in

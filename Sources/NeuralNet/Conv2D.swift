@@ -53,11 +53,10 @@ public final class Conv2D: Layer {
         let groups = min(batch, Conv2D.maximumGroups)
         let packedPath = Kernels.Packed.available()
         // AVX-512: implicit columns (a padded copy of the sample, no column matrix) where the
-        // geometry allows, else column rows 64-byte aligned and im2col from a padded copy.
+        // geometry allows, else explicit columns with rows 64-byte aligned.
         let implicitFloats = packedPath ? Kernels.Packed.columnsFloats(geometry) : 0
         let rowStride = packedPath ? (pixels + 15) / 16 * 16 : pixels
-        let scratch = implicitFloats > 0 ? 0 : Kernels.im2colScratchFloats(geometry)
-        let blockFloats = implicitFloats > 0 ? implicitFloats : patch * rowStride + scratch
+        let blockFloats = implicitFloats > 0 ? implicitFloats : patch * rowStride
         // One column block per thread, not per group: one thread's block stays in its L2 across samples.
         let slots = Kernels.threads
         let col = columns.reserve(slots * blockFloats)
@@ -82,8 +81,7 @@ public final class Conv2D: Layer {
                     Kernels.Packed.convolve(m: oc, n: pixels, k: patch, a: pw, columns: cols, beta: 1, c: y, ldc: pixels)
                     continue
                 }
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
-                               scratch: scratch > 0 ? block + patch * rowStride : nil)
+                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0)
                 if case .packed = a {
                     Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: rowStride), beta: 1, c: y, ldc: pixels)
                 } else {
@@ -150,9 +148,9 @@ public final class Conv2D: Layer {
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
         let rowStride = (pixels + 15) / 16 * 16, implicitFloats = Kernels.Packed.columnsFloats(geometry)
-        let scratch = implicitFloats > 0 ? implicitFloats : Kernels.im2colScratchFloats(geometry)
-        // Columns (or, with implicit columns, the input gradient's column block) then the scratch.
-        let columnFloats = patch * rowStride + scratch
+        // The column block (the input gradient's columns; the explicit columns too without implicit
+        // ones), then the implicit columns' scratch.
+        let columnFloats = patch * rowStride + implicitFloats
         let transposedFloats = Kernels.Packed.bFloats(k: pixels, n: oc)
         let gradientFloats = needsInputGradient ? Kernels.Packed.bFloats(k: oc, n: pixels) : 0
         let blockFloats = columnFloats + transposedFloats + gradientFloats
@@ -186,8 +184,7 @@ public final class Conv2D: Layer {
                     Kernels.Packed.columnsTimes(m: patch, n: oc, k: pixels, columns: cols, b: packedDYT, beta: first ? 0 : 1,
                                                 c: dWT, ldc: oc)
                 } else {
-                    Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0,
-                                   scratch: scratch > 0 ? block + patch * rowStride : nil)
+                    Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0)
                     Kernels.Packed.gemm(m: patch, n: oc, k: pixels, a: .rows(block, ld: rowStride), b: .packed(packedDYT),
                                         beta: first ? 0 : 1, c: dWT, ldc: oc)
                 }

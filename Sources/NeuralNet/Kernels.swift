@@ -100,12 +100,7 @@ public enum Kernels {
     /// rows of length `rowStride` (so a batch of samples can share one matrix). Zero padding.
     public static func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>,
                               columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int,
-                              scratch: UnsafeMutablePointer<Float>? = nil, backend: Backend = backend) {
-        if backend == .avx512, let scratch, im2colScratchFloats(g, backend: backend) > 0 {
-            var c = g.c
-            ck_im2col_padded(&c, input, columns + column0, rowStride, scratch)
-            return
-        }
+                              backend: Backend = backend) {
         if backend == .avx512 && g.stride == 1 {
             var c = g.c
             ck_im2col_stride1(&c, input, columns + column0, rowStride)
@@ -137,14 +132,6 @@ public enum Kernels {
                 }
             }
         }
-    }
-
-    /// Scratch floats that let `im2col` work from a zero-padded copy of the sample (faster on
-    /// AVX-512 for small images); 0 when that path does not apply.
-    public static func im2colScratchFloats(_ g: ConvGeometry, backend: Backend = backend) -> Int {
-        guard backend == .avx512 else { return 0 }
-        var c = g.c
-        return ck_im2col_padded_scratch_floats(&c)
     }
 
     /// The adjoint of im2col: adds each column entry back into the sample's input gradient.

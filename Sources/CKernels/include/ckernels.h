@@ -47,14 +47,6 @@ typedef struct {
 /// column oy*OW + ox, rows `row_stride` floats apart; zero where the window leaves the image.
 void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride);
 
-/// Floats of scratch ck_im2col_padded needs for this geometry, or 0 when it does not apply (stride
-/// other than 1, or a kernel so wide that 16 consecutive output pixels span more than 32 floats of a
-/// padded row).
-long ck_im2col_padded_scratch_floats(const ck_conv_geometry *g);
-/// The same columns as ck_im2col_stride1, built from a zero-padded copy of the sample in scratch.
-/// Faster for small images; requires ck_im2col_padded_scratch_floats(g) > 0 and ck_has_avx512().
-void ck_im2col_padded(const ck_conv_geometry *g, const float *input, float *columns, long row_stride, float *scratch);
-
 /// A sample's convolution columns without the column matrix: the zero-padded sample and offset
 /// tables. Column row r = (c, ky, kx), output pixel p is padded[row_base[r] + pixel_offset[p]].
 typedef struct {
@@ -64,7 +56,9 @@ typedef struct {
     const int *chunk_offset;  // (ceil(OH*OW / 16)): pixel_offset of each 16-pixel chunk's first pixel
     const int *chunk_index;   // (16 per chunk): pixel_offset[16j + l] - chunk_offset[j], all < 32
 } ck_conv_columns;
-/// Scratch floats for ck_conv_columns_prepare; 0 when ck_im2col_padded does not apply.
+/// Scratch floats for ck_conv_columns_prepare; 0 when the implicit columns do not apply (stride
+/// other than 1, or a kernel so wide that 16 consecutive output pixels span more than 32 floats of
+/// a padded row).
 long ck_conv_columns_floats(const ck_conv_geometry *g);
 /// Writes the padded sample and the tables into scratch and describes them in *out.
 void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out);
