@@ -446,7 +446,9 @@ AVX512 static void tile_implicit_a(long kc, const float *padded, const int *row_
 }
 
 typedef struct {
-    long m, n, k, step;
+    long m, n, k;
+    long m_step, n_step;  // part `index` is rows [index * m_step, ...) or columns [index * n_step, ...)
+    int split_m;
     const float *packed_a;
     const ck_conv_columns *cols;
     float beta;
@@ -456,9 +458,10 @@ typedef struct {
 
 AVX512 static void conv_forward_part(void *context, long index) {
     const conv_forward_job *job = context;
-    const long j0 = index * job->step;
-    if (j0 >= job->n) return;
-    const long n_end = job->n - j0 < job->step ? job->n : j0 + job->step, k = job->k;
+    const long i0 = job->split_m ? index * job->m_step : 0, j0 = job->split_m ? 0 : index * job->n_step;
+    if (i0 >= job->m || j0 >= job->n) return;
+    const long m_end = !job->split_m || job->m - i0 < job->m_step ? job->m : i0 + job->m_step;
+    const long n_end = job->split_m || job->n - j0 < job->n_step ? job->n : j0 + job->n_step, k = job->k;
     const long chunks = (k + KC - 1) / KC, kc_step = (k + chunks - 1) / chunks;
     const ck_conv_columns *cols = job->cols;
     for (long pc = 0; pc < k; pc += kc_step) {
@@ -469,8 +472,8 @@ AVX512 static void conv_forward_part(void *context, long index) {
             const long q1 = nr > 16 ? q + 1 : q;
             const __m512i idx0 = _mm512_loadu_si512(cols->chunk_index + 16 * q);
             const __m512i idx1 = _mm512_loadu_si512(cols->chunk_index + 16 * q1);
-            for (long ir = 0; ir < job->m; ir += MR) {
-                const long mr = job->m - ir < MR ? job->m - ir : MR;
+            for (long ir = i0; ir < m_end; ir += MR) {
+                const long mr = m_end - ir < MR ? m_end - ir : MR;
                 tile_implicit_b(kc, job->packed_a + ir * k + pc * MR, cols->padded, cols->row_base + pc,
                                 cols->chunk_offset[q], idx0, cols->chunk_offset[q1], idx1, job->c + ir * job->ldc + jr,
                                 job->ldc, beta_now, mr, nr);
@@ -482,10 +485,15 @@ AVX512 static void conv_forward_part(void *context, long index) {
 void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta,
                           float *c, long ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
-    long threads = ck_threads(), n_panels = (n + NR - 1) / NR;
-    conv_forward_job job = {m, n, k, n_panels * NR, packed_a, cols, beta, c, ldc};
-    if (threads > 1 && n_panels >= threads && m * n * k >= 64L * 64 * 64) {
-        job.step = (n_panels + threads - 1) / threads * NR;
+    long threads = ck_threads(), n_panels = (n + NR - 1) / NR, m_panels = (m + MR - 1) / MR;
+    conv_forward_job job = {m, n, k, m_panels * MR, n_panels * NR, 0, packed_a, cols, beta, c, ldc};
+    if (threads > 1 && m * n * k >= 64L * 64 * 64 && (n_panels >= threads || m_panels >= threads)) {
+        // Split the side that shares out more evenly (its largest part is the smaller fraction of
+        // the whole): one sample's 196 pixels are 7 column panels, 4 + 3, but its 64 rows are 4 + 4.
+        long n_per = (n_panels + threads - 1) / threads, m_per = (m_panels + threads - 1) / threads;
+        job.split_m = m_panels >= threads && (n_panels < threads || m_per * n_panels < n_per * m_panels);
+        job.m_step = m_per * MR;
+        job.n_step = n_per * NR;
         ck_parallel_for(threads, conv_forward_part, &job);  // serial when called inside a parallel loop
     } else {
         conv_forward_part(&job, 0);

@@ -78,13 +78,25 @@ public final class BatchNorm: Layer {
                 let a = gamma[ch] * inv
                 let b = beta[ch] - a * mean[ch]
                 let mu = mean[ch]
+                let muLanes = Vector.Lanes(repeating: mu), invLanes = Vector.Lanes(repeating: inv)
+                let aLanes = Vector.Lanes(repeating: a), bLanes = Vector.Lanes(repeating: b), zero = Vector.Lanes(repeating: 0)
                 for n in 0..<batch {
                     let base = (n * c + ch) * pixels
-                    for p in 0..<pixels {
-                        let v = x[base + p]   // read before y (which may be x) is written
+                    var p = 0
+                    // 16 lanes at a time, the same operations as the scalar tail (no fused multiply-add).
+                    while p + 16 <= pixels {
+                        let v = Vector.load(x + base + p)   // read before y (which may be x) is written
+                        Vector.store((v - muLanes) * invLanes, xhat + base + p)
+                        let out = aLanes * v + bLanes
+                        Vector.store(rectify ? out.replacing(with: zero, where: out .< zero) : out, y + base + p)
+                        p += 16
+                    }
+                    while p < pixels {
+                        let v = x[base + p]
                         xhat[base + p] = (v - mu) * inv
                         let out = a * v + b
                         y[base + p] = rectify && out < 0 ? 0 : out
+                        p += 1
                     }
                 }
             }

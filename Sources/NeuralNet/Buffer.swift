@@ -68,3 +68,21 @@ public final class GradientWorkspace {
         return buffer.reserve(count)
     }
 }
+
+/// A layer's weights rearranged for the GEMM (packed panels, or transposed), kept while the
+/// parameters are unchanged: repacked only when `ParameterStore.parameterVersion` has moved since.
+/// Training writes the parameters every step, so it repacks every pass as before; evaluation and
+/// single-image prediction pack once.
+final class PackedWeights {
+    private let buffer = FloatBuffer()
+    private var packedVersion: UInt64?
+
+    /// The packed weights, `floats` long, written by `pack` first when the parameters have changed.
+    func current(_ store: ParameterStore, floats: Int, pack: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
+        if packedVersion == store.parameterVersion && buffer.capacity >= floats { return UnsafePointer(buffer.pointer) }
+        let out = buffer.reserve(floats)
+        pack(out)
+        packedVersion = store.parameterVersion
+        return UnsafePointer(out)
+    }
+}

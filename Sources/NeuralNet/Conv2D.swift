@@ -15,7 +15,8 @@ public final class Conv2D: Layer {
     static let maximumGroups = 8
 
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
-    private let packedWeights = FloatBuffer()   // W or W^T as packed GEMM panels, once per pass
+    private let packedWeights = PackedWeights()      // W as packed GEMM panels, while the weights are unchanged
+    private let packedTransposed = FloatBuffer()     // W^T as packed GEMM panels, once per backward pass
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
@@ -66,8 +67,9 @@ public final class Conv2D: Layer {
         // AVX-512: W is packed once for the whole batch, and each sample's columns are read in place.
         var a = Kernels.Packed.Operand.rows(w, ld: patch)
         if packedPath {
-            let packed = packedWeights.reserve(Kernels.Packed.aFloats(m: oc, k: patch))
-            Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: packed)
+            let packed = packedWeights.current(store, floats: Kernels.Packed.aFloats(m: oc, k: patch)) {
+                Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: $0)
+            }
             a = .packed(packed)
         }
         Kernels.parallelFor(groups) { g in
@@ -162,7 +164,7 @@ public final class Conv2D: Layer {
         var packedWT: UnsafeMutablePointer<Float>? = nil
         if needsInputGradient {
             // W^T (CKK, OC), packed once for every sample's input gradient.
-            let packed = packedWeights.reserve(Kernels.Packed.aFloats(m: patch, k: oc))
+            let packed = packedTransposed.reserve(Kernels.Packed.aFloats(m: patch, k: oc))
             Kernels.Packed.packA(transpose: true, store.parameters + weight.offset, lda: patch, m: patch, k: oc, into: packed)
             packedWT = packed
         }

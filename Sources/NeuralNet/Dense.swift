@@ -7,6 +7,7 @@ public final class Dense: Layer {
     let weight: ArenaSlice   // (outputs, inputs)
     let bias: ArenaSlice     // (outputs)
     private let output = FloatBuffer()         // (N, O)
+    private let packedWeights = PackedWeights()  // W^T (I, O) as packed GEMM panels, while W is unchanged
     private let workspace: GradientWorkspace   // input gradient (N, I) goes here
     private var input: UnsafeMutablePointer<Float>?
 
@@ -30,8 +31,18 @@ public final class Dense: Layer {
         let y = output.reserve(batch * o)
         let b = store.parameters + bias.offset
         for n in 0..<batch { (y + n * o).update(from: b, count: o) }
+        let w = store.parameters + weight.offset
+        if Kernels.Packed.available() {
+            // The same sums as the GEMM below, without packing W^T again while W is unchanged
+            // (evaluation, prediction): at batch 1, packing it cost more than the product.
+            let packed = packedWeights.current(store, floats: Kernels.Packed.bFloats(k: i, n: o)) {
+                Kernels.Packed.packB(transpose: true, w, ldb: i, k: i, n: o, into: $0)
+            }
+            Kernels.Packed.gemm(m: batch, n: o, k: i, a: .rows(x, ld: i), b: .packed(packed), beta: 1, c: y, ldc: o)
+            return y
+        }
         Kernels.gemm(transposeA: false, transposeB: true, m: batch, n: o, k: i,
-                     a: x, lda: i, b: store.parameters + weight.offset, ldb: i, beta: 1, c: y, ldc: o)
+                     a: x, lda: i, b: w, ldb: i, beta: 1, c: y, ldc: o)
         return y
     }
 

@@ -72,7 +72,7 @@ public final class Optimizer {
 
     public func step(learningRate lr: Float) {
         stepCount += 1
-        let w = store.parameters, g = store.gradients
+        let w = store.mutableParameters(), g = store.gradients
         let m = firstMoment.pointer, v = secondMoment.pointer
         let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount), backend = backend
         Kernels.parallelFor(spans.count) { index in

@@ -40,14 +40,29 @@ public final class ParameterStore {
 
     public init() {}
 
-    /// (parameterCount) all trainable parameters.
-    public var parameters: UnsafeMutablePointer<Float> { parameterArena.pointer }
+    /// (parameterCount) all trainable parameters, to read. Writing goes through `mutableParameters()`.
+    public var parameters: UnsafePointer<Float> { UnsafePointer(parameterArena.pointer) }
+    /// Counts the calls of `mutableParameters()`: equal values mean the parameters have not been
+    /// written in between, so a layer may reuse what it derived from them (packed weights).
+    public private(set) var parameterVersion: UInt64 = 0
+
+    /// (parameterCount) the parameters, to write: the only way to change them. Each call counts as a
+    /// change (`parameterVersion`); take a fresh pointer for each change rather than keeping one
+    /// across a forward pass.
+    public func mutableParameters() -> UnsafeMutablePointer<Float> {
+        parameterVersion &+= 1
+        return parameterArena.pointer
+    }
     /// (parameterCount) gradients, same layout as `parameters`.
     public var gradients: UnsafeMutablePointer<Float> { gradientArena.pointer }
     /// (bufferCount) non-trained state.
     public var buffers: UnsafeMutablePointer<Float> { bufferArena.pointer }
 
-    public var parameterBuffer: UnsafeMutableBufferPointer<Float> { .init(start: parameters, count: parameterCount) }
+    public var parameterBuffer: UnsafeBufferPointer<Float> { .init(start: parameters, count: parameterCount) }
+    /// The parameters as a buffer to write (a change, as `mutableParameters()`).
+    public func mutableParameterBuffer() -> UnsafeMutableBufferPointer<Float> {
+        .init(start: mutableParameters(), count: parameterCount)
+    }
     public var gradientBuffer: UnsafeMutableBufferPointer<Float> { .init(start: gradients, count: parameterCount) }
     public var bufferBuffer: UnsafeMutableBufferPointer<Float> { .init(start: buffers, count: bufferCount) }
 
@@ -81,7 +96,7 @@ public final class ParameterStore {
         bufferArena.reserve(bufferCount)
         gradientArena.zero(parameterCount)
         for (index, entry) in parameterEntries.enumerated() {
-            fill(parameters + entry.slice.offset, entry.slice.count, entry.initial, seed: seed, stream: UInt64(index))
+            fill(mutableParameters() + entry.slice.offset, entry.slice.count, entry.initial, seed: seed, stream: UInt64(index))
         }
         for (index, entry) in bufferEntries.enumerated() {
             fill(buffers + entry.slice.offset, entry.slice.count, entry.initial, seed: seed, stream: UInt64(1_000_000 + index))

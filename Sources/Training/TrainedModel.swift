@@ -17,7 +17,7 @@ public struct TrainedModel {
         var byName = [String: StoredTensor]()
         for t in tensors { byName[t.name] = t }
         let store = network.store
-        for (entries, base) in [(store.parameterEntries, store.parameters), (store.bufferEntries, store.buffers)] {
+        for (entries, base) in [(store.parameterEntries, store.mutableParameters()), (store.bufferEntries, store.buffers)] {
             for e in entries {
                 guard let t = byName[e.name] else { throw CheckpointError(path, "tensor \(e.name) is missing") }
                 guard t.shape == e.shape else { throw CheckpointError(path, "tensor \(e.name) has shape \(t.shape), the model needs \(e.shape)") }

@@ -189,7 +189,7 @@ public final class Trainer {
         layerDone = communicator.size > 1 && configuration.exchange.bucketBytes > 0 ? { [exchange] in exchange.layerDone($0) } : nil
         reductionProgress = layerDone == nil ? nil : { [exchange] in exchange.progress() }
         // Every rank starts from rank 0's weights (they are equal by seed already; this makes it a fact).
-        try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.parameterBuffer), root: 0)
+        try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.mutableParameterBuffer()), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.bufferBuffer), root: 0)
     }
 
@@ -397,7 +397,7 @@ public final class Trainer {
             guard t.shape == shape else { throw CheckpointError(path, "tensor \(name) has shape \(t.shape), the model needs \(shape)") }
             t.values.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: $0.count) }
         }
-        for e in store.parameterEntries { try copy(e.name, e.shape, into: store.parameters + e.slice.offset) }
+        for e in store.parameterEntries { try copy(e.name, e.shape, into: store.mutableParameters() + e.slice.offset) }
         for e in store.bufferEntries { try copy(e.name, e.shape, into: store.buffers + e.slice.offset) }
         for (stateName, buffer) in optimizer.stateTensors {
             for e in store.parameterEntries { try copy(stateName + "." + e.name, e.shape, into: buffer.pointer + e.slice.offset) }

@@ -81,6 +81,42 @@ import Testing
         #expect(separate.loss == twoFusions.loss && separate.gradients.map(\.bitPattern) == twoFusions.gradients.map(\.bitPattern))
     }
 
+    /// One image alone gives the bits it gives inside a batch: alone, its convolutions are split
+    /// across the threads by output channels (the latency path); in a batch, each sample runs on one
+    /// thread. And the weights packed for evaluation are packed again once the parameters change.
+    @Test func oneImageEqualsItsRowOfABatchAndPackedWeightsFollowChanges() throws {
+        let spec = try ModelSpec(parsing: "conv16k5p2-bn-relu-pool2-conv32k3p1-bn-relu-pool2-flatten-dense40-relu-dense10")
+        let network = Network(spec: spec, seed: 5)
+        let saved = Kernels.threads
+        Kernels.setThreads(2)
+        defer { Kernels.setThreads(saved) }
+        var random = KeyedRandom(seed: 11, purpose: .test)
+        let input = (0..<(5 * 784)).map { _ in random.nextUniform(0, 1) }
+        func logits(_ net: Network, _ images: ArraySlice<Float>, batch: Int) -> [UInt32] {
+            var x = Array(images)
+            return x.withUnsafeMutableBufferPointer { xp in
+                UnsafeBufferPointer(start: net.forward(xp.baseAddress!, batch: batch, context: PassContext(mode: .evaluation)),
+                                    count: batch * 10).map(\.bitPattern)
+            }
+        }
+        let batched = logits(network, input[...], batch: 5)
+        for n in 0..<5 {
+            #expect(logits(network, input[(n * 784)..<((n + 1) * 784)], batch: 1) == Array(batched[(n * 10)..<((n + 1) * 10)]),
+                    "image \(n)")
+        }
+        #expect(logits(network, input[...], batch: 5) == batched)
+        let w = network.store.mutableParameters()
+        for i in 0..<network.store.parameterCount { w[i] *= 1.25 }
+        let changed = logits(network, input[...], batch: 5)
+        #expect(changed != batched)
+        // A network that never packed the old weights gives the same bits.
+        let fresh = Network(spec: spec, seed: 9)
+        _ = fresh.store.mutableParameterBuffer().update(fromContentsOf: network.store.parameterBuffer)
+        _ = fresh.store.bufferBuffer.update(fromContentsOf: network.store.bufferBuffer)
+        #expect(logits(fresh, input[...], batch: 5) == changed)
+        #expect(logits(network, input[0..<784], batch: 1) == Array(changed[0..<10]))
+    }
+
     @Test func initialisationIsHeScaled() {
         let network = Network(spec: try! ModelSpec(parsing: "flatten-dense512-relu-dense10"), seed: 1)
         let w = Array(network.store.parameterBuffer[0..<(512 * 784)])

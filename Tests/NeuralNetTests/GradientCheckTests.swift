@@ -79,14 +79,13 @@ import Testing
         // Numeric, parameters.
         if c.store.parameterCount > 0 {
             var numericParams = [Double]()
-            let w = c.store.parameters
             for i in 0..<c.store.parameterCount {
-                let keep = w[i]
-                w[i] = keep + GradientCheckTests.h
+                let keep = c.store.parameters[i]
+                c.store.mutableParameters()[i] = keep + GradientCheckTests.h
                 let plus = loss(c.layer, &input, batch: c.batch, weights: r, context: c.context)
-                w[i] = keep - GradientCheckTests.h
+                c.store.mutableParameters()[i] = keep - GradientCheckTests.h
                 let minus = loss(c.layer, &input, batch: c.batch, weights: r, context: c.context)
-                w[i] = keep
+                c.store.mutableParameters()[i] = keep
                 numericParams.append((plus - minus) / Double(2 * GradientCheckTests.h))
             }
             let paramError = relativeError(analyticParams, numericParams)
@@ -108,7 +107,8 @@ import Testing
         let layer = Conv2D(name: "c", inputShape: shape, outputChannels: 3, kernelSize: kernel, stride: stride, padding: padding, store: store)
         store.seal(seed: 3)
         // Non-zero biases, so their gradient path is exercised.
-        for i in 0..<store.parameterCount { store.parameters[i] += 0.01 * Float(i % 7) }
+        let w = store.mutableParameters()
+        for i in 0..<store.parameterCount { w[i] += 0.01 * Float(i % 7) }
         check(Case(layer: layer, store: store, batch: 2, context: PassContext(mode: .training)),
               input: randomValues(2 * shape.count, seed: 5), label: "conv k\(kernel) s\(stride) p\(padding)")
     }
@@ -159,7 +159,8 @@ import Testing
         let store = ParameterStore()
         let layer = BatchNorm(name: "bn", inputShape: shape, store: store)
         store.seal(seed: 1)
-        for i in 0..<store.parameterCount { store.parameters[i] += 0.1 * Float(i % 5) - 0.2 }
+        let w = store.mutableParameters()
+        for i in 0..<store.parameterCount { w[i] += 0.1 * Float(i % 5) - 0.2 }
         check(Case(layer: layer, store: store, batch: 4, context: PassContext(mode: .training)),
               input: randomValues(4 * shape.count, seed: 13), label: "batchnorm \(shape)")
     }

@@ -17,7 +17,8 @@ import Testing
         let oc = 4, batch = 3
         let layer = Conv2D(name: "c", inputShape: shape, outputChannels: oc, kernelSize: kernel, stride: stride, padding: padding, store: store)
         store.seal(seed: 2)
-        for i in 0..<store.parameterCount { store.parameters[i] = random(store.parameterCount, 8)[i] }
+        let values = random(store.parameterCount, 8), target = store.mutableParameters()
+        for i in 0..<store.parameterCount { target[i] = values[i] }
         var x = random(batch * shape.count, 9)
         let y = x.withUnsafeMutableBufferPointer { layer.forward($0.baseAddress!, batch: batch, context: PassContext(mode: .training)) }
         let out = layer.outputShape
@@ -39,7 +40,8 @@ import Testing
         let store = ParameterStore()
         let layer = Dense(name: "d", inputShape: .vector(13), outputs: 7, store: store)
         store.seal(seed: 3)
-        for i in 0..<(7 * 13 + 7) { store.parameters[i] = random(100, 4)[i] }
+        let values = random(100, 4), target = store.mutableParameters()
+        for i in 0..<(7 * 13 + 7) { target[i] = values[i] }
         var x = random(5 * 13, 5)
         let y = x.withUnsafeMutableBufferPointer { layer.forward($0.baseAddress!, batch: 5, context: PassContext(mode: .training)) }
         var worst: Float = 0
