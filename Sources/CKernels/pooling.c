@@ -71,6 +71,7 @@ AVX512 static inline __attribute__((always_inline)) void pool_planes(
                 if (rectified) {  // no gradient through a window whose maximum a ReLU set to 0
                     __mmask16 positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
                     bestAt = _mm512_mask_blend_epi32(positive, _mm512_xor_si512(bestAt, _mm512_set1_epi32(-1)), bestAt);
+                    if (rectified == 2) best = _mm512_maskz_mov_ps(positive, best);  // the ReLU itself
                 }
                 _mm512_mask_storeu_ps(target + oy * ow + ox0, out, best);
                 _mm512_mask_storeu_epi32(index + oy * ow + ox0, out, bestAt);

@@ -99,11 +99,15 @@ extension Kernels {
     /// 2x2, stride-2 max pooling of `planes` (h, w) planes into (h/2, w/2), with each maximum's index
     /// in its input plane. Ties go to the first element in row-major order. `rectified` (the input
     /// came out of a ReLU): a window whose maximum is not positive gets index ~argmax (negative), so
-    /// backward passes it nothing, which is the ReLU's own gradient mask.
+    /// backward passes it nothing, which is the ReLU's own gradient mask. `rectify` (implies
+    /// `rectified`): the ReLU has not run yet and is applied here, max(0, ·) of each window's maximum,
+    /// which is the maximum of the rectified window.
     static func maxPool2x2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>,
-                           planes: Int, height h: Int, width w: Int, rectified: Bool = false, backend: Backend = backend) {
+                           planes: Int, height h: Int, width w: Int, rectified: Bool = false, rectify: Bool = false,
+                           backend: Backend = backend) {
+        let rectified = rectified || rectify
         if backend == .avx512 {
-            ck_maxpool2x2(x, y, argmax, planes, h, w, rectified ? 1 : 0)
+            ck_maxpool2x2(x, y, argmax, planes, h, w, rectify ? 2 : rectified ? 1 : 0)
             return
         }
         let oh = h / 2, ow = w / 2
@@ -120,7 +124,7 @@ extension Kernels {
                     if b > best { best = b; at = Int32(2 * ox + 1) }
                     if c > best { best = c; at = Int32(w + 2 * ox) }
                     if d > best { best = d; at = Int32(w + 2 * ox + 1) }
-                    target[oy * ow + ox] = best
+                    target[oy * ow + ox] = rectify && !(best > 0) ? 0 : best
                     index[oy * ow + ox] = rectified && !(best > 0) ? ~(base + at) : base + at
                 }
             }

@@ -1,3 +1,4 @@
+import CKernels
 import CounterRNG
 
 /// max(0, x).
@@ -26,9 +27,14 @@ public final class ReLU: Layer {
     /// (its `fusesReLUAndPooling`): values and gradients pass through.
     public var fusedIntoPrevious = false
 
+    /// True when the 2x2 max pooling after applies this ReLU to each window's maximum (its
+    /// `rectifiesInput`) and its gradient mask (`gradientMaskedByNext` is set too): values and
+    /// gradients pass through.
+    public var appliedByNext = false
+
     /// In place: no layer here reads its own output in backward, so the input may be overwritten.
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
-        if fusedIntoPrevious { return x }
+        if fusedIntoPrevious || appliedByNext { return x }
         if inputIsRectified {
             lastOutput = x
             return x
@@ -97,6 +103,8 @@ public final class Dropout: Layer {
     private let output = FloatBuffer()
     private let mask = FloatBuffer()   // (N, features): 0 or 1/(1-p)
     private var maskActive = false
+    /// The AVX-512 mask kernel where the CPU has it (the same bits as the loop below); tests compare the two.
+    var backend: Kernels.Backend = Kernels.backend
 
     public init(name: String, inputShape: Shape, rate: Float, layerIndex: Int) {
         self.name = name
@@ -118,6 +126,10 @@ public final class Dropout: Layer {
         // 24-bit uniforms compared with the keep probability; two per 64-bit draw.
         let threshold = UInt32(Double(keep) * 16_777_216.0)
         var random = KeyedRandom(seed: context.seed, purpose: .dropout, context.step, UInt64(context.rank), UInt64(layerIndex))
+        if backend == .avx512 {
+            ck_dropout(random.key, x, y, m, count, threshold, scale)
+            return y
+        }
         var i = 0
         while i < count {
             let bits = random.next()

@@ -49,6 +49,11 @@ public final class Network {
             guard let relu = relu as? ReLU, let pool = pool as? MaxPool2D else { continue }
             relu.gradientMaskedByNext = true
             pool.inputIsRectified = true
+            // A ReLU with work left (not already run by a BatchNorm) goes into a 2x2 pooling's pass.
+            if !relu.inputIsRectified && pool.kernel == 2 && pool.stride == 2 {
+                relu.appliedByNext = true
+                pool.rectifiesInput = true
+            }
         }
         // conv → bn → relu → pool2 on AVX-512: the batch norm runs all three (see `fusesReLUAndPooling`).
         if Kernels.avx512Available {

@@ -29,6 +29,11 @@ public final class MaxPool2D: Layer {
     /// backward passes them nothing, which is the ReLU's own gradient mask.
     public var inputIsRectified = false
 
+    /// True when the ReLU before leaves its work to this layer (its `appliedByNext`; 2x2 windows,
+    /// stride 2): forward pools the unrectified input and outputs max(0, maximum), which is the
+    /// maximum of the rectified window, without a pass over the whole input. Implies `inputIsRectified`.
+    public var rectifiesInput = false
+
     /// True when the BatchNorm two layers before pools inside its own passes (its
     /// `fusesReLUAndPooling`): this layer then passes values and gradients through.
     public var fusedIntoPrevious = false
@@ -45,14 +50,15 @@ public final class MaxPool2D: Layer {
             argmaxCapacity = planes * oh * ow
             argmax = .allocate(capacity: argmaxCapacity)
         }
-        let rectified = inputIsRectified
+        let rectified = inputIsRectified, rectify = rectifiesInput
+        precondition(!rectify || (kernel == 2 && stride == 2), "\(name): only 2x2 pooling applies the ReLU before it")
         if kernel == 2 && stride == 2 {
             // One task per sample.
             let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
             Kernels.parallelFor(batch) { n in
                 let first = n * channels
                 Kernels.maxPool2x2(x + first * inPlane, y + first * outPlane, argmax: argmax + first * outPlane,
-                                   planes: channels, height: h, width: w, rectified: rectified)
+                                   planes: channels, height: h, width: w, rectified: rectified, rectify: rectify)
             }
             return y
         }

@@ -81,6 +81,39 @@ import Testing
         #expect(separate.loss == twoFusions.loss && separate.gradients.map(\.bitPattern) == twoFusions.gradients.map(\.bitPattern))
     }
 
+    /// A ReLU before a 2x2 pooling runs inside the pooling's pass (no BatchNorm before it): the same
+    /// loss, gradients and evaluation outputs, bit for bit, as the ReLU on its own.
+    @Test func reluInsidePoolingEqualsTheSeparateLayers() throws {
+        let network = Network(spec: try ModelSpec(parsing: "conv4k3-relu-pool2-conv6k3-relu-pool2-flatten-drop0.3-dense10"), seed: 4)
+        let relus = network.layers.compactMap { $0 as? ReLU }, pools = network.layers.compactMap { $0 as? MaxPool2D }
+        #expect(relus.count == 2 && relus.allSatisfy(\.appliedByNext) && pools.allSatisfy(\.rectifiesInput))
+        var random = KeyedRandom(seed: 10, purpose: .test)
+        let input = (0..<(6 * 784)).map { _ in random.nextUniform(-1, 1) }
+        let labels = (0..<6).map { UInt8($0 % 10) }
+        func pass() -> [UInt32] {
+            network.store.zeroGradients()
+            var x = input
+            let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
+                network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 6,
+                                            context: PassContext(mode: .training, seed: 1, step: 1))
+            } }
+            return [Float(loss.lossSum).bitPattern] + network.store.gradientBuffer.map(\.bitPattern)
+        }
+        func evaluate() -> [UInt32] {
+            var x = input
+            return x.withUnsafeMutableBufferPointer { xp in
+                UnsafeBufferPointer(start: network.forward(xp.baseAddress!, batch: 6, context: PassContext(mode: .evaluation)),
+                                    count: 6 * 10).map(\.bitPattern)
+            }
+        }
+        let fused = (pass(), evaluate())
+        for relu in relus { relu.appliedByNext = false }
+        for pool in pools { pool.rectifiesInput = false }
+        let separate = (pass(), evaluate())
+        #expect(fused.0 == separate.0)
+        #expect(fused.1 == separate.1)
+    }
+
     /// One image alone gives the bits it gives inside a batch: alone, its convolutions are split
     /// across the threads by output channels (the latency path); in a batch, each sample runs on one
     /// thread. And the weights packed for evaluation are packed again once the parameters change.

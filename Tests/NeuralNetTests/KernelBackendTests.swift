@@ -211,7 +211,47 @@ struct KernelBackendTests {
             Kernels.maxPool2x2(x, &yPortable, argmax: &iPortable, planes: planes, height: h, width: w, backend: .openBLAS)
             #expect(yFast == yPortable, "\(h) x \(w)")
             #expect(iFast == iPortable, "\(h) x \(w)")
+            // The ReLU applied inside the pooling equals pooling the rectified input, on both paths.
+            let rectifiedInput = x.map { max($0, 0) }
+            var yRectified = yFast, iRectified = iFast
+            Kernels.maxPool2x2(rectifiedInput, &yRectified, argmax: &iRectified, planes: planes, height: h, width: w,
+                               rectified: true, backend: .openBLAS)
+            for backend in [Kernels.Backend.avx512, .openBLAS] {
+                Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w, rectify: true, backend: backend)
+                #expect(yFast == yRectified, "\(h) x \(w) \(backend)")
+                // Masked windows (negative index) may name another zero of the window; they pass nothing.
+                #expect(zip(iFast, iRectified).allSatisfy { $0 == $1 || ($0 < 0 && $1 < 0) }, "\(h) x \(w) \(backend)")
+            }
         }
+    }
+
+    /// The vectorised dropout draws the same keyed random numbers: the same mask and output bits as
+    /// the Swift loop, for an odd count too, and a different mask on another step.
+    @Test func dropoutEqualsThePortablePath() {
+        let shape = Shape(channels: 173, height: 1, width: 1), batch = 3
+        let x = random(batch * shape.count, 12)
+        func run(_ backend: Kernels.Backend, step: UInt64) -> (y: [UInt32], dx: [UInt32]) {
+            let layer = Dropout(name: "d", inputShape: shape, rate: 0.3, layerIndex: 4)
+            layer.backend = backend
+            var input = x
+            let y = input.withUnsafeMutableBufferPointer { p in
+                Array(UnsafeBufferPointer(start: layer.forward(p.baseAddress!, batch: batch,
+                                                               context: PassContext(mode: .training, seed: 5, step: step)),
+                                          count: batch * shape.count))
+            }
+            var dY = [Float](repeating: 1, count: batch * shape.count)
+            let dx = dY.withUnsafeMutableBufferPointer { p in
+                Array(UnsafeBufferPointer(start: layer.backward(p.baseAddress!, batch: batch, needsInputGradient: true)!,
+                                          count: batch * shape.count))
+            }
+            return (y.map(\.bitPattern), dx.map(\.bitPattern))
+        }
+        let fast = run(.avx512, step: 7), portable = run(.openBLAS, step: 7)
+        #expect(fast.y == portable.y)
+        #expect(fast.dx == portable.dx)
+        let kept = fast.dx.filter { $0 != 0 }.count
+        #expect(kept > 300 && kept < 420, "kept \(kept) of 519 at rate 0.3")
+        #expect(run(.avx512, step: 8).dx != fast.dx)
     }
 
     @Test func batchNormPassesEqualThePortablePath() {

@@ -1,6 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 // Own x86-64 AVX-512 GEMM and a small worker pool. Swift cannot yet emit AVX-512 code for one
 // function chosen at run time, so the kernels live in C with per-function target attributes and
 // a run-time CPU check; everything else (and every other CPU) stays on OpenBLAS.
@@ -101,7 +102,8 @@ void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, lo
 /// of an odd size is dropped). Writes the maximum and, for backward, its index in the input plane;
 /// ties go to the first element in row-major order. With rectified != 0 (the input came out of a
 /// ReLU) a window whose maximum is not positive gets the index ~argmax (negative): the ReLU's
-/// gradient mask, applied by backward. Requires ck_has_avx512().
+/// gradient mask, applied by backward. rectified == 2: the ReLU has not run and is applied here
+/// (such a window outputs 0), as well as its mask. Requires ck_has_avx512().
 void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w, int rectified);
 /// BatchNorm -> ReLU -> 2 x 2 max pooling in one pass over the `channels` planes of one sample:
 /// each value becomes max(0, gamma[c] * ((x - mean[c]) * inv_std[c]) + beta[c]) exactly as
@@ -150,4 +152,9 @@ float ck_max_abs(const float *x, long count);
 /// The machine's fused multiply-add ceiling: GFLOP/s of independent AVX-512 FMAs (AVX2 FMAs on a
 /// CPU without AVX-512; 0 where neither exists) on ck_threads() threads, for about `seconds`.
 double ck_fma_peak_gflops(double seconds);
+
+/// Dropout with KeyedRandom(key)'s draws 1, 2, ...: element i keeps (mask[i] = scale, else 0) when
+/// the 24 low bits of half i % 2 of draw i / 2 + 1 are below threshold; y[i] = x[i] * mask[i].
+/// Requires ck_has_avx512().
+void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale);
 #endif
