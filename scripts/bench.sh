@@ -6,7 +6,8 @@
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
 # throughput also runs the same models in PyTorch (scripts/torch_bench.py) when the python named by
-# TORCH_PYTHON (default python3) can import torch, and prints digits/PyTorch ratios from that run.
+# TORCH_PYTHON (default python3) can import torch, and in TensorFlow/Keras (scripts/tf_bench.py) when
+# TF_PYTHON's can import tensorflow, and prints digits/framework ratios from that run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -57,9 +58,13 @@ bench_throughput() {
   echo "Measured in this run: fused multiply-add peak $(printf %.0f "$p1") GFLOP/s on 1 core, $(printf %.0f "$p2") on 2;"
   echo "our sgemm 2048³ $(printf %.0f "$g1") GFLOP/s on 1 thread, $(printf %.0f "$g2") on 2; kernel backend: $("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p')."
   echo
-  # PyTorch beside it when importable (TORCH_PYTHON names a python that has it; never a dependency).
-  local tpy="${TORCH_PYTHON:-python3}" torch_version="" ratios=()
+  # PyTorch and TensorFlow beside it when importable (TORCH_PYTHON / TF_PYTHON name a python that has
+  # them; never a dependency).
+  local tpy="${TORCH_PYTHON:-python3}" fpy="${TF_PYTHON:-python3}" torch_version="" tf_version="" ratios=()
   if "$tpy" -c 'import torch' 2>/dev/null; then torch_version=$("$tpy" -c 'import torch; print(torch.__version__)'); fi
+  if TF_CPP_MIN_LOG_LEVEL=3 "$fpy" -c 'import tensorflow' 2>/dev/null; then
+    tf_version=$(TF_CPP_MIN_LOG_LEVEL=3 "$fpy" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
+  fi
   echo "| model | ranks x threads | training images/s, median (min-max) | GFLOP/s | % of FMA peak | allreduce share | inference images/s (batch $batch) | single-image latency ms | peak RSS per rank MiB |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for model in reference convnet lenet5 default; do
@@ -96,49 +101,66 @@ bench_throughput() {
     local g2r; g2r=$(awk -v i="$im" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
     echo "| $model | 2 x 1 (mpirun) | $(printf '%s\n' "${ips[@]}" | stats 0) | $g2r | $(awk -v a="$g2r" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | $(printf '%s\n' "${share[@]}" | stats 1)% | - | - | $(awk -v r="$rss" 'BEGIN { printf "%.0f", r / 1048576 }') |"
     ours[ranks2]=$im
-    [ -n "$torch_version" ] || continue
-    # The same model in PyTorch: 1 x 1, 1 x 2 threads, and DDP (gloo) 2 x 1, the same batch and steps.
-    local -A theirs=()
-    for threads in 1 2; do
-      local ips=() inf=() lat=() line
-      for _ in $(seq "$runs"); do
-        line=$("$tpy" scripts/torch_bench.py "$model" --threads "$threads" --batch-size "$batch" --steps "$steps")
-        ips+=("$(field images_per_second <<<"$line")"); inf+=("$(field inference_images_per_second <<<"$line")")
-        lat+=("$(field latency_ms <<<"$line")")
+    # The same model in each framework present: 1 x 1 and 1 x 2 threads, the same batch and steps, and
+    # for PyTorch DDP (gloo) 2 x 1 too.
+    local framework
+    for framework in torch tf; do
+      local py script label
+      if [ "$framework" = torch ]; then
+        [ -n "$torch_version" ] || continue
+        py=$tpy script=scripts/torch_bench.py label="PyTorch $torch_version"
+      else
+        [ -n "$tf_version" ] || continue
+        py=$fpy script=scripts/tf_bench.py label="TensorFlow $tf_version"
+      fi
+      local -A theirs=()
+      for threads in 1 2; do
+        local ips=() inf=() lat=() line
+        for _ in $(seq "$runs"); do
+          line=$(TF_CPP_MIN_LOG_LEVEL=3 "$py" "$script" "$model" --threads "$threads" --batch-size "$batch" --steps "$steps" 2>/dev/null)
+          ips+=("$(field images_per_second <<<"$line")"); inf+=("$(field inference_images_per_second <<<"$line")")
+          lat+=("$(field latency_ms <<<"$line")")
+        done
+        local tm; tm=$(printf '%s\n' "${ips[@]}" | median)
+        theirs[train$threads]=$tm
+        theirs[inference$threads]=$(printf '%s\n' "${inf[@]}" | median)
+        theirs[latency$threads]=$(printf '%s\n' "${lat[@]}" | median)
+        local tg; tg=$(awk -v i="$tm" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
+        peak=$([ "$threads" = 1 ] && echo "$p1" || echo "$p2")
+        echo "| $model, $label | 1 x $threads | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$peak" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | $(printf '%s\n' "${inf[@]}" | stats 0) | $(printf '%s\n' "${lat[@]}" | stats 3) | - |"
       done
-      local tm; tm=$(printf '%s\n' "${ips[@]}" | median)
-      theirs[train$threads]=$tm
-      theirs[inference$threads]=$(printf '%s\n' "${inf[@]}" | median)
-      theirs[latency$threads]=$(printf '%s\n' "${lat[@]}" | median)
-      local tg; tg=$(awk -v i="$tm" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
-      peak=$([ "$threads" = 1 ] && echo "$p1" || echo "$p2")
-      echo "| $model, PyTorch $torch_version | 1 x $threads | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$peak" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | $(printf '%s\n' "${inf[@]}" | stats 0) | $(printf '%s\n' "${lat[@]}" | stats 3) | - |"
+      theirs[ranks2]=0
+      if [ "$framework" = torch ]; then
+        local ips=()
+        for _ in $(seq "$runs"); do
+          ips+=("$(field images_per_second <<<"$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")")")
+        done
+        theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
+        local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
+        echo "| $model, $label | 2 x 1 (DDP, gloo) | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | - | - | - |"
+      fi
+      # Best use of 2 cores on each side: 1 x 2 or 2 ranks; latency: the better of 1 and 2 threads on each side.
+      ratios+=("$(awk -v m="$model" -v f="$label" -v a1="${ours[train1]}" -v b1="${theirs[train1]}" -v a2="${ours[train2]}" \
+        -v b2="${theirs[train2]}" -v ar="${ours[ranks2]}" -v br="${theirs[ranks2]}" -v ai="${ours[inference2]}" \
+        -v bi="${theirs[inference2]}" -v al1="${ours[latency1]}" -v al2="${ours[latency2]}" -v bl1="${theirs[latency1]}" \
+        -v bl2="${theirs[latency2]}" 'BEGIN {
+          best_a = a2 > ar ? a2 : ar; best_b = b2 > br ? b2 : br
+          al = al1 < al2 ? al1 : al2; bl = bl1 < bl2 ? bl1 : bl2
+          printf "| %s | %s | %.2fx | %.2fx | %.2fx | %.2fx | %.3f / %.3f ms = %.2fx |", m, f, a1 / b1, a2 / b2, best_a / best_b, ai / bi, bl, al, bl / al }')")
     done
-    local ips=()
-    for _ in $(seq "$runs"); do
-      ips+=("$(field images_per_second <<<"$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")")")
-    done
-    theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
-    local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
-    echo "| $model, PyTorch $torch_version | 2 x 1 (DDP, gloo) | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | - | - | - |"
-    ratios+=("$(awk -v m="$model" -v a1="${ours[train1]}" -v b1="${theirs[train1]}" -v a2="${ours[train2]}" -v b2="${theirs[train2]}" \
-      -v ar="${ours[ranks2]}" -v br="${theirs[ranks2]}" -v ai="${ours[inference2]}" -v bi="${theirs[inference2]}" \
-      -v al="${ours[latency1]}" -v bl="${theirs[latency1]}" 'BEGIN {
-        best_a = a2 > ar ? a2 : ar; best_b = b2 > br ? b2 : br
-        printf "| %s | %.2fx | %.2fx | %.2fx | %.2fx | %.2fx |", m, a1 / b1, a2 / b2, best_a / best_b, ai / bi, bl / al }')")
   done
   echo
-  echo "(GFLOP/s counts training as 3 x the forward multiply-adds x 2, for PyTorch's rows too.)"
+  echo "(GFLOP/s counts training as 3 x the forward multiply-adds x 2, for the other frameworks' rows too.)"
   echo
-  if [ -n "$torch_version" ]; then
-    echo "digits / PyTorch $torch_version, same run (above 1 means digits is faster):"
+  if [ ${#ratios[@]} -gt 0 ]; then
+    echo "digits / other framework, same run (above 1 means digits is faster):"
     echo
-    echo "| model | training 1 x 1 | training 1 x 2 | training, best use of 2 cores (1 x 2 or 2 x 1 each) | inference, batch $batch, 2 threads | single-image latency, 1 thread |"
-    echo "| --- | --- | --- | --- | --- | --- |"
+    echo "| model | against | training 1 x 1 | training 1 x 2 | training, best use of 2 cores (1 x 2 or 2 ranks, each side) | inference, batch $batch, 2 threads | single-image latency, best of 1 and 2 threads (theirs / ours) |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
     printf '%s\n' "${ratios[@]}"
-  else
-    echo "(PyTorch is not importable here, so no PyTorch rows; set TORCH_PYTHON to a python that has torch.)"
   fi
+  [ -n "$torch_version" ] || echo "(PyTorch is not importable here, so no PyTorch rows; set TORCH_PYTHON to a python that has torch.)"
+  [ -n "$tf_version" ] || echo "(TensorFlow is not importable here, so no TensorFlow rows; set TF_PYTHON to a python that has tensorflow.)"
   echo
 }
 

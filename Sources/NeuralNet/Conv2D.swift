@@ -16,7 +16,8 @@ public final class Conv2D: Layer {
 
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
     private let packedWeights = PackedWeights()      // W as packed GEMM panels, while the weights are unchanged
-    private let packedTransposed = FloatBuffer()     // W^T as packed GEMM panels, once per backward pass
+    private let packedTransposed = FloatBuffer()     // W^T, or the flipped W', as packed GEMM panels, once per backward pass
+    private let flippedWeights = FloatBuffer()       // W' (C, OC*K*K): the input gradient's convolution weights
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
@@ -140,10 +141,12 @@ public final class Conv2D: Layer {
     }
 
     /// Backward on AVX-512 with packed operands. Only the small operands are packed: the output
-    /// gradient of each sample (twice, as dY^T for the weight gradient and dY for the input gradient)
-    /// and W^T once per batch. The columns, the big operand, are read in place: the weight gradient
-    /// is computed transposed, dW^T (CKK, OC) = col (CKK, P) · dY^T (P, OC), and turned round once
-    /// per batch.
+    /// gradient of each sample (as dY^T for the weight gradient) and the weights once per batch. The
+    /// columns, the big operand, are read in place: the weight gradient is computed transposed,
+    /// dW^T (CKK, OC) = col (CKK, P) · dY^T (P, OC), and turned round once per batch.
+    /// The input gradient of a stride-1 convolution is itself a convolution, of dY padded by K-1-p
+    /// with the kernels flipped and input/output channels swapped (W'): it runs as a forward pass
+    /// over dY's implicit columns, straight into dx, with no column matrix and no col2im.
     private func packedBackward(_ dOut: UnsafeMutablePointer<Float>, x: UnsafeMutablePointer<Float>, batch: Int,
                                 needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         let progress = backwardProgress
@@ -154,7 +157,15 @@ public final class Conv2D: Layer {
         // ones), then the implicit columns' scratch.
         let columnFloats = patch * rowStride + implicitFloats
         let transposedFloats = Kernels.Packed.bFloats(k: pixels, n: oc)
-        let gradientFloats = needsInputGradient ? Kernels.Packed.bFloats(k: oc, n: pixels) : 0
+        let k = geometry.kernel, c = inputShape.channels
+        let gradientGeometry = Kernels.ConvGeometry(channels: oc, height: outputShape.height, width: outputShape.width,
+                                                    kernel: k, stride: 1, padding: k - 1 - geometry.padding)
+        // Only where it costs no more multiply-adds than the columns: a convolution that keeps the size
+        // (a valid one's input gradient would multiply its dY's zero border too).
+        let implicitGradientFloats = needsInputGradient && geometry.stride == 1 && geometry.padding < k
+            && inputShape.height * inputShape.width <= pixels ? Kernels.Packed.columnsFloats(gradientGeometry) : 0
+        let gradientFloats = !needsInputGradient ? 0
+            : implicitGradientFloats > 0 ? implicitGradientFloats : Kernels.Packed.bFloats(k: oc, n: pixels)
         let blockFloats = columnFloats + transposedFloats + gradientFloats
         let slots = Kernels.threads   // one block per thread, as in forward
         let blocks = columns.reserve(slots * blockFloats)
@@ -162,7 +173,20 @@ public final class Conv2D: Layer {
         let part = partials.reserve(groups * partialCount)
         let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
         var packedWT: UnsafeMutablePointer<Float>? = nil
-        if needsInputGradient {
+        if implicitGradientFloats > 0 {
+            // W' (C, OC*K*K): W'[c][(o*K + ky)*K + kx] = W[o][c][K-1-ky][K-1-kx], packed once.
+            let w = store.parameters + weight.offset, kk = k * k, rowLength = oc * kk
+            let flipped = flippedWeights.reserve(c * rowLength)
+            for ci in 0..<c {
+                for o in 0..<oc {
+                    let source = w + (o * c + ci) * kk, target = flipped + ci * rowLength + o * kk
+                    for t in 0..<kk { target[t] = source[kk - 1 - t] }
+                }
+            }
+            let packed = packedTransposed.reserve(Kernels.Packed.aFloats(m: c, k: rowLength))
+            Kernels.Packed.packA(transpose: false, flipped, lda: rowLength, m: c, k: rowLength, into: packed)
+            packedWT = packed
+        } else if needsInputGradient {
             // W^T (CKK, OC), packed once for every sample's input gradient.
             let packed = packedTransposed.reserve(Kernels.Packed.aFloats(m: patch, k: oc))
             Kernels.Packed.packA(transpose: true, store.parameters + weight.offset, lda: patch, m: patch, k: oc, into: packed)
@@ -192,6 +216,13 @@ public final class Conv2D: Layer {
                 }
                 first = false
                 guard let dx, let packedWT else { continue }
+                if implicitGradientFloats > 0 {
+                    // dx_n (C, H*W) = W' (C, OC*K*K) · columns of dY_n padded by K-1-p.
+                    let cols = Kernels.Packed.prepareColumns(gradientGeometry, input: dY, scratch: packedDY)
+                    Kernels.Packed.convolve(m: c, n: inputCount / c, k: oc * k * k, a: packedWT, columns: cols, beta: 0,
+                                            c: dx + n * inputCount, ldc: inputCount / c)
+                    continue
+                }
                 // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), over the columns.
                 Kernels.Packed.packB(transpose: false, dY, ldb: pixels, k: oc, n: pixels, into: packedDY)
                 Kernels.Packed.gemm(m: patch, n: pixels, k: oc, a: .packed(packedWT), b: .packed(packedDY),
