@@ -118,6 +118,7 @@ bench_throughput() {
         local ips=() inf=() lat=() line
         for _ in $(seq "$runs"); do
           line=$(TF_CPP_MIN_LOG_LEVEL=3 "$py" "$script" "$model" --threads "$threads" --batch-size "$batch" --steps "$steps" 2>/dev/null)
+          [ -n "$(field images_per_second <<<"$line")" ] || { echo "bench: $script $model --threads $threads gave no result" >&2; continue; }
           ips+=("$(field images_per_second <<<"$line")"); inf+=("$(field inference_images_per_second <<<"$line")")
           lat+=("$(field latency_ms <<<"$line")")
         done
@@ -133,7 +134,9 @@ bench_throughput() {
       if [ "$framework" = torch ]; then
         local ips=()
         for _ in $(seq "$runs"); do
-          ips+=("$(field images_per_second <<<"$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")")")
+          line=$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")
+          [ -n "$(field images_per_second <<<"$line")" ] || { echo "bench: torch_bench.py $model --ddp 2 gave no result" >&2; continue; }
+          ips+=("$(field images_per_second <<<"$line")")
         done
         theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
         local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
@@ -263,7 +266,7 @@ bench_mpi_accuracy() {
     local per_epoch theirs
     per_epoch=$(field test_accuracy <<<"$line" | awk '{ printf "%s%.2f%%", NR > 1 ? ", " : "", 100 * $1 }')
     theirs=$(sed -nE 's/.*"seconds_to_target":([0-9.]+).*/\1/p' <<<"$line"); theirs=${theirs:--}
-    echo "| $model | ${ours[mpi-$model-2]} | $per_epoch | $(printf %s "$theirs" | awk '{ printf ($1 == "-") ? "-" : "%.1f", $1 }') | $(awk -v a="${ours[mpi-$model-2]}" -v b="$theirs" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f", a / b }') |"
+    echo "| $model | ${ours[mpi-$model-2]} | $per_epoch | $(awk -v b="$theirs" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b }') | $(awk -v a="${ours[mpi-$model-2]}" -v b="$theirs" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f", a / b }') |"
   done
   echo
 }
@@ -323,7 +326,11 @@ bench_wire() {
     done
   done
   echo
-  echo "(4 ranks share this machine's 2 cores, so compute per step is about twice a lone core's; the wait is what the network and the reduction add on top. Waiting ranks yield their core: mpi_yield_when_idle.)"
+  if [ "$hosts" -gt 2 ]; then
+    echo "($hosts ranks share this machine's 2 cores, so compute per step is about $((hosts / 2)) times a lone core's; the wait is what the network and the reduction add on top. Waiting ranks yield their core: mpi_yield_when_idle.)"
+  else
+    echo "(Each rank has a core of its own: the wait is what the network and the reduction add.)"
+  fi
 }
 
 # Simulated hosts (network namespaces, links shaped to 1 Gbit/s): allreduce cost per step and
