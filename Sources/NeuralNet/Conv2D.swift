@@ -16,7 +16,7 @@ public final class Conv2D: Layer {
 
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
     private let packedWeights = PackedWeights()      // W as packed GEMM panels, while the weights are unchanged
-    private let packedTransposed = FloatBuffer()     // W^T, or the flipped W', as packed GEMM panels, once per backward pass
+    private let packedTransposed = FloatBuffer()     // the input gradient's weights (W' or W^T) as packed panels, once per backward pass
     private let flippedWeights = FloatBuffer()       // W' (C, OC*K*K): the input gradient's convolution weights
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
@@ -172,7 +172,7 @@ public final class Conv2D: Layer {
         let partialCount = (patch * oc + oc + 15) / 16 * 16
         let part = partials.reserve(groups * partialCount)
         let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
-        var packedWT: UnsafeMutablePointer<Float>? = nil
+        var packedGradientWeights: UnsafeMutablePointer<Float>? = nil
         if implicitGradientFloats > 0 {
             // W' (C, OC*K*K): W'[c][(o*K + ky)*K + kx] = W[o][c][K-1-ky][K-1-kx], packed once.
             let w = store.parameters + weight.offset, kk = k * k, rowLength = oc * kk
@@ -185,16 +185,17 @@ public final class Conv2D: Layer {
             }
             let packed = packedTransposed.reserve(Kernels.Packed.aFloats(m: c, k: rowLength))
             Kernels.Packed.packA(transpose: false, flipped, lda: rowLength, m: c, k: rowLength, into: packed)
-            packedWT = packed
+            packedGradientWeights = packed
         } else if needsInputGradient {
             // W^T (CKK, OC), packed once for every sample's input gradient.
             let packed = packedTransposed.reserve(Kernels.Packed.aFloats(m: patch, k: oc))
             Kernels.Packed.packA(transpose: true, store.parameters + weight.offset, lda: patch, m: patch, k: oc, into: packed)
-            packedWT = packed
+            packedGradientWeights = packed
         }
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
         Kernels.parallelFor(groups) { g in
             let block = blocks + Kernels.workerSlot * blockFloats
+            // packedDY: dY packed for the column path, or dY's padded copy and tables for the implicit one.
             let packedDYT = block + columnFloats, packedDY = packedDYT + transposedFloats
             let dWT = part + g * partialCount, db = dWT + patch * oc
             db.update(repeating: 0, count: oc)
@@ -215,17 +216,17 @@ public final class Conv2D: Layer {
                                         beta: first ? 0 : 1, c: dWT, ldc: oc)
                 }
                 first = false
-                guard let dx, let packedWT else { continue }
+                guard let dx, let packedGradientWeights else { continue }
                 if implicitGradientFloats > 0 {
                     // dx_n (C, H*W) = W' (C, OC*K*K) · columns of dY_n padded by K-1-p.
                     let cols = Kernels.Packed.prepareColumns(gradientGeometry, input: dY, scratch: packedDY)
-                    Kernels.Packed.convolve(m: c, n: inputCount / c, k: oc * k * k, a: packedWT, columns: cols, beta: 0,
+                    Kernels.Packed.convolve(m: c, n: inputCount / c, k: oc * k * k, a: packedGradientWeights, columns: cols, beta: 0,
                                             c: dx + n * inputCount, ldc: inputCount / c)
                     continue
                 }
                 // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), over the columns.
                 Kernels.Packed.packB(transpose: false, dY, ldb: pixels, k: oc, n: pixels, into: packedDY)
-                Kernels.Packed.gemm(m: patch, n: pixels, k: oc, a: .packed(packedWT), b: .packed(packedDY),
+                Kernels.Packed.gemm(m: patch, n: pixels, k: oc, a: .packed(packedGradientWeights), b: .packed(packedDY),
                                     beta: 0, c: block, ldc: rowStride)
                 let dxn = dx + n * inputCount
                 dxn.update(repeating: 0, count: inputCount)
