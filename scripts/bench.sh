@@ -264,7 +264,7 @@ bench_mpi_accuracy() {
   for model in default reference; do
     line=$(OMP_NUM_THREADS=1 "$tpy" scripts/torch_accuracy.py "$model" --data-dir data/mnist --epochs 2 --ranks 2 2>/dev/null)
     local per_epoch theirs
-    per_epoch=$(field test_accuracy <<<"$line" | awk '{ printf "%s%.2f%%", NR > 1 ? ", " : "", 100 * $1 }')
+    per_epoch=$(field test_accuracy <<<"$line" | awk '{ sep = (NR > 1) ? ", " : ""; printf "%s%.2f%%", sep, 100 * $1 }')
     theirs=$(sed -nE 's/.*"seconds_to_target":([0-9.]+).*/\1/p' <<<"$line"); theirs=${theirs:--}
     echo "| $model | ${ours[mpi-$model-2]} | $per_epoch | $(awk -v b="$theirs" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b }') | $(awk -v a="${ours[mpi-$model-2]}" -v b="$theirs" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f", a / b }') |"
   done
