@@ -11,10 +11,8 @@ layout), trained with Adam on batches of random 28x28 images in float32, one com
 Reports training images/s, inference images/s at batch 64 over 10,000 images, and the median
 single-image latency.
 """
-import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -22,42 +20,32 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
-PRESETS = {
-    "seed-mlp": "flatten-dense128-relu-dense128-relu-dense10",
-    "lenet5": "conv6k5p2-relu-pool2-conv16k5-relu-pool2-flatten-dense120-relu-dense84-relu-dense10",
-    "convnet": "conv32k3-relu-pool2-conv64k3-relu-pool2-flatten-drop0.5-dense10",
-    "reference": "conv32k5p2-bn-relu-pool2-conv64k5p2-bn-relu-pool2-flatten-dense256-relu-drop0.4-dense10",
-    "default": "conv32k5p2-bn-relu-pool2-conv64k3p1-bn-relu-conv64k3p1-bn-relu-pool2-flatten-drop0.3-dense10",
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_spec  # noqa: E402
+
 
 
 def build(spec):
-    """A Keras Sequential for a digits model spec (the subset the presets use)."""
-    spec = PRESETS.get(spec, spec)
+    """A Keras Sequential for a digits model spec (model_spec.layers)."""
     layers = [tf.keras.Input(shape=(28, 28, 1))]
-    for token in spec.split("-"):
-        if m := re.fullmatch(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", token):
-            out, k, s, p = int(m[1]), int(m[2]), int(m[3] or 1), int(m[4] or 0)
-            if p:
-                if 2 * p != k - 1:
-                    raise SystemExit(f"tf_bench: padding {p} with kernel {k} has no Keras equivalent in '{spec}'")
-                layers.append(tf.keras.layers.Conv2D(out, k, strides=s, padding="same"))
-            else:
-                layers.append(tf.keras.layers.Conv2D(out, k, strides=s))
-        elif token == "bn":
+    for kind, values in model_spec.layers(spec, "tf_bench"):
+        if kind == "conv":
+            out, k, s, p = values
+            if p and 2 * p != k - 1:
+                raise SystemExit(f"tf_bench: padding {p} with kernel {k} has no Keras equivalent in '{spec}'")
+            layers.append(tf.keras.layers.Conv2D(out, k, strides=s, padding="same" if p else "valid"))
+        elif kind == "bn":
             layers.append(tf.keras.layers.BatchNormalization())
-        elif token == "relu":
+        elif kind == "relu":
             layers.append(tf.keras.layers.ReLU())
-        elif m := re.fullmatch(r"pool(\d+)(?:s(\d+))?", token):
-            layers.append(tf.keras.layers.MaxPooling2D(int(m[1]), int(m[2] or m[1])))
-        elif token == "flatten":
+        elif kind == "pool":
+            layers.append(tf.keras.layers.MaxPooling2D(*values))
+        elif kind == "flatten":
             layers.append(tf.keras.layers.Flatten())
-        elif m := re.fullmatch(r"dense(\d+)", token):
-            layers.append(tf.keras.layers.Dense(int(m[1])))
-        elif m := re.fullmatch(r"drop([0-9.]+)", token):
-            layers.append(tf.keras.layers.Dropout(float(m[1])))
+        elif kind == "dense":
+            layers.append(tf.keras.layers.Dense(values[0]))
         else:
-            raise SystemExit(f"tf_bench: unknown layer '{token}' in '{spec}'")
+            layers.append(tf.keras.layers.Dropout(values[0]))
     return tf.keras.Sequential(layers)
 
 
@@ -107,13 +95,7 @@ def inference(model, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--warmup-steps", type=int, default=20)
-    parser.add_argument("--latency-runs", type=int, default=300)
+    parser = model_spec.bench_parser(__doc__)
     args = parser.parse_args()
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)

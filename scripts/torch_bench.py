@@ -11,10 +11,8 @@ float32 on the CPU.
 Reports training images/s (all ranks together under --ddp), and without --ddp also inference
 images/s at batch 64 over 10,000 images and the median single-image latency.
 """
-import argparse
 import json
 import os
-import re
 import socket
 import statistics
 import sys
@@ -24,42 +22,35 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-PRESETS = {
-    "seed-mlp": "flatten-dense128-relu-dense128-relu-dense10",
-    "lenet5": "conv6k5p2-relu-pool2-conv16k5-relu-pool2-flatten-dense120-relu-dense84-relu-dense10",
-    "convnet": "conv32k3-relu-pool2-conv64k3-relu-pool2-flatten-drop0.5-dense10",
-    "reference": "conv32k5p2-bn-relu-pool2-conv64k5p2-bn-relu-pool2-flatten-dense256-relu-drop0.4-dense10",
-    "default": "conv32k5p2-bn-relu-pool2-conv64k3p1-bn-relu-conv64k3p1-bn-relu-pool2-flatten-drop0.3-dense10",
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_spec  # noqa: E402
+
 
 
 def build(spec):
-    """nn.Sequential for a digits model spec (the subset the presets use)."""
-    spec = PRESETS.get(spec, spec)
+    """nn.Sequential for a digits model spec (model_spec.layers)."""
     layers, channels, height, width, features = [], 1, 28, 28, None
-    for token in spec.split("-"):
-        if m := re.fullmatch(r"conv(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", token):
-            out, k, s, p = int(m[1]), int(m[2]), int(m[3] or 1), int(m[4] or 0)
+    for kind, values in model_spec.layers(spec, "torch_bench"):
+        if kind == "conv":
+            out, k, s, p = values
             layers.append(nn.Conv2d(channels, out, k, stride=s, padding=p))
             channels, height, width = out, (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
-        elif token == "bn":
+        elif kind == "bn":
             layers.append(nn.BatchNorm2d(channels) if features is None else nn.BatchNorm1d(features))
-        elif token == "relu":
+        elif kind == "relu":
             layers.append(nn.ReLU(inplace=True))
-        elif m := re.fullmatch(r"pool(\d+)(?:s(\d+))?", token):
-            k, s = int(m[1]), int(m[2] or m[1])
+        elif kind == "pool":
+            k, s = values
             layers.append(nn.MaxPool2d(k, s))
             height, width = (height - k) // s + 1, (width - k) // s + 1
-        elif token == "flatten":
+        elif kind == "flatten":
             layers.append(nn.Flatten())
             features = channels * height * width
-        elif m := re.fullmatch(r"dense(\d+)", token):
-            layers.append(nn.Linear(features, int(m[1])))
-            features = int(m[1])
-        elif m := re.fullmatch(r"drop([0-9.]+)", token):
-            layers.append(nn.Dropout(float(m[1])))
+        elif kind == "dense":
+            layers.append(nn.Linear(features, values[0]))
+            features = values[0]
         else:
-            raise SystemExit(f"torch_bench: unknown layer '{token}' in '{spec}'")
+            layers.append(nn.Dropout(values[0]))
     return nn.Sequential(*layers)
 
 
@@ -123,13 +114,7 @@ def ddp_worker(rank, world, spec, batch, steps, warmup, port, queue):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--warmup-steps", type=int, default=20)
-    parser.add_argument("--latency-runs", type=int, default=300)
+    parser = model_spec.bench_parser(__doc__)
     parser.add_argument("--ddp", type=int, default=0, help="ranks for DistributedDataParallel (gloo), 1 thread each")
     args = parser.parse_args()
     result = {"torch": torch.__version__, "model": args.model, "batch": args.batch_size}
