@@ -117,11 +117,12 @@ bench_throughput() {
       for threads in 1 2; do
         local ips=() inf=() lat=() line
         for _ in $(seq "$runs"); do
-          line=$(TF_CPP_MIN_LOG_LEVEL=3 "$py" "$script" "$model" --threads "$threads" --batch-size "$batch" --steps "$steps" 2>/dev/null)
+          line=$(TF_CPP_MIN_LOG_LEVEL=3 "$py" "$script" "$model" --threads "$threads" --batch-size "$batch" --steps "$steps" 2>/dev/null) || line=""
           [ -n "$(field images_per_second <<<"$line")" ] || { echo "bench: $script $model --threads $threads gave no result" >&2; continue; }
           ips+=("$(field images_per_second <<<"$line")"); inf+=("$(field inference_images_per_second <<<"$line")")
           lat+=("$(field latency_ms <<<"$line")")
         done
+        [ ${#ips[@]} -gt 0 ] || { echo "bench: no $label run of $model gave a result; its rows are left out" >&2; continue 2; }
         local tm; tm=$(printf '%s\n' "${ips[@]}" | median)
         theirs[train$threads]=$tm
         theirs[inference$threads]=$(printf '%s\n' "${inf[@]}" | median)
@@ -134,13 +135,15 @@ bench_throughput() {
       if [ "$framework" = torch ]; then
         local ips=()
         for _ in $(seq "$runs"); do
-          line=$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps")
+          line=$("$tpy" scripts/torch_bench.py "$model" --ddp 2 --batch-size "$batch" --steps "$steps") || line=""
           [ -n "$(field images_per_second <<<"$line")" ] || { echo "bench: torch_bench.py $model --ddp 2 gave no result" >&2; continue; }
           ips+=("$(field images_per_second <<<"$line")")
         done
-        theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
-        local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
-        echo "| $model, $label | 2 x 1 (DDP, gloo) | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | - | - | - |"
+        if [ ${#ips[@]} -gt 0 ]; then
+          theirs[ranks2]=$(printf '%s\n' "${ips[@]}" | median)
+          local tg; tg=$(awk -v i="${theirs[ranks2]}" -v f="$per_image" 'BEGIN { printf "%.0f", i * f / 1e9 }')
+          echo "| $model, $label | 2 x 1 (DDP, gloo) | $(printf '%s\n' "${ips[@]}" | stats 0) | $tg | $(awk -v a="$tg" -v b="$p2" 'BEGIN { printf "%.0f%%", 100 * a / b }') | - | - | - | - |"
+        fi
       fi
       # Best use of 2 cores on each side: 1 x 2 or 2 ranks; latency: the better of 1 and 2 threads on each side.
       ratios+=("$(awk -v m="$model" -v f="$label" -v a1="${ours[train1]}" -v b1="${theirs[train1]}" -v a2="${ours[train2]}" \
