@@ -18,6 +18,8 @@ public final class Conv2D: Layer {
     private let packedWeights = PackedWeights()      // W as packed GEMM panels, while the weights are unchanged
     private let packedTransposed = FloatBuffer()     // the input gradient's weights (W' or W^T) as packed panels, once per backward pass
     private let flippedWeights = FloatBuffer()       // W' (C, OC*K*K): the input gradient's convolution weights
+    private let winogradWeights = PackedWeights()    // W transformed for Winograd, while the weights are unchanged
+    private let winogradScratch = FloatBuffer()      // one thread's Winograd transforms and products, per thread
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here
@@ -65,6 +67,21 @@ public final class Conv2D: Layer {
         let out = output.reserve(batch * outputShape.count)
         let w = store.parameters + weight.offset, b = store.parameters + bias.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
+        if packedPath && Kernels.Packed.winogradApplies(geometry) {
+            // Winograd F(2x2, 3x3): each group's samples in one call (parallel inside it for one image).
+            let u = winogradWeights.current(store, floats: Kernels.Packed.winogradWeightsFloats(m: oc, k: inputShape.channels)) {
+                Kernels.Packed.winogradWeights(w, outputChannels: oc, inputChannels: inputShape.channels, adjoint: false, into: $0)
+            }
+            let scratchFloats = (Kernels.Packed.winogradScratchFloats(g0, m: oc) + 15) / 16 * 16
+            let scratch = winogradScratch.reserve(slots * scratchFloats)
+            Kernels.parallelFor(groups) { g in
+                let range = Conv2D.samples(of: g, groups: groups, batch: batch)
+                Kernels.Packed.winogradConvolve(g0, m: oc, weights: u, input: x + range.lowerBound * inputCount, samples: range.count,
+                                                bias: b, output: out + range.lowerBound * outputCount,
+                                                scratch: scratch + Kernels.workerSlot * scratchFloats)
+            }
+            return out
+        }
         // AVX-512: W is packed once for the whole batch, and each sample's columns are read in place.
         var a = Kernels.Packed.Operand.rows(w, ld: patch)
         if packedPath {
@@ -160,11 +177,14 @@ public final class Conv2D: Layer {
         let k = geometry.kernel, c = inputShape.channels
         let gradientGeometry = Kernels.ConvGeometry(channels: oc, height: outputShape.height, width: outputShape.width,
                                                     kernel: k, stride: 1, padding: k - 1 - geometry.padding)
-        // Only where it costs no more multiply-adds than the columns: a convolution that keeps the size
-        // (a valid one's input gradient would multiply its dY's zero border too).
-        let implicitGradientFloats = needsInputGradient && geometry.stride == 1 && geometry.padding < k
+        // Winograd where it applies (a 3x3 stride-1 layer): the group's input gradients in one call.
+        let winogradGradient = needsInputGradient && geometry.stride == 1 && geometry.padding < k
+            && Kernels.Packed.winogradApplies(gradientGeometry)
+        // Else the implicit columns, only where they cost no more multiply-adds than the columns: a
+        // convolution that keeps the size (a valid one's input gradient would multiply its dY's zero border too).
+        let implicitGradientFloats = needsInputGradient && !winogradGradient && geometry.stride == 1 && geometry.padding < k
             && inputShape.height * inputShape.width <= pixels ? Kernels.Packed.columnsFloats(gradientGeometry) : 0
-        let gradientFloats = !needsInputGradient ? 0
+        let gradientFloats = !needsInputGradient || winogradGradient ? 0
             : implicitGradientFloats > 0 ? implicitGradientFloats : Kernels.Packed.bFloats(k: oc, n: pixels)
         let blockFloats = columnFloats + transposedFloats + gradientFloats
         let slots = Kernels.threads   // one block per thread, as in forward
@@ -173,7 +193,16 @@ public final class Conv2D: Layer {
         let part = partials.reserve(groups * partialCount)
         let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
         var packedGradientWeights: UnsafeMutablePointer<Float>? = nil
-        if implicitGradientFloats > 0 {
+        var winogradScratchFloats = 0, winogradBlocks: UnsafeMutablePointer<Float>? = nil
+        if winogradGradient {
+            // W transformed as the input gradient's convolution (rows: input channels, kernels flipped).
+            let u = packedTransposed.reserve(Kernels.Packed.winogradWeightsFloats(m: c, k: oc))
+            Kernels.Packed.winogradWeights(store.parameters + weight.offset, outputChannels: oc, inputChannels: c, adjoint: true,
+                                           into: u)
+            packedGradientWeights = u
+            winogradScratchFloats = (Kernels.Packed.winogradScratchFloats(gradientGeometry, m: c) + 15) / 16 * 16
+            winogradBlocks = winogradScratch.reserve(slots * winogradScratchFloats)
+        } else if implicitGradientFloats > 0 {
             // W' (C, OC*K*K): W'[c][(o*K + ky)*K + kx] = W[o][c][K-1-ky][K-1-kx], packed once.
             let w = store.parameters + weight.offset, kk = k * k, rowLength = oc * kk
             let flipped = flippedWeights.reserve(c * rowLength)
@@ -200,7 +229,8 @@ public final class Conv2D: Layer {
             let dWT = part + g * partialCount, db = dWT + patch * oc
             db.update(repeating: 0, count: oc)
             var first = true
-            for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
+            let range = Conv2D.samples(of: g, groups: groups, batch: batch)
+            for n in range {
                 if let progress, Kernels.workerSlot == 0 { progress() }
                 let dY = dOut + n * outputCount
                 for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
@@ -216,7 +246,7 @@ public final class Conv2D: Layer {
                                         beta: first ? 0 : 1, c: dWT, ldc: oc)
                 }
                 first = false
-                guard let dx, let packedGradientWeights else { continue }
+                guard let dx, let packedGradientWeights, !winogradGradient else { continue }
                 if implicitGradientFloats > 0 {
                     // dx_n (C, H*W) = W' (C, OC*K*K) · columns of dY_n padded by K-1-p.
                     let cols = Kernels.Packed.prepareColumns(gradientGeometry, input: dY, scratch: packedDY)
@@ -231,6 +261,12 @@ public final class Conv2D: Layer {
                 let dxn = dx + n * inputCount
                 dxn.update(repeating: 0, count: inputCount)
                 Kernels.col2imAdd(g0, columns: block, rowStride: rowStride, column0: 0, inputGradient: dxn)
+            }
+            if let dx, let u = packedGradientWeights, let winogradBlocks {
+                // dx (C, H, W) of the group's samples = dY convolved with the flipped kernels.
+                Kernels.Packed.winogradConvolve(gradientGeometry, m: c, weights: u, input: dOut + range.lowerBound * outputCount,
+                                                samples: range.count, bias: nil, output: dx + range.lowerBound * inputCount,
+                                                scratch: winogradBlocks + Kernels.workerSlot * winogradScratchFloats)
             }
         }
         // The groups' partials are added in group order into the first, then turned round into the

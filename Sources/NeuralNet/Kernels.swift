@@ -238,6 +238,47 @@ public enum Kernels {
             ck_conv_weight_gradient_gemm(m, n, k, &columns, b, beta, c, ldc)
         }
 
+        /// Winograd F(2x2, 3x3) for this geometry: AVX-512, stride 1, a 3x3 kernel, padding 0 or 1, at
+        /// most 32 output columns, and at least 8 input channels (below that the transforms cost more
+        /// than the multiplications they save). `winograd` switches it off for comparisons.
+        public static func winogradApplies(_ g: ConvGeometry, backend: Backend = Kernels.backend) -> Bool {
+            guard backend == .avx512, winograd, g.kernel == 3, g.channels >= 8 else { return false }
+            var c = g.c
+            return ck_winograd_supported(&c) != 0
+        }
+
+        /// Whether convolutions may use Winograd (`winogradApplies`): on unless DIGITS_WINOGRAD=0.
+        /// Tests and benchmarks switch it to compare with the direct GEMM.
+        public nonisolated(unsafe) static var winograd: Bool = {
+            if let asked = getenv("DIGITS_WINOGRAD").map({ String(cString: $0) }), asked == "0" { return false }
+            return true
+        }()
+
+        /// Floats of a layer's transformed weights (m outputs, k input channels).
+        public static func winogradWeightsFloats(m: Int, k: Int) -> Int { ck_winograd_weights_floats(m, k, 3) }
+
+        /// w (oc, c, 3, 3) transformed for `winogradConvolve`: the layer (adjoint false, m = oc, k = c),
+        /// or the convolution that gives its input gradient (adjoint true, m = c, k = oc, kernels flipped).
+        public static func winogradWeights(_ w: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, adjoint: Bool,
+                                           into out: UnsafeMutablePointer<Float>) {
+            ck_winograd_weights(w, outputChannels, inputChannels, 3, adjoint ? 1 : 0, out)
+        }
+
+        /// Scratch floats of one thread's `winogradConvolve` with m output channels.
+        public static func winogradScratchFloats(_ g: ConvGeometry, m: Int) -> Int {
+            var c = g.c
+            return ck_winograd_scratch_floats(&c, m)
+        }
+
+        /// output (samples, m, OH, OW) = input (samples, C, H, W) convolved with the transformed
+        /// weights u, + bias. Parallel across the threads outside a parallel loop, serial inside one.
+        public static func winogradConvolve(_ g: ConvGeometry, m: Int, weights u: UnsafePointer<Float>,
+                                            input: UnsafePointer<Float>, samples: Int, bias: UnsafePointer<Float>?,
+                                            output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+            var c = g.c
+            ck_winograd_conv(&c, m, u, input, samples, bias, output, scratch)
+        }
+
         /// y (columns, rows) += x^T for a row-major x (rows, columns), in 16 x 16 tiles.
         public static func addTransposed(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into y: UnsafeMutablePointer<Float>) {
             for i0 in stride(from: 0, to: rows, by: 16) {

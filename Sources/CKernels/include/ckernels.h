@@ -157,4 +157,24 @@ double ck_fma_peak_gflops(double seconds);
 /// the 24 low bits of half i % 2 of draw i / 2 + 1 are below threshold; y[i] = x[i] * mask[i].
 /// Requires ck_has_avx512().
 void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale);
+// Winograd F(2x2, r x r) convolution for stride-1 layers with 3x3 or 5x5 kernels (winograd.c).
+// Requires ck_has_avx512(). Sums depend on the layer's shapes only: not on the thread count, the
+// batch, or the other samples of a call.
+
+/// 1 when ck_winograd_conv runs this geometry: AVX-512, stride 1, kernel 3 or 5, padding below the
+/// kernel, output at most 32 pixels wide.
+int ck_winograd_supported(const ck_conv_geometry *g);
+/// Floats of the transformed weights of an (m x k) layer, for ck_winograd_weights.
+long ck_winograd_weights_floats(long m, long k, long r);
+/// The weights w (oc, c, r, r) transformed for ck_winograd_conv. adjoint == 0: the layer itself
+/// (m = oc outputs from k = c channels). adjoint != 0: the convolution that gives its input
+/// gradient (m = c outputs from k = oc channels, each kernel flipped), to run with padding r-1-p.
+void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out);
+/// Scratch floats for one thread's ck_winograd_conv with m output channels.
+long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m);
+/// output (samples, m, OH, OW) = the convolution of input (samples, C, H, W) with the transformed
+/// weights u (ck_winograd_weights) + bias[o] (bias may be NULL). Parallel over the threads when
+/// called outside a parallel loop, serial inside one.
+void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
+                      const float *bias, float *output, float *scratch);
 #endif

@@ -1,0 +1,346 @@
+#include "ckernels.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Winograd convolution F(2x2, r x r) for stride-1 layers with 3x3 or 5x5 kernels (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2 x 2 block of output pixels
+// ("tile") is Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A over an alpha x alpha window d of the input,
+// alpha = r + 1: per tile and channel pair alpha² products instead of 4 r² (16 for 36 with 3x3,
+// 36 for 100 with 5x5). Summed over input channels, the products of one transform position ξ are a
+// GEMM: M_ξ (m x tiles) = U_ξ (m x C) · V_ξ (C x tiles). The matrices come from the points
+// 0, 1, -1 (, 2, -2) and infinity; B^T was solved for so that the identity is exact.
+//
+// Every output element is summed in an order that depends only on the layer's shapes: not on the
+// thread count, the batch, or which other tiles share the GEMM (one image gives the bits it gives
+// inside a batch).
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+#define UNROLL _Pragma("clang loop unroll(full)")
+
+// F(2x2, 3x3): alpha = 4.
+static const float AT3[2][6] = {{1, 1, 1, 0}, {0, 1, -1, 1}};
+static const float G3[6][5] = {{-1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float BT3[6][6] = {{-1, 0, 1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}};
+// F(2x2, 5x5): alpha = 6.
+static const float AT5[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
+static const float G5[6][5] = {
+    {0.25f, 0, 0, 0, 0},
+    {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
+    {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+    {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
+    {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
+    {0, 0, 0, 0, 1}};
+static const float BT5[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+
+// Tiles of one chunk's GEMMs: large enough for full 32-column panels, small enough that a chunk's
+// transformed input and products stay in L2.
+enum { CHUNK_TILES = 128 };
+
+typedef struct {
+    long c, h, w, r, pad, oh, ow;
+    long alpha, th, tw, tiles;  // tiles per sample = th * tw
+    int wide;                   // the padded row needs more than 16 lanes
+} plan;
+
+static int make_plan(const ck_conv_geometry *g, plan *p) {
+    if (g->stride != 1 || (g->kernel != 3 && g->kernel != 5)) return 0;
+    if (g->output_height < 1 || g->output_width < 1 || g->padding >= g->kernel) return 0;
+    p->c = g->channels; p->h = g->height; p->w = g->width; p->r = g->kernel; p->pad = g->padding;
+    p->oh = g->output_height; p->ow = g->output_width;
+    p->alpha = p->r + 1;
+    p->th = (p->oh + 1) / 2; p->tw = (p->ow + 1) / 2;
+    p->tiles = p->th * p->tw;
+    // Lane L of a row holds input column L - pad; a row of tiles reads columns up to 2 (tw - 1) + alpha - 1.
+    long span = 2 * (p->tw - 1) + p->alpha;
+    if (span > 32 || p->tw > 16 || p->ow > 32) return 0;
+    p->wide = span > 16;
+    return 1;
+}
+
+int ck_winograd_supported(const ck_conv_geometry *g) {
+    plan p;
+    return ck_has_avx512() && make_plan(g, &p);
+}
+
+static long chunk_samples(const plan *p) {
+    long s = CHUNK_TILES / p->tiles;
+    return s < 1 ? 1 : s;
+}
+
+static long row_floats(long tiles) { return (tiles + 15) / 16 * 16; }
+
+long ck_winograd_weights_floats(long m, long k, long r) {
+    return (r + 1) * (r + 1) * ck_packed_a_floats(m, k);
+}
+
+long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
+    plan p;
+    if (!make_plan(g, &p)) return 0;
+    long ld = row_floats(chunk_samples(&p) * p.tiles);
+    return p.alpha * p.alpha * (p.c + m) * ld + 32;
+}
+
+// U_ξ = (G g G^T)_ξ for every (row, k) pair, packed as ck_pack_a's panels, one block per ξ.
+void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
+    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c;
+    const float (*gm)[5] = r == 3 ? G3 : G5;
+    float *plain = malloc(sizeof(float) * alpha * alpha * m * k);
+    if (!plain) abort();  // a few hundred KB; failing here means the machine is out of memory
+    for (long i = 0; i < m; i++) {
+        for (long p = 0; p < k; p++) {
+            // adjoint: rows are input channels, the kernel flipped (the input gradient's convolution).
+            const long o = adjoint ? p : i, ch = adjoint ? i : p;
+            const float *kernel = w + (o * c + ch) * r * r;
+            float g[5][5], t[6][5];
+            for (long y = 0; y < r; y++) {
+                for (long x = 0; x < r; x++) g[y][x] = adjoint ? kernel[(r - 1 - y) * r + r - 1 - x] : kernel[y * r + x];
+            }
+            for (long a = 0; a < alpha; a++) {  // t = G g
+                for (long x = 0; x < r; x++) {
+                    float s = 0;
+                    for (long y = 0; y < r; y++) s += gm[a][y] * g[y][x];
+                    t[a][x] = s;
+                }
+            }
+            for (long a = 0; a < alpha; a++) {  // u = t G^T
+                for (long b = 0; b < alpha; b++) {
+                    float s = 0;
+                    for (long x = 0; x < r; x++) s += t[a][x] * gm[b][x];
+                    plain[((a * alpha + b) * m + i) * k + p] = s;
+                }
+            }
+        }
+    }
+    const long packed = ck_packed_a_floats(m, k);
+    for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
+    free(plain);
+}
+
+// acc + c * x with c a constant known after inlining: zeros and ones cost nothing.
+AVX512 static inline __attribute__((always_inline)) __m512 mac(__m512 acc, int started, float c, __m512 x) {
+    if (!started) {
+        if (c == 1.0f) return x;
+        if (c == -1.0f) return _mm512_sub_ps(_mm512_setzero_ps(), x);
+        return _mm512_mul_ps(_mm512_set1_ps(c), x);
+    }
+    if (c == 1.0f) return _mm512_add_ps(acc, x);
+    if (c == -1.0f) return _mm512_sub_ps(acc, x);
+    return _mm512_fmadd_ps(_mm512_set1_ps(c), x, acc);
+}
+
+// out[i] = Σ_j coef[i][j] x[j] for i < rows, j < cols.
+#define COMBINE(out, rows, coef, x, cols)                                  \
+    UNROLL for (int i_ = 0; i_ < (rows); i_++) {                           \
+        __m512 acc_ = _mm512_setzero_ps();                                 \
+        int started_ = 0;                                                  \
+        UNROLL for (int j_ = 0; j_ < (cols); j_++) {                       \
+            if (coef[i_][j_] != 0.0f) {                                    \
+                acc_ = mac(acc_, started_, coef[i_][j_], (x)[j_]);         \
+                started_ = 1;                                              \
+            }                                                              \
+        }                                                                  \
+        (out)[i_] = acc_;                                                  \
+    }
+
+// V_ξ columns [col0, col0 + tiles) of one input plane: v points at channel c's row of V_0, and the
+// rows of V_ξ are `xi_stride` floats apart.
+AVX512 static inline __attribute__((always_inline)) void input_plane(const plan *p, const int A, const float (*bt)[6],
+                                                                    const float *plane, float *v, long xi_stride) {
+    const long tw = p->tw, pad = p->pad, h = p->h, w = p->w;
+    // Lane L of a padded row is input column L - pad.
+    const long lo_first = pad, lo_end = pad + w < 16 ? pad + w : 16;
+    const __mmask16 lo_mask = (__mmask16)(((1u << lo_end) - 1) & ~((1u << lo_first) - 1));
+    const long hi_end = pad + w - 16;
+    const __mmask16 hi_mask = hi_end <= 0 ? 0 : hi_end >= 16 ? 0xFFFF : (__mmask16)((1u << hi_end) - 1);
+    const __mmask16 store_mask = (__mmask16)((1u << tw) - 1);
+    __m512i idx[6];
+    for (int q = 0; q < A; q++) {
+        int lanes[16];
+        for (int l = 0; l < 16; l++) { int at = 2 * l + q; lanes[l] = at < 32 ? at : 31; }
+        idx[q] = _mm512_loadu_si512(lanes);
+    }
+    long ty = 0;
+    if (!p->wide && 2 * tw <= 16) {
+        // Two rows of tiles per pass: lanes [0, tw) are tile row ty, lanes [tw, 2 tw) row ty + 1,
+        // whose V columns follow on: half the permutes, combinations and stores.
+        __m512i pidx[6];
+        for (int q = 0; q < A; q++) {
+            int lanes[16];
+            for (int l = 0; l < 16; l++) lanes[l] = l < tw ? 2 * l + q : l < 2 * tw ? 16 + 2 * (l - tw) + q : 0;
+            pidx[q] = _mm512_loadu_si512(lanes);
+        }
+        const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
+        for (; ty + 1 < p->th; ty += 2) {
+            __m512 rows[8], tlo[6], thi[6];
+            UNROLL for (int s = 0; s < A + 2; s++) {
+                const long iy = 2 * ty + s - pad;
+                rows[s] = iy < 0 || iy >= h ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(lo_mask, plane + iy * w - pad);
+            }
+            COMBINE(tlo, A, bt, rows, A);
+            COMBINE(thi, A, bt, rows + 2, A);
+            UNROLL for (int i = 0; i < A; i++) {
+                __m512 cols[6], out[6];
+                UNROLL for (int q = 0; q < A; q++) cols[q] = _mm512_permutex2var_ps(tlo[i], pidx[q], thi[i]);
+                COMBINE(out, A, bt, cols, A);
+                UNROLL for (int j = 0; j < A; j++) _mm512_mask_storeu_ps(v + (i * A + j) * xi_stride + ty * tw, pair_mask, out[j]);
+            }
+        }
+    }
+    for (; ty < p->th; ty++) {
+        __m512 lo[6], hi[6], tlo[6], thi[6];
+        UNROLL for (int s = 0; s < A; s++) {
+            const long iy = 2 * ty + s - pad;
+            if (iy < 0 || iy >= h) {
+                lo[s] = _mm512_setzero_ps();
+                hi[s] = _mm512_setzero_ps();
+            } else {
+                const float *row = plane + iy * w - pad;  // lanes before column 0 are masked off
+                lo[s] = _mm512_maskz_loadu_ps(lo_mask, row);
+                hi[s] = p->wide ? _mm512_maskz_loadu_ps(hi_mask, row + 16) : _mm512_setzero_ps();
+            }
+        }
+        COMBINE(tlo, A, bt, lo, A);  // rows: T = B^T d
+        if (p->wide) { COMBINE(thi, A, bt, hi, A); }
+        UNROLL for (int i = 0; i < A; i++) {
+            __m512 cols[6], out[6];
+            UNROLL for (int q = 0; q < A; q++) {  // lane tx: T row i, column 2 tx + q
+                cols[q] = p->wide ? _mm512_permutex2var_ps(tlo[i], idx[q], thi[i])
+                                  : _mm512_permutexvar_ps(_mm512_and_si512(idx[q], _mm512_set1_epi32(15)), tlo[i]);
+            }
+            COMBINE(out, A, bt, cols, A);  // columns: (B^T d) B
+            UNROLL for (int j = 0; j < A; j++) _mm512_mask_storeu_ps(v + (i * A + j) * xi_stride + ty * tw, store_mask, out[j]);
+        }
+    }
+}
+
+// Output plane o from M_ξ columns [col0, col0 + tiles): m points at row o of M_0, rows of M_ξ
+// `xi_stride` apart.
+AVX512 static inline __attribute__((always_inline)) void output_plane(const plan *p, const int A, const float (*at)[6],
+                                                                     const float *m, long xi_stride, float bias,
+                                                                     float *out) {
+    const long tw = p->tw, oh = p->oh, ow = p->ow;
+    const __mmask16 load_mask = (__mmask16)((1u << tw) - 1);
+    const __mmask16 lo_mask = ow >= 16 ? 0xFFFF : (__mmask16)((1u << ow) - 1);
+    const __mmask16 hi_mask = ow <= 16 ? 0 : (__mmask16)((1u << (ow - 16)) - 1);
+    int lanes_lo[16], lanes_hi[16];
+    for (int l = 0; l < 16; l++) {
+        lanes_lo[l] = l / 2 + (l % 2 ? 16 : 0);
+        lanes_hi[l] = (l + 16) / 2 + (l % 2 ? 16 : 0);
+    }
+    const __m512i inter_lo = _mm512_loadu_si512(lanes_lo), inter_hi = _mm512_loadu_si512(lanes_hi);
+    const __m512 vb = _mm512_set1_ps(bias);
+    long ty = 0;
+    if (ow <= 16 && 2 * tw <= 16) {
+        // Two rows of tiles per pass, as in input_plane.
+        const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
+        int second[16];
+        for (int l = 0; l < 16; l++) second[l] = tw + l / 2 + (l % 2 ? 16 : 0);
+        const __m512i inter_second = _mm512_loadu_si512(second);
+        for (; ty + 1 < p->th; ty += 2) {
+            __m512 a[6][2];
+            UNROLL for (int i = 0; i < A; i++) {
+                __m512 row[6], pair[2];
+                UNROLL for (int j = 0; j < A; j++) row[j] = _mm512_maskz_loadu_ps(pair_mask, m + (i * A + j) * xi_stride + ty * tw);
+                COMBINE(pair, 2, at, row, A);
+                a[i][0] = pair[0];
+                a[i][1] = pair[1];
+            }
+            UNROLL for (int k = 0; k < 2; k++) {
+                __m512 y[2];
+                UNROLL for (int x = 0; x < 2; x++) {
+                    __m512 column[6], one[1];
+                    UNROLL for (int i = 0; i < A; i++) column[i] = a[i][x];
+                    const float (*row_k)[6] = at + k;
+                    COMBINE(one, 1, row_k, column, A);
+                    y[x] = one[0];
+                }
+                const long oy = 2 * ty + k;  // and oy + 2 from lanes [tw, 2 tw)
+                _mm512_mask_storeu_ps(out + oy * ow, lo_mask, _mm512_add_ps(_mm512_permutex2var_ps(y[0], inter_lo, y[1]), vb));
+                if (oy + 2 < oh) {
+                    _mm512_mask_storeu_ps(out + (oy + 2) * ow, lo_mask,
+                                          _mm512_add_ps(_mm512_permutex2var_ps(y[0], inter_second, y[1]), vb));
+                }
+            }
+        }
+    }
+    for (; ty < p->th; ty++) {
+        __m512 a[6][2];
+        UNROLL for (int i = 0; i < A; i++) {
+            __m512 row[6], pair[2];
+            UNROLL for (int j = 0; j < A; j++) row[j] = _mm512_maskz_loadu_ps(load_mask, m + (i * A + j) * xi_stride + ty * tw);
+            COMBINE(pair, 2, at, row, A);  // m A
+            a[i][0] = pair[0];
+            a[i][1] = pair[1];
+        }
+        UNROLL for (int k = 0; k < 2; k++) {
+            const long oy = 2 * ty + k;
+            if (oy >= oh) break;
+            __m512 y[2];
+            UNROLL for (int x = 0; x < 2; x++) {
+                __m512 column[6];
+                UNROLL for (int i = 0; i < A; i++) column[i] = a[i][x];
+                __m512 one[1];
+                const float (*row_k)[6] = at + k;
+                COMBINE(one, 1, row_k, column, A);  // A^T (m A)
+                y[x] = one[0];
+            }
+            float *dst = out + oy * ow;
+            _mm512_mask_storeu_ps(dst, lo_mask, _mm512_add_ps(_mm512_permutex2var_ps(y[0], inter_lo, y[1]), vb));
+            if (hi_mask) _mm512_mask_storeu_ps(dst + 16, hi_mask, _mm512_add_ps(_mm512_permutex2var_ps(y[0], inter_hi, y[1]), vb));
+        }
+    }
+}
+
+typedef struct {
+    const plan *p;
+    long m, samples, ld;  // ld: floats per row of V_ξ and M_ξ
+    const float *u, *input, *bias;
+    float *output, *v, *prod;
+} chunk_job;
+
+AVX512 static void input_part(void *context, long index) {
+    const chunk_job *job = context;
+    const plan *p = job->p;
+    const long s = index / p->c, c = index % p->c;
+    const float *plane = job->input + (s * p->c + c) * p->h * p->w;
+    float *v = job->v + c * job->ld + s * p->tiles;
+    if (p->alpha == 4) input_plane(p, 4, BT3, plane, v, p->c * job->ld);
+    else input_plane(p, 6, BT5, plane, v, p->c * job->ld);
+}
+
+static void gemm_part(void *context, long xi) {
+    const chunk_job *job = context;
+    const plan *p = job->p;
+    const long n = job->samples * p->tiles;
+    ck_sgemm_packed(job->m, n, p->c, job->u + xi * ck_packed_a_floats(job->m, p->c), 0, job->v + xi * p->c * job->ld,
+                    job->ld, 0.0f, job->prod + xi * job->m * job->ld, job->ld);
+}
+
+AVX512 static void output_part(void *context, long index) {
+    const chunk_job *job = context;
+    const plan *p = job->p;
+    const long s = index / job->m, o = index % job->m;
+    const float *m = job->prod + o * job->ld + s * p->tiles;
+    float *out = job->output + (s * job->m + o) * p->oh * p->ow;
+    const float bias = job->bias ? job->bias[o] : 0.0f;
+    if (p->alpha == 4) output_plane(p, 4, AT3, m, job->m * job->ld, bias, out);
+    else output_plane(p, 6, AT5, m, job->m * job->ld, bias, out);
+}
+
+void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
+                      const float *bias, float *output, float *scratch) {
+    plan p;
+    if (!make_plan(g, &p)) abort();  // callers check ck_winograd_supported first (documented)
+    const long per_chunk = chunk_samples(&p), ld = row_floats(per_chunk * p.tiles);
+    float *v = scratch, *prod = scratch + p.alpha * p.alpha * p.c * ld;
+    for (long s0 = 0; s0 < samples; s0 += per_chunk) {
+        const long count = samples - s0 < per_chunk ? samples - s0 : per_chunk;
+        chunk_job job = {&p, m, count, ld, u, input + s0 * p.c * p.h * p.w, bias, output + s0 * m * p.oh * p.ow, v, prod};
+        // Each stage is parallel when called from outside a parallel loop (one image), serial inside one.
+        ck_parallel_for(count * p.c, input_part, &job);
+        ck_parallel_for(p.alpha * p.alpha, gemm_part, &job);
+        ck_parallel_for(count * m, output_part, &job);
+    }
+}
