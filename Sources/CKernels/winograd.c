@@ -82,42 +82,6 @@ long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
     return p.alpha * p.alpha * (p.c + m) * ld + 32;
 }
 
-// U_ξ = (G g G^T)_ξ for every (row, k) pair, packed as ck_pack_a's panels, one block per ξ.
-void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
-    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c;
-    const float (*gm)[5] = r == 3 ? G3 : G5;
-    float *plain = malloc(sizeof(float) * alpha * alpha * m * k);
-    if (!plain) abort();  // a few hundred KB; failing here means the machine is out of memory
-    for (long i = 0; i < m; i++) {
-        for (long p = 0; p < k; p++) {
-            // adjoint: rows are input channels, the kernel flipped (the input gradient's convolution).
-            const long o = adjoint ? p : i, ch = adjoint ? i : p;
-            const float *kernel = w + (o * c + ch) * r * r;
-            float g[5][5], t[6][5];
-            for (long y = 0; y < r; y++) {
-                for (long x = 0; x < r; x++) g[y][x] = adjoint ? kernel[(r - 1 - y) * r + r - 1 - x] : kernel[y * r + x];
-            }
-            for (long a = 0; a < alpha; a++) {  // t = G g
-                for (long x = 0; x < r; x++) {
-                    float s = 0;
-                    for (long y = 0; y < r; y++) s += gm[a][y] * g[y][x];
-                    t[a][x] = s;
-                }
-            }
-            for (long a = 0; a < alpha; a++) {  // u = t G^T
-                for (long b = 0; b < alpha; b++) {
-                    float s = 0;
-                    for (long x = 0; x < r; x++) s += t[a][x] * gm[b][x];
-                    plain[((a * alpha + b) * m + i) * k + p] = s;
-                }
-            }
-        }
-    }
-    const long packed = ck_packed_a_floats(m, k);
-    for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
-    free(plain);
-}
-
 // acc + c * x with c a constant known after inlining: zeros and ones cost nothing.
 AVX512 static inline __attribute__((always_inline)) __m512 mac(__m512 acc, int started, float c, __m512 x) {
     if (!started) {
@@ -291,6 +255,57 @@ AVX512 static inline __attribute__((always_inline)) void output_plane(const plan
             if (hi_mask) _mm512_mask_storeu_ps(dst + 16, hi_mask, _mm512_add_ps(_mm512_permutex2var_ps(y[0], inter_hi, y[1]), vb));
         }
     }
+}
+
+// U_ξ = (G g G^T)_ξ of the kernels of row i, for 16 consecutive k at a time (lanes), into plain
+// (alpha², m, k) row-major.
+AVX512 static inline __attribute__((always_inline)) void transform_row(const int A, const int R, const float (*gm)[5],
+                                                                      const float *w, long oc, long c, long m, long k,
+                                                                      int adjoint, long i, float *plain) {
+    for (long p0 = 0; p0 < k; p0 += 16) {
+        const long lanes = k - p0 < 16 ? k - p0 : 16;
+        const __mmask16 mask = (__mmask16)((1u << lanes) - 1);
+        // Kernel of (row i, k index p): (o = i, ch = p), or flipped (o = p, ch = i) for the adjoint.
+        int offsets[16];
+        for (long l = 0; l < 16; l++) {
+            const long p = p0 + (l < lanes ? l : 0);
+            offsets[l] = (int)((adjoint ? p * c + i : i * c + p) * R * R);
+        }
+        const __m512i base = _mm512_loadu_si512(offsets);
+        __m512 g[5][5], t[6][5];
+        UNROLL for (int y = 0; y < R; y++) {
+            UNROLL for (int x = 0; x < R; x++) {
+                const int at = adjoint ? (R - 1 - y) * R + R - 1 - x : y * R + x;
+                g[y][x] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, _mm512_add_epi32(base, _mm512_set1_epi32(at)), w, 4);
+            }
+        }
+        UNROLL for (int x = 0; x < R; x++) {  // t = G g, column x
+            __m512 column[5], out[6];
+            UNROLL for (int y = 0; y < R; y++) column[y] = g[y][x];
+            COMBINE(out, A, gm, column, R);
+            UNROLL for (int a = 0; a < A; a++) t[a][x] = out[a];
+        }
+        UNROLL for (int a = 0; a < A; a++) {  // u = t G^T, row a
+            __m512 out[6];
+            COMBINE(out, A, gm, t[a], R);
+            UNROLL for (int b = 0; b < A; b++) _mm512_mask_storeu_ps(plain + ((a * A + b) * m + i) * k + p0, mask, out[b]);
+        }
+    }
+    (void)oc;
+}
+
+// Every (row, k) pair's U_ξ, packed as ck_pack_a's panels, one block per ξ.
+AVX512 void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
+    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c;
+    float *plain = malloc(sizeof(float) * alpha * alpha * m * k);
+    if (!plain) abort();  // a few hundred KB; failing here means the machine is out of memory
+    for (long i = 0; i < m; i++) {
+        if (r == 3) transform_row(4, 3, G3, w, oc, c, m, k, adjoint, i, plain);
+        else transform_row(6, 5, G5, w, oc, c, m, k, adjoint, i, plain);
+    }
+    const long packed = ck_packed_a_floats(m, k);
+    for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
+    free(plain);
 }
 
 typedef struct {

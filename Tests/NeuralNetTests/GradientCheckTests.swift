@@ -113,6 +113,20 @@ import Testing
               input: randomValues(2 * shape.count, seed: 5), label: "conv k\(kernel) s\(stride) p\(padding)")
     }
 
+    /// The Winograd path (3x3, stride 1, 8 channels in and out), forward and input gradient.
+    @Test(arguments: [0, 1])
+    func winogradConv2D(padding: Int) {
+        let store = ParameterStore()
+        let shape = Shape(channels: 8, height: 7, width: 6)
+        let layer = Conv2D(name: "c", inputShape: shape, outputChannels: 8, kernelSize: 3, padding: padding, store: store)
+        store.seal(seed: 4)
+        if Kernels.avx512Available {
+            #expect(Kernels.Packed.winogradApplies(layer.geometry))
+        }
+        check(Case(layer: layer, store: store, batch: 3, context: PassContext(mode: .training)),
+              input: randomValues(3 * shape.count, seed: 6), label: "winograd conv k3 p\(padding)")
+    }
+
     @Test func dense() {
         let store = ParameterStore()
         let layer = Dense(name: "d", inputShape: Shape(channels: 2, height: 3, width: 2), outputs: 5, store: store)

@@ -163,6 +163,77 @@ struct KernelBackendTests {
         #expect(explicit.map(\.bitPattern) == viaTables.map(\.bitPattern), "weight gradient \(shape) k\(kernel) p\(padding)")
     }
 
+    /// Winograd F(2x2, 3x3) equals the convolution summed in double precision, for the layer (with
+    /// its bias) and for its input gradient's convolution (flipped kernels, channels swapped), at
+    /// padding 0, 1 and 2, odd sizes, rows wider than 16 lanes, and batches that cross the chunks of
+    /// samples. Each sample's bits do not depend on the thread count or on the other samples.
+    @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 1, 64, 5), (Shape(channels: 64, height: 14, width: 14), 1, 32, 3),
+                      (Shape(channels: 9, height: 13, width: 11), 0, 5, 2), (Shape(channels: 8, height: 15, width: 13), 1, 7, 4),
+                      (Shape(channels: 10, height: 28, width: 28), 1, 12, 2), (Shape(channels: 16, height: 11, width: 11), 2, 9, 3)])
+    func winogradEqualsTheDirectConvolution(shape: Shape, padding: Int, outputs: Int, samples: Int) {
+        let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: 3,
+                                     stride: 1, padding: padding)
+        #expect(Kernels.Packed.winogradApplies(g, backend: .avx512))
+        let c = shape.channels, oh = g.outputHeight, ow = g.outputWidth, outCount = outputs * oh * ow
+        let x = random(samples * shape.count, 21), bias = random(outputs, 23)
+        for adjoint in [false, true] {
+            // adjoint: w is (c, outputs, 3, 3), a layer from `outputs` channels to c, run as its input
+            // gradient's convolution: out[o] = Σ_ch x[ch] * w[ch][o] flipped.
+            let w = random(outputs * c * 9, adjoint ? 24 : 22)
+            var exact = [Double](repeating: 0, count: samples * outCount)
+            for n in 0..<samples {
+                for o in 0..<outputs {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var sum = adjoint ? 0 : Double(bias[o])
+                            for ch in 0..<c {
+                                for ky in 0..<3 {
+                                    for kx in 0..<3 {
+                                        let iy = oy + ky - padding, ix = ox + kx - padding
+                                        guard iy >= 0, iy < shape.height, ix >= 0, ix < shape.width else { continue }
+                                        let weight = adjoint ? w[((ch * outputs + o) * 3 + 2 - ky) * 3 + 2 - kx] : w[((o * c + ch) * 3 + ky) * 3 + kx]
+                                        sum += Double(weight) * Double(x[n * shape.count + (ch * shape.height + iy) * shape.width + ix])
+                                    }
+                                }
+                            }
+                            exact[n * outCount + (o * oh + oy) * ow + ox] = sum
+                        }
+                    }
+                }
+            }
+            let u = FloatBuffer(capacity: Kernels.Packed.winogradWeightsFloats(m: outputs, k: c))
+            w.withUnsafeBufferPointer {
+                Kernels.Packed.winogradWeights($0.baseAddress!, outputChannels: adjoint ? c : outputs, inputChannels: adjoint ? outputs : c,
+                                               adjoint: adjoint, into: u.pointer)
+            }
+            let scratch = FloatBuffer(capacity: Kernels.Packed.winogradScratchFloats(g, m: outputs))
+            func run(_ first: Int, _ count: Int, threads: Int) -> [Float] {
+                let saved = Kernels.threads
+                Kernels.setThreads(threads)
+                defer { Kernels.setThreads(saved) }
+                var out = [Float](repeating: .nan, count: count * outCount)
+                x.withUnsafeBufferPointer { xs in
+                    bias.withUnsafeBufferPointer { b in
+                        out.withUnsafeMutableBufferPointer {
+                            Kernels.Packed.winogradConvolve(g, m: outputs, weights: u.pointer, input: xs.baseAddress! + first * shape.count,
+                                                            samples: count, bias: adjoint ? nil : b.baseAddress!, output: $0.baseAddress!,
+                                                            scratch: scratch.pointer)
+                        }
+                    }
+                }
+                return out
+            }
+            let batch = run(0, samples, threads: 1)
+            let worst = zip(batch, exact).map { abs(Double($0) - $1) }.max() ?? .infinity
+            // Float sums of 9C products of values in [-1, 1], through transforms that add up to 16 of them.
+            #expect(worst < 2e-6 * Double(9 * c).squareRoot() * 4, "\(shape) p\(padding) adjoint \(adjoint): error \(worst)")
+            #expect(batch.map(\.bitPattern) == run(0, samples, threads: 2).map(\.bitPattern), "\(shape) p\(padding): threads")
+            let last = samples - 1
+            #expect(Array(batch[(last * outCount)...]).map(\.bitPattern) == run(last, 1, threads: 2).map(\.bitPattern),
+                    "\(shape) p\(padding): one sample alone")
+        }
+    }
+
     @Test func transposedAddTurnsTheMatrixRound() {
         let rows = 37, columns = 21
         let x = random(rows * columns, 7), start = random(rows * columns, 8)

@@ -22,7 +22,9 @@ func prefix(_ set: Dataset, _ count: Int) -> Dataset {
     @Test func oneEpochOnSixThousandImagesReaches95Percent() throws {
         let directory = try #require(mnistDirectory(), "MNIST not found: run scripts/fetch-mnist.sh")
         let train = prefix(try MNIST.load(.train, from: directory), 6000)
-        let test = prefix(try MNIST.load(.test, from: directory), 1000)
+        // The whole test set: on 1,000 images one standard error is 0.7 points, as much as a change of
+        // convolution algorithm moves the result (95.85% direct, 95.82% Winograd on all 10,000).
+        let test = try MNIST.load(.test, from: directory)
         Kernels.setThreads(1)
         let configuration = TrainingConfiguration(model: try ModelSpec.named("default"), epochs: 1, batchSize: 32,
                                                   optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
