@@ -34,9 +34,9 @@ static const float G5[6][5] = {
 static const float BT5[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
                                 {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
 
-// Tiles of one chunk's GEMMs: large enough for full 32-column panels, small enough that a chunk's
+// Tiles of one chunk's GEMMs at most: enough for a few 32-column panels, few enough that a chunk's
 // transformed input and products stay in L2.
-enum { CHUNK_TILES = 128 };
+enum { CHUNK_TILES = 96 };
 
 typedef struct {
     long c, h, w, r, pad, oh, ow;
@@ -64,9 +64,17 @@ int ck_winograd_supported(const ck_conv_geometry *g) {
     return ck_has_avx512() && make_plan(g, &p);
 }
 
-static long chunk_samples(const plan *p) {
-    long s = CHUNK_TILES / p->tiles;
-    return s < 1 ? 1 : s;
+// Rows of tiles per chunk (a chunk may end inside a sample): the count whose tiles waste the least of
+// the GEMM's column panels (32 wide, or 16 for a last one of at most 16), the larger on a tie.
+static long chunk_rows(const plan *p) {
+    long best = 1;
+    double best_use = 0;
+    for (long rows = 1; rows == 1 || rows * p->tw <= CHUNK_TILES; rows++) {
+        const long n = rows * p->tw, rest = n % 32;
+        const double use = (double)n / (n - rest + (rest == 0 ? 0 : rest <= 16 ? 16 : 32));
+        if (use >= best_use - 1e-9) { best_use = use; best = rows; }
+    }
+    return best;
 }
 
 static long row_floats(long tiles) { return (tiles + 15) / 16 * 16; }
@@ -78,7 +86,7 @@ long ck_winograd_weights_floats(long m, long k, long r) {
 long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
     plan p;
     if (!make_plan(g, &p)) return 0;
-    long ld = row_floats(chunk_samples(&p) * p.tiles);
+    long ld = row_floats(chunk_rows(&p) * p.tw);
     return p.alpha * p.alpha * (p.c + m) * ld + 32;
 }
 
@@ -108,10 +116,11 @@ AVX512 static inline __attribute__((always_inline)) __m512 mac(__m512 acc, int s
         (out)[i_] = acc_;                                                  \
     }
 
-// V_ξ columns [col0, col0 + tiles) of one input plane: v points at channel c's row of V_0, and the
-// rows of V_ξ are `xi_stride` floats apart.
+// The V_ξ columns of tile rows [ty0, ty1) of one input plane: v points at that channel's row of
+// V_0, at tile row ty0's first column, and the rows of V_ξ are `xi_stride` floats apart.
 AVX512 static inline __attribute__((always_inline)) void input_plane(const plan *p, const int A, const float (*bt)[6],
-                                                                    const float *plane, float *v, long xi_stride) {
+                                                                    const float *plane, long ty0, long ty1, float *v,
+                                                                    long xi_stride) {
     const long tw = p->tw, pad = p->pad, h = p->h, w = p->w;
     // Lane L of a padded row is input column L - pad.
     const long lo_first = pad, lo_end = pad + w < 16 ? pad + w : 16;
@@ -125,7 +134,8 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
         for (int l = 0; l < 16; l++) { int at = 2 * l + q; lanes[l] = at < 32 ? at : 31; }
         idx[q] = _mm512_loadu_si512(lanes);
     }
-    long ty = 0;
+    long ty = ty0;
+    v -= ty0 * tw;  // column of tile row ty: ty * tw
     if (!p->wide && 2 * tw <= 16) {
         // Two rows of tiles per pass: lanes [0, tw) are tile row ty, lanes [tw, 2 tw) row ty + 1,
         // whose V columns follow on: half the permutes, combinations and stores.
@@ -136,7 +146,7 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
             pidx[q] = _mm512_loadu_si512(lanes);
         }
         const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
-        for (; ty + 1 < p->th; ty += 2) {
+        for (; ty + 1 < ty1; ty += 2) {
             __m512 rows[8], tlo[6], thi[6];
             UNROLL for (int s = 0; s < A + 2; s++) {
                 const long iy = 2 * ty + s - pad;
@@ -152,7 +162,7 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
             }
         }
     }
-    for (; ty < p->th; ty++) {
+    for (; ty < ty1; ty++) {
         __m512 lo[6], hi[6], tlo[6], thi[6];
         UNROLL for (int s = 0; s < A; s++) {
             const long iy = 2 * ty + s - pad;
@@ -179,11 +189,11 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
     }
 }
 
-// Output plane o from M_ξ columns [col0, col0 + tiles): m points at row o of M_0, rows of M_ξ
-// `xi_stride` apart.
+// Tile rows [ty0, ty1) of output plane o: m points at row o of M_0, at tile row ty0's first column,
+// and the rows of M_ξ are `xi_stride` floats apart.
 AVX512 static inline __attribute__((always_inline)) void output_plane(const plan *p, const int A, const float (*at)[6],
-                                                                     const float *m, long xi_stride, float bias,
-                                                                     float *out) {
+                                                                     const float *m, long ty0, long ty1, long xi_stride,
+                                                                     float bias, float *out) {
     const long tw = p->tw, oh = p->oh, ow = p->ow;
     const __mmask16 load_mask = (__mmask16)((1u << tw) - 1);
     const __mmask16 lo_mask = ow >= 16 ? 0xFFFF : (__mmask16)((1u << ow) - 1);
@@ -195,14 +205,15 @@ AVX512 static inline __attribute__((always_inline)) void output_plane(const plan
     }
     const __m512i inter_lo = _mm512_loadu_si512(lanes_lo), inter_hi = _mm512_loadu_si512(lanes_hi);
     const __m512 vb = _mm512_set1_ps(bias);
-    long ty = 0;
+    long ty = ty0;
+    m -= ty0 * tw;
     if (ow <= 16 && 2 * tw <= 16) {
         // Two rows of tiles per pass, as in input_plane.
         const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
         int second[16];
         for (int l = 0; l < 16; l++) second[l] = tw + l / 2 + (l % 2 ? 16 : 0);
         const __m512i inter_second = _mm512_loadu_si512(second);
-        for (; ty + 1 < p->th; ty += 2) {
+        for (; ty + 1 < ty1; ty += 2) {
             __m512 a[6][2];
             UNROLL for (int i = 0; i < A; i++) {
                 __m512 row[6], pair[2];
@@ -229,7 +240,7 @@ AVX512 static inline __attribute__((always_inline)) void output_plane(const plan
             }
         }
     }
-    for (; ty < p->th; ty++) {
+    for (; ty < ty1; ty++) {
         __m512 a[6][2];
         UNROLL for (int i = 0; i < A; i++) {
             __m512 row[6], pair[2];
@@ -310,52 +321,66 @@ AVX512 void ck_winograd_weights(const float *w, long oc, long c, long r, int adj
 
 typedef struct {
     const plan *p;
-    long m, samples, ld;  // ld: floats per row of V_ξ and M_ξ
+    long m, ld;              // ld: floats per row of V_ξ and M_ξ
+    long row0, rows;         // the chunk: tile rows [row0, row0 + rows) of the call, counted across samples
+    long first, spanned;     // the samples it touches
     const float *u, *input, *bias;
     float *output, *v, *prod;
 } chunk_job;
 
+// Sample `first + j`'s tile rows [*ty0, *ty1) in the chunk; returns the V/M column of *ty0.
+static long sample_rows(const chunk_job *job, long j, long *ty0, long *ty1) {
+    const long th = job->p->th, s = job->first + j, start = s * th;
+    *ty0 = job->row0 > start ? job->row0 - start : 0;
+    *ty1 = job->row0 + job->rows < start + th ? job->row0 + job->rows - start : th;
+    return (start + *ty0 - job->row0) * job->p->tw;
+}
+
 AVX512 static void input_part(void *context, long index) {
     const chunk_job *job = context;
     const plan *p = job->p;
-    const long s = index / p->c, c = index % p->c;
-    const float *plane = job->input + (s * p->c + c) * p->h * p->w;
-    float *v = job->v + c * job->ld + s * p->tiles;
-    if (p->alpha == 4) input_plane(p, 4, BT3, plane, v, p->c * job->ld);
-    else input_plane(p, 6, BT5, plane, v, p->c * job->ld);
+    const long j = index / p->c, c = index % p->c;
+    long ty0, ty1;
+    const long column = sample_rows(job, j, &ty0, &ty1);
+    const float *plane = job->input + ((job->first + j) * p->c + c) * p->h * p->w;
+    float *v = job->v + c * job->ld + column;
+    if (p->alpha == 4) input_plane(p, 4, BT3, plane, ty0, ty1, v, p->c * job->ld);
+    else input_plane(p, 6, BT5, plane, ty0, ty1, v, p->c * job->ld);
 }
 
 static void gemm_part(void *context, long xi) {
     const chunk_job *job = context;
     const plan *p = job->p;
-    const long n = job->samples * p->tiles;
-    ck_sgemm_packed(job->m, n, p->c, job->u + xi * ck_packed_a_floats(job->m, p->c), 0, job->v + xi * p->c * job->ld,
-                    job->ld, 0.0f, job->prod + xi * job->m * job->ld, job->ld);
+    ck_sgemm_packed(job->m, job->rows * p->tw, p->c, job->u + xi * ck_packed_a_floats(job->m, p->c), 0,
+                    job->v + xi * p->c * job->ld, job->ld, 0.0f, job->prod + xi * job->m * job->ld, job->ld);
 }
 
 AVX512 static void output_part(void *context, long index) {
     const chunk_job *job = context;
     const plan *p = job->p;
-    const long s = index / job->m, o = index % job->m;
-    const float *m = job->prod + o * job->ld + s * p->tiles;
-    float *out = job->output + (s * job->m + o) * p->oh * p->ow;
+    const long j = index / job->m, o = index % job->m;
+    long ty0, ty1;
+    const long column = sample_rows(job, j, &ty0, &ty1);
+    const float *m = job->prod + o * job->ld + column;
+    float *out = job->output + ((job->first + j) * job->m + o) * p->oh * p->ow;
     const float bias = job->bias ? job->bias[o] : 0.0f;
-    if (p->alpha == 4) output_plane(p, 4, AT3, m, job->m * job->ld, bias, out);
-    else output_plane(p, 6, AT5, m, job->m * job->ld, bias, out);
+    if (p->alpha == 4) output_plane(p, 4, AT3, m, ty0, ty1, job->m * job->ld, bias, out);
+    else output_plane(p, 6, AT5, m, ty0, ty1, job->m * job->ld, bias, out);
 }
 
 void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
                       const float *bias, float *output, float *scratch) {
     plan p;
     if (!make_plan(g, &p)) abort();  // callers check ck_winograd_supported first (documented)
-    const long per_chunk = chunk_samples(&p), ld = row_floats(per_chunk * p.tiles);
+    const long per_chunk = chunk_rows(&p), ld = row_floats(per_chunk * p.tw), total = samples * p.th;
     float *v = scratch, *prod = scratch + p.alpha * p.alpha * p.c * ld;
-    for (long s0 = 0; s0 < samples; s0 += per_chunk) {
-        const long count = samples - s0 < per_chunk ? samples - s0 : per_chunk;
-        chunk_job job = {&p, m, count, ld, u, input + s0 * p.c * p.h * p.w, bias, output + s0 * m * p.oh * p.ow, v, prod};
+    for (long row0 = 0; row0 < total; row0 += per_chunk) {
+        const long rows = total - row0 < per_chunk ? total - row0 : per_chunk;
+        const long first = row0 / p.th, spanned = (row0 + rows - 1) / p.th - first + 1;
+        chunk_job job = {&p, m, ld, row0, rows, first, spanned, u, input, bias, output, v, prod};
         // Each stage is parallel when called from outside a parallel loop (one image), serial inside one.
-        ck_parallel_for(count * p.c, input_part, &job);
+        ck_parallel_for(spanned * p.c, input_part, &job);
         ck_parallel_for(p.alpha * p.alpha, gemm_part, &job);
-        ck_parallel_for(count * m, output_part, &job);
+        ck_parallel_for(spanned * m, output_part, &job);
     }
 }
