@@ -42,6 +42,9 @@ typedef struct {
     long c, h, w, r, pad, oh, ow;
     long alpha, th, tw, tiles;  // tiles per sample = th * tw
     int wide;                   // the padded row needs more than 16 lanes
+    // Permutation indices, made once per call: input columns 2 tx + q of one row of tiles (column)
+    // and of two (pair); output lanes interleaving the even and odd columns of a row of tiles.
+    int column[6][16], pair[6][16], interleave_lo[16], interleave_hi[16], interleave_second[16];
 } plan;
 
 static int make_plan(const ck_conv_geometry *g, plan *p) {
@@ -56,6 +59,18 @@ static int make_plan(const ck_conv_geometry *g, plan *p) {
     long span = 2 * (p->tw - 1) + p->alpha;
     if (span > 32 || p->tw > 16 || p->ow > 32) return 0;
     p->wide = span > 16;
+    for (int q = 0; q < p->alpha; q++) {
+        for (int l = 0; l < 16; l++) {
+            const int at = 2 * l + q;
+            p->column[q][l] = p->wide ? (at < 32 ? at : 31) : at & 15;
+            p->pair[q][l] = l < p->tw ? 2 * l + q : l < 2 * p->tw ? 16 + 2 * (l - (int)p->tw) + q : 0;
+        }
+    }
+    for (int l = 0; l < 16; l++) {
+        p->interleave_lo[l] = l / 2 + (l % 2 ? 16 : 0);
+        p->interleave_hi[l] = (l + 16) / 2 + (l % 2 ? 16 : 0);
+        p->interleave_second[l] = (int)p->tw + l / 2 + (l % 2 ? 16 : 0);
+    }
     return 1;
 }
 
@@ -79,6 +94,11 @@ static long chunk_rows(const plan *p) {
 
 static long row_floats(long tiles) { return (tiles + 15) / 16 * 16; }
 
+// Floats from V_ξ (or M_ξ) to V_ξ+1: one cache line more than the matrix, so that the 16 or 36
+// matrices' rows, which the transforms visit together, do not all fall into the same L1 set (a
+// power-of-two stride such as 64 x 64 floats would put them there).
+static long matrix_stride(long rows, long ld) { return rows * ld + 16; }
+
 long ck_winograd_weights_floats(long m, long k, long r) {
     return (r + 1) * (r + 1) * ck_packed_a_floats(m, k);
 }
@@ -87,7 +107,7 @@ long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
     plan p;
     if (!make_plan(g, &p)) return 0;
     long ld = row_floats(chunk_rows(&p) * p.tw);
-    return p.alpha * p.alpha * (p.c + m) * ld + 32;
+    return p.alpha * p.alpha * (matrix_stride(p.c, ld) + matrix_stride(m, ld)) + 32;
 }
 
 // acc + c * x with c a constant known after inlining: zeros and ones cost nothing.
@@ -128,23 +148,13 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
     const long hi_end = pad + w - 16;
     const __mmask16 hi_mask = hi_end <= 0 ? 0 : hi_end >= 16 ? 0xFFFF : (__mmask16)((1u << hi_end) - 1);
     const __mmask16 store_mask = (__mmask16)((1u << tw) - 1);
-    __m512i idx[6];
-    for (int q = 0; q < A; q++) {
-        int lanes[16];
-        for (int l = 0; l < 16; l++) { int at = 2 * l + q; lanes[l] = at < 32 ? at : 31; }
-        idx[q] = _mm512_loadu_si512(lanes);
-    }
     long ty = ty0;
     v -= ty0 * tw;  // column of tile row ty: ty * tw
     if (!p->wide && 2 * tw <= 16) {
         // Two rows of tiles per pass: lanes [0, tw) are tile row ty, lanes [tw, 2 tw) row ty + 1,
         // whose V columns follow on: half the permutes, combinations and stores.
         __m512i pidx[6];
-        for (int q = 0; q < A; q++) {
-            int lanes[16];
-            for (int l = 0; l < 16; l++) lanes[l] = l < tw ? 2 * l + q : l < 2 * tw ? 16 + 2 * (l - tw) + q : 0;
-            pidx[q] = _mm512_loadu_si512(lanes);
-        }
+        UNROLL for (int q = 0; q < A; q++) pidx[q] = _mm512_loadu_si512(p->pair[q]);
         const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
         for (; ty + 1 < ty1; ty += 2) {
             __m512 rows[8], tlo[6], thi[6];
@@ -164,6 +174,8 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
     }
     for (; ty < ty1; ty++) {
         __m512 lo[6], hi[6], tlo[6], thi[6];
+        __m512i idx[6];
+        UNROLL for (int q = 0; q < A; q++) idx[q] = _mm512_loadu_si512(p->column[q]);
         UNROLL for (int s = 0; s < A; s++) {
             const long iy = 2 * ty + s - pad;
             if (iy < 0 || iy >= h) {
@@ -181,7 +193,7 @@ AVX512 static inline __attribute__((always_inline)) void input_plane(const plan 
             __m512 cols[6], out[6];
             UNROLL for (int q = 0; q < A; q++) {  // lane tx: T row i, column 2 tx + q
                 cols[q] = p->wide ? _mm512_permutex2var_ps(tlo[i], idx[q], thi[i])
-                                  : _mm512_permutexvar_ps(_mm512_and_si512(idx[q], _mm512_set1_epi32(15)), tlo[i]);
+                                  : _mm512_permutexvar_ps(idx[q], tlo[i]);
             }
             COMBINE(out, A, bt, cols, A);  // columns: (B^T d) B
             UNROLL for (int j = 0; j < A; j++) _mm512_mask_storeu_ps(v + (i * A + j) * xi_stride + ty * tw, store_mask, out[j]);
@@ -198,21 +210,14 @@ AVX512 static inline __attribute__((always_inline)) void output_plane(const plan
     const __mmask16 load_mask = (__mmask16)((1u << tw) - 1);
     const __mmask16 lo_mask = ow >= 16 ? 0xFFFF : (__mmask16)((1u << ow) - 1);
     const __mmask16 hi_mask = ow <= 16 ? 0 : (__mmask16)((1u << (ow - 16)) - 1);
-    int lanes_lo[16], lanes_hi[16];
-    for (int l = 0; l < 16; l++) {
-        lanes_lo[l] = l / 2 + (l % 2 ? 16 : 0);
-        lanes_hi[l] = (l + 16) / 2 + (l % 2 ? 16 : 0);
-    }
-    const __m512i inter_lo = _mm512_loadu_si512(lanes_lo), inter_hi = _mm512_loadu_si512(lanes_hi);
+    const __m512i inter_lo = _mm512_loadu_si512(p->interleave_lo), inter_hi = _mm512_loadu_si512(p->interleave_hi);
     const __m512 vb = _mm512_set1_ps(bias);
     long ty = ty0;
     m -= ty0 * tw;
     if (ow <= 16 && 2 * tw <= 16) {
         // Two rows of tiles per pass, as in input_plane.
         const __mmask16 pair_mask = (__mmask16)((1u << (2 * tw)) - 1);
-        int second[16];
-        for (int l = 0; l < 16; l++) second[l] = tw + l / 2 + (l % 2 ? 16 : 0);
-        const __m512i inter_second = _mm512_loadu_si512(second);
+        const __m512i inter_second = _mm512_loadu_si512(p->interleave_second);
         for (; ty + 1 < ty1; ty += 2) {
             __m512 a[6][2];
             UNROLL for (int i = 0; i < A; i++) {
@@ -344,15 +349,17 @@ AVX512 static void input_part(void *context, long index) {
     const long column = sample_rows(job, j, &ty0, &ty1);
     const float *plane = job->input + ((job->first + j) * p->c + c) * p->h * p->w;
     float *v = job->v + c * job->ld + column;
-    if (p->alpha == 4) input_plane(p, 4, BT3, plane, ty0, ty1, v, p->c * job->ld);
-    else input_plane(p, 6, BT5, plane, ty0, ty1, v, p->c * job->ld);
+    const long stride = matrix_stride(p->c, job->ld);
+    if (p->alpha == 4) input_plane(p, 4, BT3, plane, ty0, ty1, v, stride);
+    else input_plane(p, 6, BT5, plane, ty0, ty1, v, stride);
 }
 
 static void gemm_part(void *context, long xi) {
     const chunk_job *job = context;
     const plan *p = job->p;
     ck_sgemm_packed(job->m, job->rows * p->tw, p->c, job->u + xi * ck_packed_a_floats(job->m, p->c), 0,
-                    job->v + xi * p->c * job->ld, job->ld, 0.0f, job->prod + xi * job->m * job->ld, job->ld);
+                    job->v + xi * matrix_stride(p->c, job->ld), job->ld, 0.0f,
+                    job->prod + xi * matrix_stride(job->m, job->ld), job->ld);
 }
 
 AVX512 static void output_part(void *context, long index) {
@@ -364,8 +371,9 @@ AVX512 static void output_part(void *context, long index) {
     const float *m = job->prod + o * job->ld + column;
     float *out = job->output + ((job->first + j) * job->m + o) * p->oh * p->ow;
     const float bias = job->bias ? job->bias[o] : 0.0f;
-    if (p->alpha == 4) output_plane(p, 4, AT3, m, ty0, ty1, job->m * job->ld, bias, out);
-    else output_plane(p, 6, AT5, m, ty0, ty1, job->m * job->ld, bias, out);
+    const long stride = matrix_stride(job->m, job->ld);
+    if (p->alpha == 4) output_plane(p, 4, AT3, m, ty0, ty1, stride, bias, out);
+    else output_plane(p, 6, AT5, m, ty0, ty1, stride, bias, out);
 }
 
 void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
@@ -373,7 +381,7 @@ void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const f
     plan p;
     if (!make_plan(g, &p)) abort();  // callers check ck_winograd_supported first (documented)
     const long per_chunk = chunk_rows(&p), ld = row_floats(per_chunk * p.tw), total = samples * p.th;
-    float *v = scratch, *prod = scratch + p.alpha * p.alpha * p.c * ld;
+    float *v = scratch, *prod = scratch + p.alpha * p.alpha * matrix_stride(p.c, ld);
     for (long row0 = 0; row0 < total; row0 += per_chunk) {
         const long rows = total - row0 < per_chunk ? total - row0 : per_chunk;
         const long first = row0 / p.th, spanned = (row0 + rows - 1) / p.th - first + 1;
