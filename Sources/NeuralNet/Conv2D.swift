@@ -67,10 +67,11 @@ public final class Conv2D: Layer {
         let out = output.reserve(batch * outputShape.count)
         let w = store.parameters + weight.offset, b = store.parameters + bias.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
-        if packedPath && Kernels.Packed.winogradApplies(geometry) {
-            // Winograd F(2x2, 3x3): each group's samples in one call (parallel inside it for one image).
-            let u = winogradWeights.current(store, floats: Kernels.Packed.winogradWeightsFloats(m: oc, k: inputShape.channels)) {
-                Kernels.Packed.winogradWeights(w, outputChannels: oc, inputChannels: inputShape.channels, adjoint: false, into: $0)
+        if packedPath && Kernels.Packed.winogradApplies(geometry, outputs: oc) {
+            // Winograd F(2x2, KxK): each group's samples in one call (parallel inside it for one image).
+            let c = inputShape.channels, k = geometry.kernel
+            let u = winogradWeights.current(store, floats: Kernels.Packed.winogradWeightsFloats(m: oc, k: c, kernel: k)) {
+                Kernels.Packed.winogradWeights(w, outputChannels: oc, inputChannels: c, kernel: k, adjoint: false, into: $0)
             }
             let scratchFloats = (Kernels.Packed.winogradScratchFloats(g0, m: oc) + 15) / 16 * 16
             let scratch = winogradScratch.reserve(slots * scratchFloats)
@@ -177,9 +178,9 @@ public final class Conv2D: Layer {
         let k = geometry.kernel, c = inputShape.channels
         let gradientGeometry = Kernels.ConvGeometry(channels: oc, height: outputShape.height, width: outputShape.width,
                                                     kernel: k, stride: 1, padding: k - 1 - geometry.padding)
-        // Winograd where it applies (a 3x3 stride-1 layer): the group's input gradients in one call.
+        // Winograd where it applies (a 3x3 or 5x5 stride-1 layer): the group's input gradients in one call.
         let winogradGradient = needsInputGradient && geometry.stride == 1 && geometry.padding < k
-            && Kernels.Packed.winogradApplies(gradientGeometry)
+            && Kernels.Packed.winogradApplies(gradientGeometry, outputs: c)
         // Else the implicit columns, only where they cost no more multiply-adds than the columns: a
         // convolution that keeps the size (a valid one's input gradient would multiply its dY's zero border too).
         let implicitGradientFloats = needsInputGradient && !winogradGradient && geometry.stride == 1 && geometry.padding < k
@@ -196,9 +197,9 @@ public final class Conv2D: Layer {
         var winogradScratchFloats = 0, winogradBlocks: UnsafeMutablePointer<Float>? = nil
         if winogradGradient {
             // W transformed as the input gradient's convolution (rows: input channels, kernels flipped).
-            let u = packedTransposed.reserve(Kernels.Packed.winogradWeightsFloats(m: c, k: oc))
-            Kernels.Packed.winogradWeights(store.parameters + weight.offset, outputChannels: oc, inputChannels: c, adjoint: true,
-                                           into: u)
+            let u = packedTransposed.reserve(Kernels.Packed.winogradWeightsFloats(m: c, k: oc, kernel: k))
+            Kernels.Packed.winogradWeights(store.parameters + weight.offset, outputChannels: oc, inputChannels: c, kernel: k,
+                                           adjoint: true, into: u)
             packedGradientWeights = u
             winogradScratchFloats = (Kernels.Packed.winogradScratchFloats(gradientGeometry, m: c) + 15) / 16 * 16
             winogradBlocks = winogradScratch.reserve(slots * winogradScratchFloats)

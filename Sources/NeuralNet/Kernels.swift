@@ -238,11 +238,12 @@ public enum Kernels {
             ck_conv_weight_gradient_gemm(m, n, k, &columns, b, beta, c, ldc)
         }
 
-        /// Winograd F(2x2, 3x3) for this geometry: AVX-512, stride 1, a 3x3 kernel, padding 0 or 1, at
-        /// most 32 output columns, and at least 8 input channels (below that the transforms cost more
-        /// than the multiplications they save). `winograd` switches it off for comparisons.
-        public static func winogradApplies(_ g: ConvGeometry, backend: Backend = Kernels.backend) -> Bool {
-            guard backend == .avx512, winograd, g.kernel == 3, g.channels >= 8 else { return false }
+        /// Winograd F(2x2, 3x3) or F(2x2, 5x5) for this geometry, computing `outputs` channels: AVX-512,
+        /// stride 1, a 3x3 or 5x5 kernel, padding below the kernel size, at most 32 output columns, and
+        /// at least 8 channels in and out (below that the transforms cost more than the multiplications
+        /// they save). `winograd` switches it off for comparisons.
+        public static func winogradApplies(_ g: ConvGeometry, outputs: Int, backend: Backend = Kernels.backend) -> Bool {
+            guard backend == .avx512, winograd, g.kernel == 3 || g.kernel == 5, g.channels >= 8, outputs >= 8 else { return false }
             var c = g.c
             return ck_winograd_supported(&c) != 0
         }
@@ -254,14 +255,15 @@ public enum Kernels {
             return true
         }()
 
-        /// Floats of a layer's transformed weights (m outputs, k input channels).
-        public static func winogradWeightsFloats(m: Int, k: Int) -> Int { ck_winograd_weights_floats(m, k, 3) }
+        /// Floats of a layer's transformed weights (m outputs, k input channels, a kernel x kernel window).
+        public static func winogradWeightsFloats(m: Int, k: Int, kernel: Int) -> Int { ck_winograd_weights_floats(m, k, kernel) }
 
-        /// w (oc, c, 3, 3) transformed for `winogradConvolve`: the layer (adjoint false, m = oc, k = c),
-        /// or the convolution that gives its input gradient (adjoint true, m = c, k = oc, kernels flipped).
-        public static func winogradWeights(_ w: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, adjoint: Bool,
-                                           into out: UnsafeMutablePointer<Float>) {
-            ck_winograd_weights(w, outputChannels, inputChannels, 3, adjoint ? 1 : 0, out)
+        /// w (oc, c, kernel, kernel) transformed for `winogradConvolve`: the layer (adjoint false, m = oc,
+        /// k = c), or the convolution that gives its input gradient (adjoint true, m = c, k = oc, kernels
+        /// flipped).
+        public static func winogradWeights(_ w: UnsafePointer<Float>, outputChannels: Int, inputChannels: Int, kernel: Int,
+                                           adjoint: Bool, into out: UnsafeMutablePointer<Float>) {
+            ck_winograd_weights(w, outputChannels, inputChannels, kernel, adjoint ? 1 : 0, out)
         }
 
         /// Scratch floats of one thread's `winogradConvolve` with m output channels.

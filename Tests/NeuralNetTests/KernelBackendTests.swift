@@ -163,23 +163,27 @@ struct KernelBackendTests {
         #expect(explicit.map(\.bitPattern) == viaTables.map(\.bitPattern), "weight gradient \(shape) k\(kernel) p\(padding)")
     }
 
-    /// Winograd F(2x2, 3x3) equals the convolution summed in double precision, for the layer (with
-    /// its bias) and for its input gradient's convolution (flipped kernels, channels swapped), at
-    /// padding 0, 1 and 2, odd sizes, rows wider than 16 lanes, and batches that cross the chunks of
-    /// samples. Each sample's bits do not depend on the thread count or on the other samples.
-    @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 1, 64, 5), (Shape(channels: 64, height: 14, width: 14), 1, 32, 3),
-                      (Shape(channels: 9, height: 13, width: 11), 0, 5, 2), (Shape(channels: 8, height: 15, width: 13), 1, 7, 4),
-                      (Shape(channels: 10, height: 28, width: 28), 1, 12, 2), (Shape(channels: 16, height: 11, width: 11), 2, 9, 3)])
-    func winogradEqualsTheDirectConvolution(shape: Shape, padding: Int, outputs: Int, samples: Int) {
-        let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: 3,
+    /// Winograd F(2x2, 3x3) and F(2x2, 5x5) equal the convolution summed in double precision, for the
+    /// layer (with its bias) and for its input gradient's convolution (flipped kernels, channels
+    /// swapped), at paddings from 0 to K-1, odd sizes, rows wider than 16 lanes, and batches that cross
+    /// the chunks of tile rows. Each sample's bits do not depend on the thread count or on the other
+    /// samples.
+    @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 3, 1, 64, 5), (Shape(channels: 64, height: 14, width: 14), 3, 1, 32, 3),
+                      (Shape(channels: 9, height: 13, width: 11), 3, 0, 8, 2), (Shape(channels: 8, height: 15, width: 13), 3, 1, 9, 4),
+                      (Shape(channels: 10, height: 28, width: 28), 3, 1, 12, 2), (Shape(channels: 16, height: 11, width: 11), 3, 2, 9, 3),
+                      (Shape(channels: 32, height: 14, width: 14), 5, 2, 64, 3), (Shape(channels: 9, height: 13, width: 11), 5, 2, 8, 2),
+                      (Shape(channels: 8, height: 12, width: 12), 5, 0, 10, 3), (Shape(channels: 16, height: 10, width: 10), 5, 4, 8, 2),
+                      (Shape(channels: 8, height: 28, width: 28), 5, 2, 10, 2)])
+    func winogradEqualsTheDirectConvolution(shape: Shape, kernel: Int, padding: Int, outputs: Int, samples: Int) {
+        let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
                                      stride: 1, padding: padding)
-        #expect(Kernels.Packed.winogradApplies(g, backend: .avx512))
-        let c = shape.channels, oh = g.outputHeight, ow = g.outputWidth, outCount = outputs * oh * ow
+        #expect(Kernels.Packed.winogradApplies(g, outputs: outputs, backend: .avx512))
+        let c = shape.channels, oh = g.outputHeight, ow = g.outputWidth, outCount = outputs * oh * ow, kk = kernel * kernel
         let x = random(samples * shape.count, 21), bias = random(outputs, 23)
         for adjoint in [false, true] {
             // adjoint: w is (c, outputs, 3, 3), a layer from `outputs` channels to c, run as its input
             // gradient's convolution: out[o] = Σ_ch x[ch] * w[ch][o] flipped.
-            let w = random(outputs * c * 9, adjoint ? 24 : 22)
+            let w = random(outputs * c * kk, adjoint ? 24 : 22)
             var exact = [Double](repeating: 0, count: samples * outCount)
             for n in 0..<samples {
                 for o in 0..<outputs {
@@ -187,11 +191,12 @@ struct KernelBackendTests {
                         for ox in 0..<ow {
                             var sum = adjoint ? 0 : Double(bias[o])
                             for ch in 0..<c {
-                                for ky in 0..<3 {
-                                    for kx in 0..<3 {
+                                for ky in 0..<kernel {
+                                    for kx in 0..<kernel {
                                         let iy = oy + ky - padding, ix = ox + kx - padding
                                         guard iy >= 0, iy < shape.height, ix >= 0, ix < shape.width else { continue }
-                                        let weight = adjoint ? w[((ch * outputs + o) * 3 + 2 - ky) * 3 + 2 - kx] : w[((o * c + ch) * 3 + ky) * 3 + kx]
+                                        let weight = adjoint ? w[((ch * outputs + o) * kernel + kernel - 1 - ky) * kernel + kernel - 1 - kx]
+                                            : w[((o * c + ch) * kernel + ky) * kernel + kx]
                                         sum += Double(weight) * Double(x[n * shape.count + (ch * shape.height + iy) * shape.width + ix])
                                     }
                                 }
@@ -201,10 +206,10 @@ struct KernelBackendTests {
                     }
                 }
             }
-            let u = FloatBuffer(capacity: Kernels.Packed.winogradWeightsFloats(m: outputs, k: c))
+            let u = FloatBuffer(capacity: Kernels.Packed.winogradWeightsFloats(m: outputs, k: c, kernel: kernel))
             w.withUnsafeBufferPointer {
                 Kernels.Packed.winogradWeights($0.baseAddress!, outputChannels: adjoint ? c : outputs, inputChannels: adjoint ? outputs : c,
-                                               adjoint: adjoint, into: u.pointer)
+                                               kernel: kernel, adjoint: adjoint, into: u.pointer)
             }
             let scratch = FloatBuffer(capacity: Kernels.Packed.winogradScratchFloats(g, m: outputs))
             func run(_ first: Int, _ count: Int, threads: Int) -> [Float] {
@@ -225,12 +230,14 @@ struct KernelBackendTests {
             }
             let batch = run(0, samples, threads: 1)
             let worst = zip(batch, exact).map { abs(Double($0) - $1) }.max() ?? .infinity
-            // Float sums of 9C products of values in [-1, 1], through transforms that add up to 16 of them.
-            #expect(worst < 2e-6 * Double(9 * c).squareRoot() * 4, "\(shape) p\(padding) adjoint \(adjoint): error \(worst)")
-            #expect(batch.map(\.bitPattern) == run(0, samples, threads: 2).map(\.bitPattern), "\(shape) p\(padding): threads")
+            // Float sums of K²C products of values in [-1, 1], through transforms with coefficients up to 5
+            // (F(2x2, 5x5)'s input transform), so a few times the GEMM's error.
+            let bound = 2e-6 * Double(kk * c).squareRoot() * (kernel == 3 ? 4 : 16)
+            #expect(worst < bound, "\(shape) k\(kernel) p\(padding) adjoint \(adjoint): error \(worst)")
+            #expect(batch.map(\.bitPattern) == run(0, samples, threads: 2).map(\.bitPattern), "\(shape) k\(kernel) p\(padding): threads")
             let last = samples - 1
             #expect(Array(batch[(last * outCount)...]).map(\.bitPattern) == run(last, 1, threads: 2).map(\.bitPattern),
-                    "\(shape) p\(padding): one sample alone")
+                    "\(shape) k\(kernel) p\(padding): one sample alone")
         }
     }
 
