@@ -341,6 +341,18 @@ static long sample_rows(const chunk_job *job, long j, long *ty0, long *ty1) {
     return (start + *ty0 - job->row0) * job->p->tw;
 }
 
+// Prefetches rows [first, end) (clamped to [0, rows)) of a plane `width` floats wide.
+static inline void prefetch_rows(const float *plane, long width, long first, long end, long rows, int hint) {
+    if (first < 0) first = 0;
+    if (end > rows) end = rows;
+    const char *at = (const char *)(plane + first * width), *stop = (const char *)(plane + end * width);
+    if (hint == _MM_HINT_ET0) {
+        for (; at < stop; at += 64) _mm_prefetch(at, _MM_HINT_ET0);
+    } else {
+        for (; at < stop; at += 64) _mm_prefetch(at, _MM_HINT_T0);
+    }
+}
+
 AVX512 static void input_part(void *context, long index) {
     const chunk_job *job = context;
     const plan *p = job->p;
@@ -348,6 +360,9 @@ AVX512 static void input_part(void *context, long index) {
     long ty0, ty1;
     const long column = sample_rows(job, j, &ty0, &ty1);
     const float *plane = job->input + ((job->first + j) * p->c + c) * p->h * p->w;
+    // The input comes from memory or L3 (the previous layer's pass over the whole batch): fetch the
+    // same rows of the next plane while this one is transformed.
+    prefetch_rows(plane + p->h * p->w, p->w, 2 * ty0 - p->pad, 2 * ty1 + p->alpha - 2 - p->pad, p->h, _MM_HINT_T0);
     float *v = job->v + c * job->ld + column;
     const long stride = matrix_stride(p->c, job->ld);
     if (p->alpha == 4) input_plane(p, 4, BT3, plane, ty0, ty1, v, stride);
@@ -370,6 +385,8 @@ AVX512 static void output_part(void *context, long index) {
     const long column = sample_rows(job, j, &ty0, &ty1);
     const float *m = job->prod + o * job->ld + column;
     float *out = job->output + ((job->first + j) * job->m + o) * p->oh * p->ow;
+    // The next plane's rows, for writing (they are not in any cache yet).
+    prefetch_rows(out + p->oh * p->ow, p->ow, 2 * ty0, 2 * ty1, p->oh, _MM_HINT_ET0);
     const float bias = job->bias ? job->bias[o] : 0.0f;
     const long stride = matrix_stride(job->m, job->ld);
     if (p->alpha == 4) output_plane(p, 4, AT3, m, ty0, ty1, stride, bias, out);
