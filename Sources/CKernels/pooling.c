@@ -23,6 +23,8 @@ AVX512 static inline __attribute__((always_inline)) void pool_planes(
     const __m512i lane2 = even;  // 2 * lane
     for (long plane = 0; plane < planes; plane++) {
         const float *source = x + plane * h * w;
+        // The planes come from memory (a convolution's output for the whole batch): two ahead.
+        for (long p = 0; p < h * w; p += 16) _mm_prefetch((const char *)(source + 2 * h * w + p), _MM_HINT_T0);
         float *target = y + plane * oh * ow;
         int *index = argmax + plane * oh * ow;
         __m512 mu = _mm512_setzero_ps(), inv = mu, g = mu, bt = mu;
