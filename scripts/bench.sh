@@ -247,11 +247,15 @@ bench_mpi_accuracy() {
   mpi_run "no augmentation" 2 mpi-default-2
   mpi_run "no augmentation, fp16 gradients in 256 KiB buckets" 2 mpi-default-2-fp16 --gradient-compression fp16 --bucket-kb 256
   MPI_MODEL=reference mpi_run "\`reference\`, no augmentation" 2 mpi-reference-2
+  # The linear scaling rule for the global batch of 128 (peak lr 4e-3), as the augmentation runs use.
+  mpi_run "no augmentation, --lr-scaling linear (peak lr 4e-3)" 2 mpi-default-2-linear --lr-scaling linear
+  MPI_MODEL=reference mpi_run "\`reference\`, no augmentation, --lr-scaling linear (peak lr 4e-3)" 2 mpi-reference-2-linear \
+    --lr-scaling linear
   echo
   # Time to 99.0%: seconds of training and evaluation (as the metrics count them, launch and data
   # loading excluded on both sides) to the end of the first evaluation at or above 99.0%.
   local -A ours=()
-  for name in mpi-default-2 mpi-default-2-fp16 mpi-reference-2; do
+  for name in mpi-default-2 mpi-default-2-fp16 mpi-reference-2 mpi-default-2-linear mpi-reference-2-linear; do
     ours[$name]=$(awk -F'"test_accuracy":' '{ split($2, a, ","); split($0, b, "\"seconds\":"); split(b[2], c, ",");
          split($0, e, "\"evaluation_seconds\":"); split(e[2], f, ",");
          t += c[1] + f[1]; if (!done && a[1] >= 0.99) { printf "%.1f", t; done = 1 } } END { if (!done) print "-" }' "$out/$name.jsonl")
@@ -261,15 +265,18 @@ bench_mpi_accuracy() {
   # The same recipe in PyTorch DDP (gloo, 2 ranks x 1 thread) when torch is importable (TORCH_PYTHON).
   local tpy="${TORCH_PYTHON:-python3}"
   "$tpy" -c 'import torch' 2>/dev/null || { echo "(PyTorch is not importable here: no PyTorch time to 99.0%; set TORCH_PYTHON.)"; echo; return; }
-  echo "| model | digits, mpirun 2 x 1: seconds to 99.0% | PyTorch $("$tpy" -c 'import torch; print(torch.__version__)') DDP 2 x 1: test accuracy per epoch | seconds to 99.0% | digits / PyTorch time |"
-  echo "| --- | --- | --- | --- | --- |"
-  local model line
-  for model in default reference; do
-    line=$(OMP_NUM_THREADS=1 "$tpy" scripts/torch_accuracy.py "$model" --data-dir data/mnist --epochs 2 --ranks 2 2>/dev/null)
-    local per_epoch theirs
-    per_epoch=$(field test_accuracy <<<"$line" | awk '{ sep = (NR > 1) ? ", " : ""; printf "%s%.2f%%", sep, 100 * $1 }')
-    theirs=$(sed -nE 's/.*"seconds_to_target":([0-9.]+).*/\1/p' <<<"$line"); theirs=${theirs:--}
-    echo "| $model | ${ours[mpi-$model-2]} | $per_epoch | $(awk -v b="$theirs" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b }') | $(awk -v a="${ours[mpi-$model-2]}" -v b="$theirs" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f", a / b }') |"
+  echo "| model | peak lr | digits, mpirun 2 x 1: seconds to 99.0% | PyTorch $("$tpy" -c 'import torch; print(torch.__version__)') DDP 2 x 1: test accuracy per epoch | seconds to 99.0% | digits / PyTorch time |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  local model line recipe lr suffix
+  for recipe in "2e-3 " "4e-3 -linear"; do
+    read -r lr suffix <<<"$recipe"
+    for model in default reference; do
+      line=$(OMP_NUM_THREADS=1 "$tpy" scripts/torch_accuracy.py "$model" --data-dir data/mnist --epochs 2 --ranks 2 --lr "$lr" 2>/dev/null)
+      local per_epoch theirs mine="${ours[mpi-$model-2$suffix]}"
+      per_epoch=$(field test_accuracy <<<"$line" | awk '{ sep = (NR > 1) ? ", " : ""; printf "%s%.2f%%", sep, 100 * $1 }')
+      theirs=$(sed -nE 's/.*"seconds_to_target":([0-9.]+).*/\1/p' <<<"$line"); theirs=${theirs:--}
+      echo "| $model | $lr | $mine | $per_epoch | $(awk -v b="$theirs" 'BEGIN { if (b == "-") print "-"; else printf "%.1f", b }') | $(awk -v a="$mine" -v b="$theirs" 'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.2f", a / b }') |"
+    done
   done
   echo
 }
