@@ -276,8 +276,8 @@ AVX512 static inline __attribute__((always_inline)) void output_plane(const plan
 // U_ξ = (G g G^T)_ξ of the kernels of row i, for 16 consecutive k at a time (lanes), into plain
 // (alpha², m, k) row-major.
 AVX512 static inline __attribute__((always_inline)) void transform_row(const int A, const int R, const float (*gm)[5],
-                                                                      const float *w, long oc, long c, long m, long k,
-                                                                      int adjoint, long i, float *plain) {
+                                                                      const float *w, long c, long m, long k, int adjoint,
+                                                                      long i, float *plain) {
     for (long p0 = 0; p0 < k; p0 += 16) {
         const long lanes = k - p0 < 16 ? k - p0 : 16;
         const __mmask16 mask = (__mmask16)((1u << lanes) - 1);
@@ -307,7 +307,6 @@ AVX512 static inline __attribute__((always_inline)) void transform_row(const int
             UNROLL for (int b = 0; b < A; b++) _mm512_mask_storeu_ps(plain + ((a * A + b) * m + i) * k + p0, mask, out[b]);
         }
     }
-    (void)oc;
 }
 
 // Every (row, k) pair's U_ξ, packed as ck_pack_a's panels, one block per ξ.
@@ -316,8 +315,8 @@ AVX512 void ck_winograd_weights(const float *w, long oc, long c, long r, int adj
     float *plain = malloc(sizeof(float) * alpha * alpha * m * k);
     if (!plain) abort();  // a few hundred KB; failing here means the machine is out of memory
     for (long i = 0; i < m; i++) {
-        if (r == 3) transform_row(4, 3, G3, w, oc, c, m, k, adjoint, i, plain);
-        else transform_row(6, 5, G5, w, oc, c, m, k, adjoint, i, plain);
+        if (r == 3) transform_row(4, 3, G3, w, c, m, k, adjoint, i, plain);
+        else transform_row(6, 5, G5, w, c, m, k, adjoint, i, plain);
     }
     const long packed = ck_packed_a_floats(m, k);
     for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
