@@ -113,15 +113,15 @@ import Testing
               input: randomValues(2 * shape.count, seed: 5), label: "conv k\(kernel) s\(stride) p\(padding)")
     }
 
-    /// The Winograd paths (3x3 and 5x5, stride 1, 8 channels in and out), forward and input gradient.
+    /// The Winograd paths (3x3 and 5x5, stride 1, 16 channels in and out), forward and input gradient.
     @Test(arguments: [(3, 0), (3, 1), (5, 0), (5, 2)])
     func winogradConv2D(kernel: Int, padding: Int) {
         let store = ParameterStore()
-        let shape = Shape(channels: 8, height: 7, width: 6)
-        let layer = Conv2D(name: "c", inputShape: shape, outputChannels: 8, kernelSize: kernel, padding: padding, store: store)
+        let shape = Shape(channels: 16, height: 7, width: 6)
+        let layer = Conv2D(name: "c", inputShape: shape, outputChannels: 16, kernelSize: kernel, padding: padding, store: store)
         store.seal(seed: 4)
         if Kernels.avx512Available {
-            #expect(Kernels.Packed.winogradApplies(layer.geometry, outputs: 8))
+            #expect(Kernels.Packed.winogradApplies(layer.geometry, outputs: 16))
         }
         check(Case(layer: layer, store: store, batch: 3, context: PassContext(mode: .training)),
               input: randomValues(3 * shape.count, seed: 6), label: "winograd conv k\(kernel) p\(padding)")

@@ -177,7 +177,8 @@ struct KernelBackendTests {
     func winogradEqualsTheDirectConvolution(shape: Shape, kernel: Int, padding: Int, outputs: Int, samples: Int) {
         let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
                                      stride: 1, padding: padding)
-        #expect(Kernels.Packed.winogradApplies(g, outputs: outputs, backend: .avx512))
+        // The kernel runs any such geometry; digits uses it from 16 channels in and out.
+        #expect(Kernels.Packed.winogradApplies(g, outputs: outputs, backend: .avx512) == (shape.channels >= 16 && outputs >= 16))
         let c = shape.channels, oh = g.outputHeight, ow = g.outputWidth, outCount = outputs * oh * ow, kk = kernel * kernel
         let x = random(samples * shape.count, 21), bias = random(outputs, 23)
         for adjoint in [false, true] {
