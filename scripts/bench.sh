@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
 #   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire,
-#                                    checkpoint, use (use needs checkpoint's files)
+#                                    checkpoint, use (use needs checkpoint's files), conv
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
@@ -407,6 +407,27 @@ bench_checkpoint() {
   echo
 }
 
+# Winograd against the direct convolution per layer shape (scripts/conv_bench.c on the CKernels
+# sources): the shapes of the presets' Winograd layers and the small ones that decide where digits
+# uses it (from 16 channels in and out). One thread, batch 8.
+bench_conv() {
+  local exe="$out/conv_bench" src=Sources/CKernels
+  "${CC:-clang}" -O2 -I "$src/include" scripts/conv_bench.c "$src/winograd.c" "$src/gemm.c" "$src/threads.c" "$src/im2col.c" \
+    -lpthread -lm -o "$exe"
+  echo "### Winograd against the direct convolution, one thread, forward (\`scripts/bench.sh conv\`)"
+  echo
+  echo "| layer (channels in -> out, image, kernel) | largest difference from the double-precision sum | direct ms | Winograd ms | speed-up |"
+  echo "| --- | --- | --- | --- | --- |"
+  local shape
+  for shape in "32 64 14 14 3 1 8" "64 64 14 14 3 1 8" "64 32 14 14 3 1 8" "32 64 14 14 5 2 8" "64 32 14 14 5 2 8" \
+               "32 64 13 13 3 0 8" "64 32 11 11 3 2 8" "32 32 28 28 3 1 4" \
+               "16 16 14 14 3 1 8" "16 16 14 14 5 2 8" "16 8 14 14 3 1 8" "8 16 14 14 3 1 8" "8 16 14 14 5 2 8" "4 16 14 14 3 1 8"; do
+    # shellcheck disable=SC2086
+    "$exe" $shape
+  done
+  echo
+}
+
 # predict and evaluate speed with the checkpoint bench_checkpoint leaves.
 bench_use() {
   local ck="$out/ck-bench/$(cat "$out/ck-bench/latest")" wholes=() models=() e1=() e2=()
@@ -445,6 +466,7 @@ for s in "${sections[@]}"; do
     wire) bench_wire ;;
     checkpoint) bench_checkpoint ;;
     use) bench_use ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use)" >&2; exit 2 ;;
+    conv) bench_conv ;;
+    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use, conv)" >&2; exit 2 ;;
   esac
 done

@@ -241,8 +241,9 @@ public enum Kernels {
         /// Winograd F(2x2, 3x3) or F(2x2, 5x5) for this geometry, computing `outputs` channels: AVX-512,
         /// stride 1, a 3x3 or 5x5 kernel, padding below the kernel size, at most 32 output columns, and
         /// at least 16 channels in and out. Below that the transforms cost about what the saved
-        /// multiplications do (measured, 14 x 14, batch 8: 16 -> 16 channels 1.15x (3x3) / 1.22x (5x5)
-        /// faster than the direct convolution, 16 -> 8 1.02x, 8 -> 16 0.89x / 0.76x, 4 -> 16 0.69x).
+        /// multiplications do (`scripts/bench.sh conv`, 14 x 14, batch 8: 16 -> 16 channels 1.20x (3x3)
+        /// / 1.24x (5x5) the speed of the direct convolution, 16 -> 8 1.05x, 8 -> 16 0.97x / 0.93x,
+        /// 4 -> 16 0.74x).
         /// `winograd` switches it off for comparisons.
         public static func winogradApplies(_ g: ConvGeometry, outputs: Int, backend: Backend = Kernels.backend) -> Bool {
             guard backend == .avx512, winograd, g.kernel == 3 || g.kernel == 5, g.channels >= 16, outputs >= 16 else { return false }
