@@ -1,7 +1,6 @@
 #include "ckernels.h"
 #include <immintrin.h>
 #include <stdlib.h>
-#include <string.h>
 
 // Winograd convolution F(2x2, r x r) for stride-1 layers with 3x3 or 5x5 kernels (Lavin & Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2 x 2 block of output pixels
@@ -99,8 +98,9 @@ static long row_floats(long tiles) { return (tiles + 15) / 16 * 16; }
 // power-of-two stride such as 64 x 64 floats would put them there).
 static long matrix_stride(long rows, long ld) { return rows * ld + 16; }
 
+// The packed blocks, then room for the unpacked transform that ck_winograd_weights packs from.
 long ck_winograd_weights_floats(long m, long k, long r) {
-    return (r + 1) * (r + 1) * ck_packed_a_floats(m, k);
+    return (r + 1) * (r + 1) * (ck_packed_a_floats(m, k) + m * k);
 }
 
 long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
@@ -311,16 +311,13 @@ AVX512 static inline __attribute__((always_inline)) void transform_row(const int
 
 // Every (row, k) pair's U_ξ, packed as ck_pack_a's panels, one block per ξ.
 AVX512 void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
-    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c;
-    float *plain = malloc(sizeof(float) * alpha * alpha * m * k);
-    if (!plain) abort();  // a few hundred KB; failing here means the machine is out of memory
+    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c, packed = ck_packed_a_floats(m, k);
+    float *plain = out + alpha * alpha * packed;  // (alpha², m, k), past the packed blocks
     for (long i = 0; i < m; i++) {
         if (r == 3) transform_row(4, 3, G3, w, c, m, k, adjoint, i, plain);
         else transform_row(6, 5, G5, w, c, m, k, adjoint, i, plain);
     }
-    const long packed = ck_packed_a_floats(m, k);
     for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
-    free(plain);
 }
 
 typedef struct {

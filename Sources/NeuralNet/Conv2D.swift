@@ -16,10 +16,12 @@ public final class Conv2D: Layer {
 
     private let columns = FloatBuffer()         // (G, C*K*K, OH*OW): one sample's columns per group
     private let packedWeights = PackedWeights()      // W as packed GEMM panels, while the weights are unchanged
-    private let packedTransposed = FloatBuffer()     // the input gradient's weights (W' or W^T) as packed panels, once per backward pass
+    private let packedTransposed = FloatBuffer()     // the input gradient's weights (W', W^T, or W' transformed for
+                                                     // Winograd) as packed panels, once per backward pass
     private let flippedWeights = FloatBuffer()       // W' (C, OC*K*K): the input gradient's convolution weights
-    private let winogradWeights = PackedWeights()    // W transformed for Winograd, while the weights are unchanged
-    private let winogradScratch = FloatBuffer()      // one thread's Winograd transforms and products, per thread
+    private let winogradWeights = PackedWeights()    // U (α², OC, C) packed, α = K+1: W transformed for Winograd,
+                                                     // while the weights are unchanged
+    private let winogradScratch = FloatBuffer()      // per thread: V (α², C, tiles) and M (α², OC, tiles) of a chunk
     private let partials = FloatBuffer()        // (G, OC*C*K*K + OC): weight and bias gradient per group
     private let output = FloatBuffer()          // (N, OC, OH, OW)
     private let workspace: GradientWorkspace    // input gradient (N, C, H, W) goes here

@@ -164,7 +164,8 @@ void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count,
 /// 1 when ck_winograd_conv runs this geometry: AVX-512, stride 1, kernel 3 or 5, padding below the
 /// kernel, output at most 32 pixels wide.
 int ck_winograd_supported(const ck_conv_geometry *g);
-/// Floats of the transformed weights of an (m x k) layer, for ck_winograd_weights.
+/// Floats of the transformed weights of an (m x k) layer, for ck_winograd_weights (the packed
+/// blocks, then the unpacked transform they are packed from).
 long ck_winograd_weights_floats(long m, long k, long r);
 /// The weights w (oc, c, r, r) transformed for ck_winograd_conv. adjoint == 0: the layer itself
 /// (m = oc outputs from k = c channels). adjoint != 0: the convolution that gives its input
