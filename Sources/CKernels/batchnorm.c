@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include <immintrin.h>
+#include "prefetch.h"
 
 // The per-channel passes of batch normalisation, 16 lanes at a time with a masked tail.
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
@@ -8,9 +9,6 @@ static inline __mmask16 tail(long count) { return count >= 16 ? 0xFFFF : (__mmas
 
 // The passes over one channel of a batch visit `batch` runs `stride` floats apart, which the hardware
 // prefetchers do not follow: each run asks for the one two ahead.
-static inline void prefetch_run(const float *run, long pixels) {
-    for (long p = 0; p < pixels; p += 16) _mm_prefetch((const char *)(run + p), _MM_HINT_T0);
-}
 
 AVX512 double ck_channel_sum(const float *x, long batch, long pixels, long stride) {
     double total = 0;
@@ -41,7 +39,7 @@ AVX512 void ck_channel_shifted_sums(const float *x, long batch, long pixels, lon
     double s0 = 0, s1 = 0;
     const __m512 k = _mm512_set1_ps(shift);
     for (long n = 0; n < batch; n++, x += stride) {
-        if (n + 2 < batch) prefetch_run(x + 2 * stride, pixels);
+        if (n + 2 < batch) ck_prefetch_read(x + 2 * stride, pixels);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (long p = 0; p < pixels; p += 16) {
             __mmask16 m = tail(pixels - p);
@@ -61,7 +59,7 @@ AVX512 void ck_channel_normalize(const float *x, float *xhat, float *y, long bat
     const __m512 mu = _mm512_set1_ps(mean), inv = _mm512_set1_ps(inv_std), g = _mm512_set1_ps(gamma),
                  b = _mm512_set1_ps(beta);
     for (long n = 0; n < batch; n++, x += stride, xhat += stride, y += stride) {
-        if (n + 2 < batch) prefetch_run(x + 2 * stride, pixels);
+        if (n + 2 < batch) ck_prefetch_read(x + 2 * stride, pixels);
         for (long p = 0; p < pixels; p += 16) {
             __mmask16 m = tail(pixels - p);
             __m512 h = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + p), mu), inv);
@@ -78,8 +76,8 @@ AVX512 void ck_channel_gradient_sums(const float *dy, const float *xhat, long ba
     double s0 = 0, s1 = 0;
     for (long n = 0; n < batch; n++, dy += stride, xhat += stride) {
         if (n + 2 < batch) {
-            prefetch_run(dy + 2 * stride, pixels);
-            prefetch_run(xhat + 2 * stride, pixels);
+            ck_prefetch_read(dy + 2 * stride, pixels);
+            ck_prefetch_read(xhat + 2 * stride, pixels);
         }
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (long p = 0; p < pixels; p += 16) {
@@ -150,7 +148,7 @@ AVX512 void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, c
         const __m512 mu = _mm512_set1_ps(mean[c]), inv = _mm512_set1_ps(inv_std[c]), vk = _mm512_set1_ps(k[c]),
                      s0 = _mm512_set1_ps(sum_dy[c]), s1 = _mm512_set1_ps(sum_dy_xhat[c]);
         // x comes from memory (the convolution's output for the whole batch): fetch two planes ahead.
-        for (long p = 0; p < pixels; p += 16) _mm_prefetch((const char *)(xc + 2 * pixels + p), _MM_HINT_T0);
+        ck_prefetch_read(xc + 2 * pixels, pixels);
         for (long p = 0; p < pixels; p += 16) {
             const __mmask16 inside = tail(pixels - p);
             const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(inside, xc + p), mu), inv);

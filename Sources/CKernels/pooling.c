@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include <immintrin.h>
+#include "prefetch.h"
 #include <string.h>
 
 // 2 x 2, stride 2 max pooling: two input rows give 16 outputs per step; even and odd columns are
@@ -24,7 +25,7 @@ AVX512 static inline __attribute__((always_inline)) void pool_planes(
     for (long plane = 0; plane < planes; plane++) {
         const float *source = x + plane * h * w;
         // The planes come from memory (a convolution's output for the whole batch): two ahead.
-        for (long p = 0; p < h * w; p += 16) _mm_prefetch((const char *)(source + 2 * h * w + p), _MM_HINT_T0);
+        ck_prefetch_read(source + 2 * h * w, h * w);
         float *target = y + plane * oh * ow;
         int *index = argmax + plane * oh * ow;
         __m512 mu = _mm512_setzero_ps(), inv = mu, g = mu, bt = mu;

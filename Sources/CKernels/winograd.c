@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include <immintrin.h>
+#include "prefetch.h"
 #include <stdlib.h>
 
 // Winograd convolution F(2x2, r x r) for stride-1 layers with 3x3 or 5x5 kernels (Lavin & Gray,
@@ -107,6 +108,7 @@ long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
     plan p;
     if (!make_plan(g, &p)) return 0;
     long ld = row_floats(chunk_rows(&p) * p.tw);
+    // A multiple of 16, so that per-thread blocks laid end to end stay 64-byte aligned.
     return p.alpha * p.alpha * (matrix_stride(p.c, ld) + matrix_stride(m, ld)) + 32;
 }
 
@@ -337,16 +339,11 @@ static long sample_rows(const chunk_job *job, long j, long *ty0, long *ty1) {
     return (start + *ty0 - job->row0) * job->p->tw;
 }
 
-// Prefetches rows [first, end) (clamped to [0, rows)) of a plane `width` floats wide.
-static inline void prefetch_rows(const float *plane, long width, long first, long end, long rows, int hint) {
-    if (first < 0) first = 0;
-    if (end > rows) end = rows;
-    const char *at = (const char *)(plane + first * width), *stop = (const char *)(plane + end * width);
-    if (hint == _MM_HINT_ET0) {
-        for (; at < stop; at += 64) _mm_prefetch(at, _MM_HINT_ET0);
-    } else {
-        for (; at < stop; at += 64) _mm_prefetch(at, _MM_HINT_T0);
-    }
+// Rows [*first, *end) of a plane with `rows` rows, clamped; returns their count (0 if none).
+static inline long clamp_rows(long *first, long *end, long rows) {
+    if (*first < 0) *first = 0;
+    if (*end > rows) *end = rows;
+    return *end > *first ? *end - *first : 0;
 }
 
 AVX512 static void input_part(void *context, long index) {
@@ -358,7 +355,9 @@ AVX512 static void input_part(void *context, long index) {
     const float *plane = job->input + ((job->first + j) * p->c + c) * p->h * p->w;
     // The input comes from memory or L3 (the previous layer's pass over the whole batch): fetch the
     // same rows of the next plane while this one is transformed.
-    prefetch_rows(plane + p->h * p->w, p->w, 2 * ty0 - p->pad, 2 * ty1 + p->alpha - 2 - p->pad, p->h, _MM_HINT_T0);
+    long first = 2 * ty0 - p->pad, end = 2 * ty1 + p->alpha - 2 - p->pad;
+    const long rows = clamp_rows(&first, &end, p->h);
+    ck_prefetch_read(plane + p->h * p->w + first * p->w, rows * p->w);
     float *v = job->v + c * job->ld + column;
     const long stride = matrix_stride(p->c, job->ld);
     if (p->alpha == 4) input_plane(p, 4, BT3, plane, ty0, ty1, v, stride);
@@ -382,7 +381,9 @@ AVX512 static void output_part(void *context, long index) {
     const float *m = job->prod + o * job->ld + column;
     float *out = job->output + ((job->first + j) * job->m + o) * p->oh * p->ow;
     // The next plane's rows, for writing (they are not in any cache yet).
-    prefetch_rows(out + p->oh * p->ow, p->ow, 2 * ty0, 2 * ty1, p->oh, _MM_HINT_ET0);
+    long first = 2 * ty0, end = 2 * ty1;
+    const long rows = clamp_rows(&first, &end, p->oh);
+    ck_prefetch_write(out + p->oh * p->ow + first * p->ow, rows * p->ow);
     const float bias = job->bias ? job->bias[o] : 0.0f;
     const long stride = matrix_stride(job->m, job->ld);
     if (p->alpha == 4) output_plane(p, 4, AT3, m, ty0, ty1, stride, bias, out);

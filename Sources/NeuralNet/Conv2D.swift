@@ -75,7 +75,7 @@ public final class Conv2D: Layer {
             let u = winogradWeights.current(store, floats: Kernels.Packed.winogradWeightsFloats(m: oc, k: c, kernel: k)) {
                 Kernels.Packed.winogradWeights(w, outputChannels: oc, inputChannels: c, kernel: k, adjoint: false, into: $0)
             }
-            let scratchFloats = (Kernels.Packed.winogradScratchFloats(g0, m: oc) + 15) / 16 * 16
+            let scratchFloats = Kernels.Packed.winogradScratchFloats(g0, m: oc)
             let scratch = winogradScratch.reserve(slots * scratchFloats)
             Kernels.parallelFor(groups) { g in
                 let range = Conv2D.samples(of: g, groups: groups, batch: batch)
@@ -203,7 +203,7 @@ public final class Conv2D: Layer {
             Kernels.Packed.winogradWeights(store.parameters + weight.offset, outputChannels: oc, inputChannels: c, kernel: k,
                                            adjoint: true, into: u)
             packedGradientWeights = u
-            winogradScratchFloats = (Kernels.Packed.winogradScratchFloats(gradientGeometry, m: c) + 15) / 16 * 16
+            winogradScratchFloats = Kernels.Packed.winogradScratchFloats(gradientGeometry, m: c)
             winogradBlocks = winogradScratch.reserve(slots * winogradScratchFloats)
         } else if implicitGradientFloats > 0 {
             // W' (C, OC*K*K): W'[c][(o*K + ky)*K + kx] = W[o][c][K-1-ky][K-1-kx], packed once.

@@ -251,9 +251,9 @@ public enum Kernels {
             return ck_winograd_supported(&c) != 0
         }
 
-        /// Whether convolutions may use Winograd (`winogradApplies`): on unless DIGITS_WINOGRAD=0.
-        /// Tests and benchmarks switch it to compare with the direct GEMM.
-        public nonisolated(unsafe) static var winograd: Bool = {
+        /// Whether convolutions may use Winograd (`winogradApplies`): on unless DIGITS_WINOGRAD=0, which
+        /// runs the direct convolutions in the same binary, for side-by-side comparisons.
+        public static let winograd: Bool = {
             if let asked = getenv("DIGITS_WINOGRAD").map({ String(cString: $0) }), asked == "0" { return false }
             return true
         }()
@@ -269,7 +269,8 @@ public enum Kernels {
             ck_winograd_weights(w, outputChannels, inputChannels, kernel, adjoint ? 1 : 0, out)
         }
 
-        /// Scratch floats of one thread's `winogradConvolve` with m output channels.
+        /// Scratch floats of one thread's `winogradConvolve` with m output channels: a multiple of 16, so
+        /// that one block per thread, end to end, keeps each 64-byte aligned.
         public static func winogradScratchFloats(_ g: ConvGeometry, m: Int) -> Int {
             var c = g.c
             return ck_winograd_scratch_floats(&c, m)
