@@ -122,14 +122,14 @@ public final class Conv2D: Layer {
         if Kernels.Packed.available() { return packedBackward(dOut, x: x, batch: batch, needsInputGradient: needsInputGradient) }
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
-        let col = columns.reserve(groups * patch * pixels)
+        let col = columns.reserve(Kernels.threads * patch * pixels)   // one block per thread, as in forward
         let partialCount = oc * patch + oc
         let part = partials.reserve(groups * partialCount)
         let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
         let w = store.parameters + weight.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
         Kernels.parallelFor(groups) { g in
-            let block = col + g * patch * pixels
+            let block = col + Kernels.workerSlot * patch * pixels
             let dW = part + g * partialCount, db = dW + oc * patch
             db.update(repeating: 0, count: oc)
             var first = true

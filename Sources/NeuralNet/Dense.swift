@@ -41,8 +41,8 @@ public final class Dense: Layer {
             Kernels.Packed.gemm(m: batch, n: o, k: i, a: .rows(x, ld: i), b: .packed(packed), beta: 1, c: y, ldc: o)
             return y
         }
-        Kernels.gemm(transposeA: false, transposeB: true, m: batch, n: o, k: i,
-                     a: x, lda: i, b: w, ldb: i, beta: 1, c: y, ldc: o)
+        Kernels.parallelGemm(transposeA: false, transposeB: true, m: batch, n: o, k: i,
+                             a: x, lda: i, b: w, ldb: i, beta: 1, c: y, ldc: o)
         return y
     }
 
@@ -50,8 +50,8 @@ public final class Dense: Layer {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
         let i = inputShape.count, o = outputShape.count
         // dW (O, I) += dY^T (O, N) · x (N, I)
-        Kernels.gemm(transposeA: true, transposeB: false, m: o, n: i, k: batch,
-                     a: dY, lda: o, b: x, ldb: i, beta: 1, c: store.gradients + weight.offset, ldc: i)
+        Kernels.parallelGemm(transposeA: true, transposeB: false, m: o, n: i, k: batch,
+                             a: dY, lda: o, b: x, ldb: i, beta: 1, c: store.gradients + weight.offset, ldc: i)
         let db = store.gradients + bias.offset
         for n in 0..<batch {
             let row = dY + n * o
@@ -60,8 +60,8 @@ public final class Dense: Layer {
         guard needsInputGradient else { return nil }
         // dX (N, I) = dY (N, O) · W (O, I)
         let dx = workspace.inputGradient(batch * i, avoiding: dY)
-        Kernels.gemm(transposeA: false, transposeB: false, m: batch, n: i, k: o,
-                     a: dY, lda: o, b: store.parameters + weight.offset, ldb: i, beta: 0, c: dx, ldc: i)
+        Kernels.parallelGemm(transposeA: false, transposeB: false, m: batch, n: i, k: o,
+                             a: dY, lda: o, b: store.parameters + weight.offset, ldb: i, beta: 0, c: dx, ldc: i)
         return dx
     }
 }

@@ -27,11 +27,17 @@ public enum Kernels {
     /// The backend `gemm` uses. Tests switch it to compare the two; set it before training starts.
     public nonisolated(unsafe) static var backend: Backend = preferredBackend
 
+    /// Whether the AVX-512 kernels can run in this process: the CPU has them and DIGITS_GEMM=openblas
+    /// did not ask for the portable path.
     public static var avx512Available: Bool { ck_has_avx512() != 0 }
 
-    /// Threads for this process's kernels and layer loops (1 when ranks fill the cores).
+    /// Threads for this process's kernels and layer loops (1 when ranks fill the cores). OpenBLAS
+    /// itself stays on one thread whatever the count: its GEMMs run inside our pool's loops (a
+    /// convolution's per-sample products) or are split across the pool by `parallelGemm`, and an
+    /// OpenBLAS that threads a GEMM called from two pool threads at once leaves its idle workers
+    /// spinning (measured: 2 threads trained at a fifth of 1 thread's rate on the OpenBLAS path).
     public static func setThreads(_ count: Int) {
-        openblas_set_num_threads(Int32(max(1, count)))
+        openblas_set_num_threads(1)
         ck_set_threads(Int32(max(1, count)))
     }
 
@@ -71,6 +77,44 @@ public enum Kernels {
         }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// `gemm` spread over the kernel threads, for a product called outside any parallel loop (a dense
+    /// layer's). AVX-512's GEMM splits itself. On OpenBLAS the larger of C's two dimensions is cut into
+    /// at most `gemmParts` blocks whose bounds depend on the shapes alone, and each block is one
+    /// single-threaded OpenBLAS call: the same calls, so the same sums, on any number of threads.
+    public static func parallelGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, backend: Backend = backend) {
+        let parts = gemmParts(m: m, n: n, k: k)
+        if backend == .avx512 || parts.count == 1 {
+            gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                 beta: beta, c: c, ldc: ldc, backend: backend)
+            return
+        }
+        parallelFor(parts.count) { part in
+            let start = part * parts.size, count = min(parts.size, (parts.splitsRows ? m : n) - start)
+            if parts.splitsRows {
+                // C's rows from `start` come from op(A)'s rows from `start`: A's rows, or A^T's columns.
+                gemm(transposeA: transposeA, transposeB: transposeB, m: count, n: n, k: k,
+                     a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb,
+                     beta: beta, c: c + start * ldc, ldc: ldc, backend: backend)
+            } else {
+                // C's columns from `start` come from op(B)'s columns from `start`: B's columns, or B^T's rows.
+                gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: count, k: k,
+                     a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb,
+                     beta: beta, c: c + start, ldc: ldc, backend: backend)
+            }
+        }
+    }
+
+    /// Blocks of at most 8 (a count that keeps 8 threads busy) and at least 16 rows or columns, and
+    /// none for a product too small to pay for waking the pool (2^16 multiply-adds).
+    static func gemmParts(m: Int, n: Int, k: Int) -> (count: Int, size: Int, splitsRows: Bool) {
+        let splitsRows = m >= n, extent = max(m, n)
+        guard m * n * k >= 1 << 16, extent >= 32 else { return (1, extent, splitsRows) }
+        let size = ((extent + 7) / 8 + 15) / 16 * 16
+        return ((extent + size - 1) / size, size, splitsRows)
     }
 
     /// Geometry of a 2-D convolution over one sample.

@@ -55,8 +55,8 @@ public final class Network {
                 pool.rectifiesInput = true
             }
         }
-        // conv → bn → relu → pool2 on AVX-512: the batch norm runs all three (see `fusesReLUAndPooling`).
-        if Kernels.avx512Available {
+        // conv → bn → relu → pool2 on the AVX-512 backend: the batch norm runs all three (see `fusesReLUAndPooling`).
+        if Kernels.backend == .avx512 {
             for index in layers.indices.dropLast(2) {
                 guard let norm = layers[index] as? BatchNorm, norm.writesOutputInPlace, let relu = layers[index + 1] as? ReLU,
                       let pool = layers[index + 2] as? MaxPool2D, pool.kernel == 2, pool.stride == 2,

@@ -6,7 +6,8 @@
 // function chosen at run time, so the kernels live in C with per-function target attributes and
 // a run-time CPU check; everything else (and every other CPU) stays on OpenBLAS.
 
-/// 1 when this CPU and OS run AVX-512F code (checked once).
+/// 1 when the AVX-512 kernels are in use: this CPU and OS run AVX-512F/VL/DQ code, and the
+/// environment does not ask for the portable path (DIGITS_GEMM=openblas). Checked once.
 int ck_has_avx512(void);
 
 /// Threads used by ck_sgemm and ck_parallel_for, the calling thread included (>= 1).
