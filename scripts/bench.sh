@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
-#   scripts/bench.sh [section…]      sections: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire,
-#                                    checkpoint, use (use needs checkpoint's files), conv
+#   scripts/bench.sh [section…]      sections: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster,
+#                                    wire, checkpoint, use (use needs checkpoint's files), conv
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
@@ -454,8 +454,52 @@ bench_use() {
   echo
 }
 
+# Two cores used two ways, on each kernel path this CPU can take (its own, and on an AVX-512 CPU the
+# portable OpenBLAS path with OpenBLAS's Haswell kernels, what an AVX2 CPU gets): `digits bench`
+# with --threads 2 against --threads 1, and `mpirun -np 2 digits train --threads 1` against one rank,
+# all four alternating, BENCH_RUNS runs each (default 5); BENCH_MODEL (default `default`).
+bench_threads() {
+  local model="${BENCH_MODEL:-default}" steps=150
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  local paths=("")
+  if grep -q '^flags.* avx512f' /proc/cpuinfo; then
+    paths+=("DIGITS_GEMM=openblas$([ -z "${OPENBLAS_CORETYPE:-}" ] && echo " OPENBLAS_CORETYPE=Haswell")")
+  fi
+  local cpu; cpu=$(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+  echo "### Two cores: threads and ranks, \`$model\`, batch 64 per rank, $runs runs each, alternating (\`scripts/bench.sh threads\`)"
+  echo
+  echo "CPU: $cpu, $(grep -q '^flags.* avx512f' /proc/cpuinfo && echo "with AVX-512" || echo "without AVX-512")."
+  echo
+  echo "| kernel path | bench, 1 thread | bench, 2 threads | 2 threads / 1 | train, 1 rank x 1 thread | mpirun -np 2 x 1 thread | 2 ranks / 1 |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  local path
+  for path in "${paths[@]}"; do
+    local settings=() exported=()
+    read -r -a settings <<<"$path"
+    for setting in "${settings[@]}"; do exported+=(-x "${setting%%=*}"); done
+    local b1=() b2=() r1=() r2=()
+    for _ in $(seq "$runs"); do
+      b1+=("$(env "${settings[@]}" OPENBLAS_NUM_THREADS=1 "$bin" bench --model "$model" --threads 1 --steps "$steps" --json | field images_per_second)")
+      b2+=("$(env "${settings[@]}" OPENBLAS_NUM_THREADS=1 "$bin" bench --model "$model" --threads 2 --steps "$steps" --json | field images_per_second)")
+      env "${settings[@]}" OPENBLAS_NUM_THREADS=1 "$bin" train --data-dir data/mnist --model "$model" --max-steps "$steps" --no-eval \
+        --no-checkpoints --progress never --threads 1 --metrics-out "$out/th1.jsonl" > /dev/null
+      r1+=("$(field images_per_second < "$out/th1.jsonl")")
+      env "${settings[@]}" OPENBLAS_NUM_THREADS=1 mpirun -np 2 -x OPENBLAS_NUM_THREADS "${exported[@]}" "$bin" train --data-dir data/mnist \
+        --model "$model" --max-steps "$steps" --no-eval --no-checkpoints --progress never --threads 1 --metrics-out "$out/th2.jsonl" > /dev/null
+      r2+=("$(field images_per_second < "$out/th2.jsonl")")
+    done
+    local mb1 mb2 mr1 mr2
+    mb1=$(printf '%s\n' "${b1[@]}" | median); mb2=$(printf '%s\n' "${b2[@]}" | median)
+    mr1=$(printf '%s\n' "${r1[@]}" | median); mr2=$(printf '%s\n' "${r2[@]}" | median)
+    echo "| ${path:-this CPU's own ($("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p'))} | $(printf '%s\n' "${b1[@]}" | stats 0) | $(printf '%s\n' "${b2[@]}" | stats 0) | $(awk -v a="$mb2" -v b="$mb1" 'BEGIN { printf "%.2fx", a / b }') | $(printf '%s\n' "${r1[@]}" | stats 0) | $(printf '%s\n' "${r2[@]}" | stats 0) | $(awk -v a="$mr2" -v b="$mr1" 'BEGIN { printf "%.2fx", a / b }') |"
+  done
+  echo
+}
+
 for s in "${sections[@]}"; do
   case "$s" in
+    threads) bench_threads ;;
     data) bench_data ;;
     throughput) bench_throughput ;;
     accuracy) bench_accuracy ;;
@@ -467,6 +511,6 @@ for s in "${sections[@]}"; do
     checkpoint) bench_checkpoint ;;
     use) bench_use ;;
     conv) bench_conv ;;
-    *) echo "bench: unknown section '$s' (known: data, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use, conv)" >&2; exit 2 ;;
+    *) echo "bench: unknown section '$s' (known: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use, conv)" >&2; exit 2 ;;
   esac
 done

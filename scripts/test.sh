@@ -4,6 +4,11 @@
 #
 # The suite runs OPTIMISED (-c release -Xswiftc -enable-testing) in its own build folder
 # .build-test: the numeric tests train small networks, which a debug build runs 10-100x slower.
+#
+# Every kernel path a user's CPU can land on runs here: the one this CPU takes, and, on a CPU with
+# AVX-512, the portable OpenBLAS path too (DIGITS_GEMM=openblas; with OpenBLAS's Haswell kernels, the
+# ones an AVX2 CPU such as Zen 3 gets, unless the environment already sets OPENBLAS_CORETYPE): the
+# kernel, determinism and end-to-end unit tests and the thread-count and multi-rank checks.
 set -euo pipefail
 # A command failing outside a check would end the script silently; say where.
 trap 'echo "test.sh: stopped at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -17,11 +22,28 @@ if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_
 export OMPI_MCA_rmaps_base_oversubscribe=1   # more ranks than the 2 cores here
 export OPENBLAS_NUM_THREADS=1
 
+# The tools the checks use (mpirun, python3, pgrep, ip, ping): installed as root, else named.
+if ! bash scripts/install-packages.sh --test-tools; then
+  echo "test.sh: continuing without the packages named above; a check that needs one of them fails or says why it is skipped"
+fi
 bash scripts/fetch-mnist.sh >/dev/null
 export MNIST_DIR="$root/data/mnist"
 
+# The portable path's environment, on a CPU that would otherwise take the AVX-512 kernels.
+portable=()
+if grep -q '^flags.* avx512f' /proc/cpuinfo 2>/dev/null; then
+  portable=(DIGITS_GEMM=openblas)
+  if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q '^flags.* avx2' /proc/cpuinfo; then portable+=(OPENBLAS_CORETYPE=Haswell); fi
+fi
+
 swift build "${build_flags[@]}"
 swift test "${build_flags[@]}"
+if [ ${#portable[@]} -gt 0 ]; then
+  echo "test.sh: the kernel, determinism, training and end-to-end tests again on the portable path (${portable[*]})"
+  env "${portable[@]}" swift test "${build_flags[@]}" --skip-build --filter 'NeuralNetTests|TrainingTests'
+else
+  echo "test.sh: this CPU has no AVX-512: the tests above ran the portable (OpenBLAS) path, the only one it has"
+fi
 bin="$scratch/release"
 
 passed=0; failed=0
@@ -72,6 +94,30 @@ for np in 2 3; do
     pass "mpirun -np $np, 300 steps of a BatchNorm+dropout net: all ranks end with bit-identical weights"
   else fail "mpirun -np $np: ranks' weights differ or the run failed" "$work/ranks$np"; fi
 done
+
+# Results do not depend on --threads (the README's promise), on every path this CPU can take; and
+# on the portable path too, ranks end bit-identical.
+paths=("")
+[ ${#portable[@]} -gt 0 ] && paths+=("${portable[*]}")
+for path in "${paths[@]}"; do
+  read -r -a env_path <<<"$path"
+  label=${path:-"the kernels this CPU takes"}
+  if env "${env_path[@]}" "${digits[@]}" --model lenet5 --max-steps 40 --digest --threads 1 > "$work/t1" 2>&1 \
+     && env "${env_path[@]}" "${digits[@]}" --model lenet5 --max-steps 40 --digest --threads 2 > "$work/t2" 2>&1 \
+     && [ -n "$(grep -m1 'weights sha256' "$work/t1" | awk '{ print $5 }')" ] \
+     && [ "$(grep -m1 'weights sha256' "$work/t1" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/t2" | awk '{ print $5 }')" ]; then
+    pass "$label: lenet5, 40 steps with --threads 1 and with --threads 2: the same weights SHA-256"
+  else fail "$label: --threads 1 and 2 give different weights" "$work/t2"; fi
+done
+if [ ${#portable[@]} -gt 0 ]; then
+  exported=(); for setting in "${portable[@]}"; do exported+=(-x "${setting%%=*}"); done
+  if env "${portable[@]}" mpirun -np 2 "${exported[@]}" "${digits[@]}" --model "$bnnet" --max-steps 150 --digest --threads 2 \
+       > "$work/ranks-portable" 2>&1 \
+     && [ "$(grep -c 'weights sha256' "$work/ranks-portable")" -eq 2 ] \
+     && [ "$(grep 'weights sha256' "$work/ranks-portable" | awk '{ print $5 }' | sort -u | wc -l)" -eq 1 ]; then
+    pass "${portable[*]}: mpirun -np 2 x 2 threads, 150 steps of a BatchNorm+dropout net: bit-identical ranks"
+  else fail "${portable[*]}: mpirun -np 2, ranks' weights differ or the run failed" "$work/ranks-portable"; fi
+fi
 
 # Gradients in fp16, in buckets overlapped with backward: still one set of weights on every rank,
 # and a run stopped and resumed equals the uninterrupted one (the fp16 scales are checkpointed).
@@ -254,6 +300,8 @@ else fail "report" "$work/report.svg"; fi
 # --- A simulated cluster: 3 hosts in network namespaces, TCP between them, links shaped to 1 Gbit/s.
 if [ "$(id -u)" -ne 0 ]; then
   echo "skip simulated cluster: needs root for network namespaces"
+elif ! command -v ping > /dev/null || ! command -v ip > /dev/null; then
+  echo "skip simulated cluster: ping (iputils-ping) or ip (iproute2) is missing; scripts/install-packages.sh --test-tools installs them"
 elif ! ip netns add digits-probe 2>/dev/null; then
   echo "skip simulated cluster: ip netns does not work here"
 else

@@ -230,7 +230,9 @@ import Testing
                             worst = max(worst, abs(sum - Double(one[i * ldc + j])))
                         }
                     }
-                    #expect(worst < 2e-6 * Double(k).squareRoot() + 1e-6, "\(label): largest error \(worst)")
+                    // OpenBLAS's kernels may sum k long runs in one accumulator, whose rounding error grows
+                    // about linearly with k (1.2e-4 seen at k = 3136); a misplaced block would be off by O(1).
+                    #expect(worst < 1e-7 * Double(k) + 1e-6, "\(label): largest error \(worst)")
                 }
             }
         }
