@@ -492,7 +492,9 @@ bench_threads() {
     local mb1 mb2 mr1 mr2
     mb1=$(printf '%s\n' "${b1[@]}" | median); mb2=$(printf '%s\n' "${b2[@]}" | median)
     mr1=$(printf '%s\n' "${r1[@]}" | median); mr2=$(printf '%s\n' "${r2[@]}" | median)
-    echo "| ${path:-this CPU's own ($("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p'))} | $(printf '%s\n' "${b1[@]}" | stats 0) | $(printf '%s\n' "${b2[@]}" | stats 0) | $(awk -v a="$mb2" -v b="$mb1" 'BEGIN { printf "%.2fx", a / b }') | $(printf '%s\n' "${r1[@]}" | stats 0) | $(printf '%s\n' "${r2[@]}" | stats 0) | $(awk -v a="$mr2" -v b="$mr1" 'BEGIN { printf "%.2fx", a / b }') |"
+    local label="$path"
+    [ -n "$label" ] || label="the CPU's own: $("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p')"
+    echo "| $label | $(printf '%s\n' "${b1[@]}" | stats 0) | $(printf '%s\n' "${b2[@]}" | stats 0) | $(awk -v a="$mb2" -v b="$mb1" 'BEGIN { printf "%.2fx", a / b }') | $(printf '%s\n' "${r1[@]}" | stats 0) | $(printf '%s\n' "${r2[@]}" | stats 0) | $(awk -v a="$mr2" -v b="$mr1" 'BEGIN { printf "%.2fx", a / b }') |"
   done
   echo
 }
