@@ -18,11 +18,9 @@ public enum Kernels {
         case openBLAS = "openblas"
     }
 
-    /// AVX-512 when the CPU has it, unless DIGITS_GEMM=openblas asks for the portable path.
-    public static let preferredBackend: Backend = {
-        if let asked = getenv("DIGITS_GEMM").map({ String(cString: $0) }), asked == "openblas" { return .openBLAS }
-        return ck_has_avx512() != 0 ? .avx512 : .openBLAS
-    }()
+    /// AVX-512 when the CPU has it, unless DIGITS_GEMM=openblas asks for the portable path (read by
+    /// `ck_has_avx512`, so the C kernels that choose for themselves follow the same answer).
+    public static let preferredBackend: Backend = ck_has_avx512() != 0 ? .avx512 : .openBLAS
 
     /// The backend `gemm` uses. Tests switch it to compare the two; set it before training starts.
     public nonisolated(unsafe) static var backend: Backend = preferredBackend
