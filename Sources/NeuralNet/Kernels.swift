@@ -106,8 +106,8 @@ public enum Kernels {
         }
     }
 
-    /// Blocks of at most 8 (a count that keeps 8 threads busy) and at least 16 rows or columns, and
-    /// none for a product too small to pay for waking the pool (2^16 multiply-adds).
+    /// At most 8 blocks (enough for 8 threads), each a multiple of 16 rows or columns but the last;
+    /// one block for a product too small to pay for waking the pool (under 2^16 multiply-adds).
     static func gemmParts(m: Int, n: Int, k: Int) -> (count: Int, size: Int, splitsRows: Bool) {
         let splitsRows = m >= n, extent = max(m, n)
         guard m * n * k >= 1 << 16, extent >= 32 else { return (1, extent, splitsRows) }
