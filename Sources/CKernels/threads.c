@@ -26,15 +26,30 @@ static int workers_started = 0;
 static atomic_ulong generation;
 static void (*job_body)(void *, long);
 static void *job_context;
-static long job_count;
-static atomic_long next_index;
 static atomic_int busy_workers;
 
-static void run_indices(void) {
-    for (;;) {
-        long i = atomic_fetch_add(&next_index, 1);
-        if (i >= job_count) return;
-        job_body(job_context, i);
+// A job's indices are dealt out in contiguous shares, share s = [s*count/T, (s+1)*count/T) to the
+// thread in slot s, which runs its own share first and then helps with the others'. Jobs over the
+// same count (a convolution's sample groups, a pooling's samples) thus give each thread the same
+// samples from layer to layer while the threads keep pace, so the activations one layer writes are
+// read by the next on the core that wrote them, not fetched from the other core's cache; a thread
+// that falls behind still has its work taken over. Which thread runs an index never changes what
+// the index computes.
+typedef struct {
+    _Alignas(64) atomic_long next;
+    long end;
+} share;
+static share shares[max_threads];
+static int share_count;
+
+static void run_indices(int own) {
+    for (int k = 0; k < share_count; k++) {
+        share *s = &shares[(own + k) % share_count];
+        for (;;) {
+            long i = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+            if (i >= s->end) break;
+            job_body(job_context, i);
+        }
     }
 }
 
@@ -60,7 +75,7 @@ static void *worker_main(void *argument) {
             pthread_mutex_unlock(&lock);
         }
         seen = now;
-        if (id < thread_count) run_indices();
+        if (id < share_count) run_indices((int)id);
         if (atomic_fetch_sub(&busy_workers, 1) == 1) {
             pthread_mutex_lock(&lock);
             pthread_cond_signal(&done);
@@ -98,15 +113,18 @@ void ck_parallel_for(long count, void (*body)(void *, long), void *context) {
     // go back to sleep without taking an index.
     job_body = body;
     job_context = context;
-    job_count = count;
-    atomic_store(&next_index, 0);
+    share_count = thread_count;
+    for (int t = 0; t < share_count; t++) {
+        atomic_store_explicit(&shares[t].next, count * t / share_count, memory_order_relaxed);
+        shares[t].end = count * (t + 1) / share_count;
+    }
     atomic_store(&busy_workers, workers_started);
     pthread_mutex_lock(&lock);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     inside_job = 1;
-    run_indices();
+    run_indices(0);
     inside_job = 0;
     for (int spins = 0; atomic_load(&busy_workers) > 0 && spins < spin_limit; spins++) relax();
     if (atomic_load(&busy_workers) > 0) {
