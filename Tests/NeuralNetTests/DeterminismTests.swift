@@ -3,18 +3,19 @@ import Testing
 @testable import NeuralNet
 
 @Suite struct DeterminismTests {
-    /// 50 steps of a small BN+dropout conv net on random data; returns the parameter bytes.
-    func train(seed: UInt64) -> [Float] {
-        let spec = try! ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-flatten-drop0.2-dense10")
-        let network = Network(spec: spec, seed: seed)
-        let optimizer = Optimizer(kind: .sgd(momentum: 0.9, nesterov: true), store: network.store, weightDecay: 1e-4)
+    /// `steps` steps of a model (by default a small BN+dropout conv net) on one batch of random data;
+    /// returns the parameters and buffers.
+    func train(_ spec: String = "conv4k3p1-bn-relu-pool2-flatten-drop0.2-dense10", seed: UInt64, batch: Int = 8,
+               steps: Int = 50, optimizer kind: OptimizerKind = .sgd(momentum: 0.9, nesterov: true)) -> [Float] {
+        let network = Network(spec: try! ModelSpec(parsing: spec), seed: seed)
+        let optimizer = Optimizer(kind: kind, store: network.store, weightDecay: 1e-4)
         var random = KeyedRandom(seed: 123, purpose: .test)
-        var x = (0..<(8 * 784)).map { _ in random.nextUniform(-1, 1) }
-        let labels = (0..<8).map { UInt8($0 % 10) }
-        for step in 0..<50 {
+        var x = (0..<(batch * 784)).map { _ in random.nextUniform(-1, 1) }
+        let labels = (0..<batch).map { UInt8($0 % 10) }
+        for step in 0..<steps {
             network.store.zeroGradients()
             x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
-                _ = network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 8,
+                _ = network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: batch,
                                                 context: PassContext(mode: .training, seed: seed, step: UInt64(step)))
             } }
             optimizer.step(learningRate: 0.01)
@@ -167,29 +168,17 @@ import Testing
     /// 20 steps with 1 and with 2 kernel threads give bit-identical parameters on the backend in use:
     /// convolutions (BatchNorm, pooling) and a hidden dense layer large enough that its GEMMs are
     /// split across the threads (`Kernels.parallelGemm`).
-    @Test func trainingDoesNotDependOnTheThreadCount() throws {
-        let spec = try ModelSpec(parsing: "conv8k5p2-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-dense64-relu-drop0.2-dense10")
+    @Test func trainingDoesNotDependOnTheThreadCount() {
+        let spec = "conv8k5p2-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-dense64-relu-drop0.2-dense10"
         #expect(Kernels.gemmParts(m: 32, n: 64, k: 784).count > 1)
-        func train(threads: Int) throws -> [UInt32] {
+        func train(threads: Int) -> [UInt32] {
             let saved = Kernels.threads
             Kernels.setThreads(threads)
             defer { Kernels.setThreads(saved) }
-            let network = Network(spec: spec, seed: 3)
-            let optimizer = Optimizer(kind: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), store: network.store)
-            var random = KeyedRandom(seed: 9, purpose: .test)
-            var x = (0..<(32 * 784)).map { _ in random.nextUniform(-1, 1) }
-            let labels = (0..<32).map { UInt8($0 % 10) }
-            for step in 0..<20 {
-                network.store.zeroGradients()
-                x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
-                    _ = network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 32,
-                                                    context: PassContext(mode: .training, seed: 1, step: UInt64(step)))
-                } }
-                optimizer.step(learningRate: 0.01)
-            }
-            return (Array(network.store.parameterBuffer) + Array(network.store.bufferBuffer)).map(\.bitPattern)
+            return self.train(spec, seed: 3, batch: 32, steps: 20, optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8))
+                .map(\.bitPattern)
         }
-        #expect(try train(threads: 1) == train(threads: 2))
+        #expect(train(threads: 1) == train(threads: 2))
     }
 
     /// `parallelGemm` on OpenBLAS (every machine has it): the same bits on 1 and 2 threads for every
