@@ -12,24 +12,23 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C system libraries, each through pkg-config (Debian: libopenmpi-dev, libopenblas-dev, zlib1g-dev, libpng-dev).
+        // C system libraries, each through pkg-config (Debian: libopenmpi-dev, zlib1g-dev, libpng-dev).
         .systemLibrary(name: "CMPI", pkgConfig: "mpi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
 
-        // Own AVX-512 GEMM and worker pool, chosen at run time (Sources/CKernels/include/ckernels.h).
+        // The arithmetic of training, one kernel table per ISA (AVX-512, AVX2, NEON, plain C), chosen
+        // once at run time, and the worker pool (Sources/CKernels/include/ckernels.h).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Heap statistics for the allocation check in `digits bench`.
         .target(name: "CHeapStats"),
         // Counter-based random numbers shared by data sharding, augmentation and initialisation.
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
-        .target(name: "NeuralNet", dependencies: ["CBLAS", "CKernels", "CounterRNG"]),
+        .target(name: "NeuralNet", dependencies: ["CKernels", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
         .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
         .target(name: "Collective", dependencies: ["CMPI", "CKernels"]),

@@ -8,8 +8,11 @@
 # Environment (all optional):
 #   HOSTFILE        hostfile (default cluster/hostfile); NP  ranks (default: the slots in it)
 #   IFACE           network to use: an interface name (eth0) or a CIDR (192.168.1.0/24)
-#   THREADS         BLAS threads per rank (default 1: one rank per core; use 4 with one rank per Pi 4)
-#   MAP_BY, BIND    --map-by and --bind-to (default slot and core; BIND=none when hosts share cores)
+#   THREADS         kernel threads per rank, digits train --threads (default 1: one rank per core, with
+#                   slots = cores in the hostfile; the default from cluster/README.md section 3). For one
+#                   rank per node: slots=1 and THREADS = the node's cores (4 on a Pi 4 or 5)
+#   MAP_BY, BIND    --map-by and --bind-to (default slot, or slot:PE=THREADS so that each rank is bound to
+#                   THREADS cores rather than one; and core. BIND=none when hosts share cores)
 #   DIGITS          the binary (default bin/digits as cluster/deploy.sh puts it, else .build/release/digits)
 #   DATA_DIR        MNIST directory on every host (default data/mnist)
 #   CHECKPOINT_DIR  checkpoints on rank 0's host (default checkpoints); --resume is added when it holds one
@@ -23,14 +26,16 @@ HOSTFILE="${HOSTFILE:-cluster/hostfile}"
 [ -f "$HOSTFILE" ] || { echo "launch: no hostfile at $HOSTFILE (copy cluster/hostfile.example)" >&2; exit 1; }
 NP="${NP:-$(awk '!/^#/ && NF { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, a, "="); n = a[2] } s += n } END { print s }' "$HOSTFILE")}"
 THREADS="${THREADS:-1}"
+# --bind-to core alone pins a rank and all its threads to one core (Open MPI 4.1: a 2-thread rank got
+# Cpus_allowed_list 0); PE=THREADS gives each rank THREADS cores of its own.
+if [ "$THREADS" -gt 1 ]; then default_map_by="slot:PE=$THREADS"; else default_map_by=slot; fi
 if [ -x "$root/bin/digits" ]; then default_binary="$root/bin/digits"; else default_binary="$root/.build/release/digits"; fi
 DIGITS="${DIGITS:-$default_binary}"
 DATA_DIR="${DATA_DIR:-$root/data/mnist}"
 CHECKPOINT_DIR="${CHECKPOINT_DIR:-$root/checkpoints}"
 args=(--hostfile "$HOSTFILE" -np "$NP"
       --mca btl tcp,self,vader
-      --map-by "${MAP_BY:-slot}" --bind-to "${BIND:-core}"
-      -x "OPENBLAS_NUM_THREADS=$THREADS")
+      --map-by "${MAP_BY:-$default_map_by}" --bind-to "${BIND:-core}")
 if [ -n "${IFACE:-}" ]; then args+=(--mca btl_tcp_if_include "$IFACE" --mca oob_tcp_if_include "$IFACE"); fi
 if [ -n "${RSH_AGENT:-}" ]; then args+=(--mca plm_rsh_agent "$RSH_AGENT"); fi
 if [ "$(id -u)" -eq 0 ]; then args+=(--allow-run-as-root); fi
@@ -51,7 +56,7 @@ if [ -f "$CHECKPOINT_DIR/latest" ] && [[ " $* " != *" --resume"* ]]; then
   echo "launch: resuming from $CHECKPOINT_DIR (latest: $(cat "$CHECKPOINT_DIR/latest"))"
   train+=(--resume)
 fi
-echo "launch: $NP rank(s) from $HOSTFILE, $THREADS BLAS thread(s) each"
+echo "launch: $NP rank(s) from $HOSTFILE, $THREADS kernel thread(s) each"
 status=0
 mpirun "${args[@]}" "${train[@]}" || status=$?
 if [ "$status" -ne 0 ]; then

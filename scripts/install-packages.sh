@@ -2,10 +2,14 @@
 # Installs the Debian packages digits builds and runs with; skips what is installed.
 # As root it runs apt-get; otherwise it prints the exact command to run and fails.
 #   scripts/install-packages.sh [--test-tools]   (also what scripts/test.sh uses: iproute2 for the
-#                                                 simulated cluster, procps for pgrep, python3)
+#                                                 simulated cluster, procps for pgrep, python3, and
+#                                                 for the aarch64 (Raspberry Pi) checks the C library
+#                                                 headers and binutils for aarch64 and qemu-aarch64-static)
 set -euo pipefail
-packages=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev zlib1g-dev pkg-config)
-if [ "${1:-}" = "--test-tools" ]; then packages+=(iproute2 iputils-ping procps python3); fi
+packages=(libopenmpi-dev openmpi-bin libpng-dev zlib1g-dev pkg-config)
+if [ "${1:-}" = "--test-tools" ]; then
+  packages+=(iproute2 iputils-ping procps python3 qemu-user-static libc6-dev-arm64-cross binutils-aarch64-linux-gnu)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

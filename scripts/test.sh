@@ -5,10 +5,20 @@
 # The suite runs OPTIMISED (-c release -Xswiftc -enable-testing) in its own build folder
 # .build-test: the numeric tests train small networks, which a debug build runs 10-100x slower.
 #
-# Every kernel path a user's CPU can land on runs here: the one this CPU takes, and, on a CPU with
-# AVX-512, the portable OpenBLAS path too (DIGITS_GEMM=openblas; with OpenBLAS's Haswell kernels, the
-# ones an AVX2 CPU such as Zen 3 gets, unless the environment already sets OPENBLAS_CORETYPE): the
-# kernel, determinism and end-to-end unit tests and the thread-count and multi-rank checks.
+# Every kernel table a user's CPU can land on is tested here (Sources/CKernels/isa.h: reference,
+# avx2, avx512, neon; dispatch.c picks one at start-up, DIGITS_ISA overrides):
+#   * the table this CPU takes: all unit tests and every check below;
+#   * on a CPU with AVX-512, the avx2 table too (DIGITS_ISA=avx2, what an AVX2 CPU such as Zen 3
+#     takes): the kernel, determinism, training and end-to-end unit tests again, the --threads 1
+#     vs 2 check and the bit-identical ranks under mpirun -np 2;
+#   * the reference (plain C) table, and the neon table of a Raspberry Pi 4 under
+#     qemu-aarch64-static -cpu cortex-a72, by the C kernel test (scripts/kernel-test.sh: every
+#     table against the reference on odd sizes); not by the Swift suite, which would take too long;
+#   * every C file compiled for aarch64 (scripts/check-aarch64-build.sh). The Swift code cannot be
+#     built for aarch64 on x86-64; the first build on a Pi is the user's (cluster/README.md).
+#     On an aarch64 machine the suite runs the neon table itself and the C kernel test natively.
+# Without qemu-aarch64-static or the aarch64 C headers the aarch64 parts print "aarch64: NOT RUN"
+# and count as a failure only in CI as root (CI=true), where install-packages.sh provides them.
 set -euo pipefail
 # A command failing outside a check would end the script silently; say where.
 trap 'echo "test.sh: stopped at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -20,29 +30,31 @@ build_flags=(-c release -Xswiftc -enable-testing --scratch-path "$scratch")
 # Open MPI refuses root unless told; CI runs as root.
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_rmaps_base_oversubscribe=1   # more ranks than the 2 cores here
-export OPENBLAS_NUM_THREADS=1
 
-# The tools the checks use (mpirun, python3, pgrep, ip, ping): installed as root, else named.
+# The tools the checks use (mpirun, python3, pgrep, ip, ping, qemu-aarch64-static, the aarch64 C
+# headers): installed as root, else named.
 if ! bash scripts/install-packages.sh --test-tools; then
   echo "test.sh: continuing without the packages named above; a check that needs one of them fails or says why it is skipped"
 fi
 bash scripts/fetch-mnist.sh >/dev/null
 export MNIST_DIR="$root/data/mnist"
 
-# The portable path's environment, on a CPU that would otherwise take the AVX-512 kernels.
-portable=()
-if grep -q '^flags.* avx512f' /proc/cpuinfo 2>/dev/null; then
-  portable=(DIGITS_GEMM=openblas)
-  if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q '^flags.* avx2' /proc/cpuinfo; then portable+=(OPENBLAS_CORETYPE=Haswell); fi
+# The second table, on a CPU that would otherwise take the AVX-512 kernels (the flags the tables'
+# CPU checks ask for, Sources/CKernels/x86): the AVX2 kernels an AVX2-only CPU takes.
+cpu_has() { grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -qw "$1"; }
+second_isa=()
+if cpu_has avx512f && cpu_has avx512vl && cpu_has avx512dq && cpu_has f16c && cpu_has avx2 && cpu_has fma; then
+  second_isa=(DIGITS_ISA=avx2)
 fi
+[ -n "${DIGITS_ISA:-}" ] && echo "test.sh: DIGITS_ISA=$DIGITS_ISA is set: the first pass runs that table, not the one this CPU would take"
 
 swift build "${build_flags[@]}"
 swift test "${build_flags[@]}"
-if [ ${#portable[@]} -gt 0 ]; then
-  echo "test.sh: the kernel, determinism, training and end-to-end tests again on the portable path (${portable[*]})"
-  env "${portable[@]}" swift test "${build_flags[@]}" --skip-build --filter 'NeuralNetTests|TrainingTests'
+if [ ${#second_isa[@]} -gt 0 ]; then
+  echo "test.sh: the kernel, determinism, training and end-to-end tests again on the avx2 table (${second_isa[*]})"
+  env "${second_isa[@]}" swift test "${build_flags[@]}" --skip-build --filter 'NeuralNetTests|TrainingTests'
 else
-  echo "test.sh: this CPU has no AVX-512: the tests above ran the portable (OpenBLAS) path, the only one it has"
+  echo "test.sh: this CPU has no AVX-512: the tests above ran the table it takes (avx2 on an AVX2 CPU, neon on aarch64), the only vector one it has; the reference table is checked by the C kernel test below"
 fi
 bin="$scratch/release"
 
@@ -50,6 +62,41 @@ passed=0; failed=0
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 pass() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/     /' "$2" | tail -20; return 0; }
+
+# --- The C kernels by themselves, and the code a Raspberry Pi compiles.
+# Without the aarch64 tools a check cannot run: a failure in CI as root (install-packages.sh
+# --test-tools installs them there), elsewhere a line that says so, repeated before the summary.
+not_run=()
+aarch64_not_run() {
+  if [ "$(id -u)" -eq 0 ] && [ "${CI:-}" = true ]; then fail "aarch64: NOT RUN: $1 (CI as root: scripts/install-packages.sh --test-tools should have installed them)"
+  else not_run+=("aarch64: NOT RUN: $1"); echo "aarch64: NOT RUN: $1"; fi
+}
+if [ "$(uname -m)" = aarch64 ]; then
+  # On a Pi the native test is the neon one, and swift build above compiled every C file for aarch64.
+  if bash scripts/kernel-test.sh --native-only > "$work/kernel-test" 2>&1; then
+    pass "C kernel test: the neon and reference tables against the reference on odd sizes, natively on aarch64"
+  else fail "C kernel test (scripts/kernel-test.sh --native-only)" "$work/kernel-test"; fi
+else
+  no_aarch64=""
+  command -v qemu-aarch64-static > /dev/null || no_aarch64="qemu-aarch64-static is missing (Debian: qemu-user-static)"
+  [ -f /usr/aarch64-linux-gnu/include/stdio.h ] \
+    || no_aarch64="${no_aarch64:+$no_aarch64; }the aarch64 C library headers are missing (Debian: libc6-dev-arm64-cross)"
+  if [ -z "$no_aarch64" ]; then
+    if bash scripts/kernel-test.sh --require-aarch64 > "$work/kernel-test" 2>&1; then
+      pass "C kernel test: every kernel table against the reference on odd sizes, natively and the neon table under qemu (Cortex-A72)"
+    else fail "C kernel test (scripts/kernel-test.sh --require-aarch64)" "$work/kernel-test"; fi
+  else
+    if bash scripts/kernel-test.sh > "$work/kernel-test" 2>&1; then
+      pass "C kernel test: every kernel table of this CPU against the reference on odd sizes"
+    else fail "C kernel test (scripts/kernel-test.sh)" "$work/kernel-test"; fi
+    aarch64_not_run "the neon kernels under qemu: $no_aarch64"
+  fi
+  build_status=0; bash scripts/check-aarch64-build.sh > "$work/aarch64-build" 2>&1 || build_status=$?
+  if [ "$build_status" -eq 0 ]; then
+    pass "every C file compiles for aarch64-linux-gnu ($(tail -1 "$work/aarch64-build" | sed -E 's/^check-aarch64-build: ([0-9]+) of.*/\1/') files, scripts/check-aarch64-build.sh)"
+  elif [ "$build_status" -eq 2 ]; then aarch64_not_run "the C files compiled for aarch64: $(head -1 "$work/aarch64-build" | sed 's/^check-aarch64-build: //')"
+  else fail "C files that do not compile for aarch64 (scripts/check-aarch64-build.sh)" "$work/aarch64-build"; fi
+fi
 
 # --- CMPI under mpirun: rank, size and an allreduce on every rank.
 if mpirun -np 3 "$bin/mpi-smoke" > "$work/smoke" 2>&1 && [ "$(grep -c ' ok$' "$work/smoke")" -eq 3 ]; then
@@ -95,10 +142,10 @@ for np in 2 3; do
   else fail "mpirun -np $np: ranks' weights differ or the run failed" "$work/ranks$np"; fi
 done
 
-# Results do not depend on --threads (the README's promise), on every path this CPU can take; and
-# on the portable path too, ranks end bit-identical.
+# Results do not depend on --threads (the README's promise), on every table this CPU can take; and
+# on the second table too, ranks end bit-identical.
 paths=("")
-[ ${#portable[@]} -gt 0 ] && paths+=("${portable[*]}")
+[ ${#second_isa[@]} -gt 0 ] && paths+=("${second_isa[*]}")
 for path in "${paths[@]}"; do
   read -r -a env_path <<<"$path"
   label=${path:-"the kernels this CPU takes"}
@@ -109,14 +156,14 @@ for path in "${paths[@]}"; do
     pass "$label: lenet5, 40 steps with --threads 1 and with --threads 2: the same weights SHA-256"
   else fail "$label: --threads 1 and 2 give different weights" "$work/t2"; fi
 done
-if [ ${#portable[@]} -gt 0 ]; then
-  exported=(); for setting in "${portable[@]}"; do exported+=(-x "${setting%%=*}"); done
-  if env "${portable[@]}" mpirun -np 2 "${exported[@]}" "${digits[@]}" --model "$bnnet" --max-steps 150 --digest --threads 2 \
-       > "$work/ranks-portable" 2>&1 \
-     && [ "$(grep -c 'weights sha256' "$work/ranks-portable")" -eq 2 ] \
-     && [ "$(grep 'weights sha256' "$work/ranks-portable" | awk '{ print $5 }' | sort -u | wc -l)" -eq 1 ]; then
-    pass "${portable[*]}: mpirun -np 2 x 2 threads, 150 steps of a BatchNorm+dropout net: bit-identical ranks"
-  else fail "${portable[*]}: mpirun -np 2, ranks' weights differ or the run failed" "$work/ranks-portable"; fi
+if [ ${#second_isa[@]} -gt 0 ]; then
+  exported=(); for setting in "${second_isa[@]}"; do exported+=(-x "${setting%%=*}"); done
+  if env "${second_isa[@]}" mpirun -np 2 "${exported[@]}" "${digits[@]}" --model "$bnnet" --max-steps 150 --digest --threads 2 \
+       > "$work/ranks-second-isa" 2>&1 \
+     && [ "$(grep -c 'weights sha256' "$work/ranks-second-isa")" -eq 2 ] \
+     && [ "$(grep 'weights sha256' "$work/ranks-second-isa" | awk '{ print $5 }' | sort -u | wc -l)" -eq 1 ]; then
+    pass "${second_isa[*]}: mpirun -np 2 x 2 threads, 150 steps of a BatchNorm+dropout net: bit-identical ranks"
+  else fail "${second_isa[*]}: mpirun -np 2, ranks' weights differ or the run failed" "$work/ranks-second-isa"; fi
 fi
 
 # Gradients in fp16, in buckets overlapped with backward: still one set of weights on every rank,
@@ -356,5 +403,6 @@ else
   bash cluster/simulate.sh down > /dev/null 2>&1 || true
 fi
 
+for line in "${not_run[@]}"; do echo "$line"; done
 echo "scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,4 +1,4 @@
-#include "ckernels.h"
+#include "isa.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sched.h>
@@ -26,6 +26,7 @@ static int workers_started = 0;
 static atomic_ulong generation;
 static void (*job_body)(void *, long);
 static void *job_context;
+static const ck_kernel_table *job_table;  // the submitting thread's kernel set, for the workers too
 static atomic_int busy_workers;
 
 // A job's indices are dealt out in contiguous shares, share s = [s*count/T, (s+1)*count/T) to the
@@ -75,7 +76,11 @@ static void *worker_main(void *argument) {
             pthread_mutex_unlock(&lock);
         }
         seen = now;
-        if (id < share_count) run_indices((int)id);
+        if (id < share_count) {
+            ck_set_thread_kernels(job_table);
+            run_indices((int)id);
+            ck_set_thread_kernels(NULL);
+        }
         if (atomic_fetch_sub(&busy_workers, 1) == 1) {
             pthread_mutex_lock(&lock);
             pthread_cond_signal(&done);
@@ -113,6 +118,7 @@ void ck_parallel_for(long count, void (*body)(void *, long), void *context) {
     // go back to sleep without taking an index.
     job_body = body;
     job_context = context;
+    job_table = ck_thread_kernels();
     share_count = thread_count;
     for (int t = 0; t < share_count; t++) {
         atomic_store_explicit(&shares[t].next, count * t / share_count, memory_order_relaxed);

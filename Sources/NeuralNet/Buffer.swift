@@ -76,13 +76,19 @@ public final class GradientWorkspace {
 final class PackedWeights {
     private let buffer = FloatBuffer()
     private var packedVersion: UInt64?
+    private var packedISA: Kernels.ISA?
 
     /// The packed weights, `floats` long, written by `pack` first when the parameters have changed.
     func current(_ store: ParameterStore, floats: Int, pack: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
-        if packedVersion == store.parameterVersion && buffer.capacity >= floats { return UnsafePointer(buffer.pointer) }
+        // The panel layout is the kernel set's: packed under another (a test's withISA) is stale.
+        let isa = Kernels.isa
+        if packedVersion == store.parameterVersion && packedISA == isa && buffer.capacity >= floats {
+            return UnsafePointer(buffer.pointer)
+        }
         let out = buffer.reserve(floats)
         pack(out)
         packedVersion = store.parameterVersion
+        packedISA = isa
         return UnsafePointer(out)
     }
 }

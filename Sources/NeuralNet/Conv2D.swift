@@ -57,11 +57,10 @@ public final class Conv2D: Layer {
         input = x
         let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
         let groups = min(batch, Conv2D.maximumGroups)
-        let packedPath = Kernels.Packed.available()
-        // AVX-512: implicit columns (a padded copy of the sample, no column matrix) where the
-        // geometry allows, else explicit columns with rows 64-byte aligned.
-        let implicitFloats = packedPath ? Kernels.Packed.columnsFloats(geometry) : 0
-        let rowStride = packedPath ? (pixels + 15) / 16 * 16 : pixels
+        // Implicit columns (a padded copy of the sample, no column matrix) where the kernel set and
+        // the geometry allow, else explicit columns with rows 64-byte aligned.
+        let implicitFloats = Kernels.Packed.columnsFloats(geometry)
+        let rowStride = (pixels + 15) / 16 * 16
         let blockFloats = implicitFloats > 0 ? implicitFloats : patch * rowStride
         // One column block per thread, not per group: one thread's block stays in its L2 across samples.
         let slots = Kernels.threads
@@ -69,7 +68,7 @@ public final class Conv2D: Layer {
         let out = output.reserve(batch * outputShape.count)
         let w = store.parameters + weight.offset, b = store.parameters + bias.offset
         let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
-        if packedPath && Kernels.Packed.winogradApplies(geometry, outputs: oc) {
+        if Kernels.Packed.winogradApplies(geometry, outputs: oc) {
             // Winograd F(2x2, KxK): each group's samples in one call (parallel inside it for one image).
             let c = inputShape.channels, k = geometry.kernel
             let u = winogradWeights.current(store, floats: Kernels.Packed.winogradWeightsFloats(m: oc, k: c, kernel: k)) {
@@ -85,13 +84,9 @@ public final class Conv2D: Layer {
             }
             return out
         }
-        // AVX-512: W is packed once for the whole batch, and each sample's columns are read in place.
-        var a = Kernels.Packed.Operand.rows(w, ld: patch)
-        if packedPath {
-            let packed = packedWeights.current(store, floats: Kernels.Packed.aFloats(m: oc, k: patch)) {
-                Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: $0)
-            }
-            a = .packed(packed)
+        // W is packed once for the whole batch, and each sample's columns are read in place.
+        let pw = packedWeights.current(store, floats: Kernels.Packed.aFloats(m: oc, k: patch)) {
+            Kernels.Packed.packA(transpose: false, w, lda: patch, m: oc, k: patch, into: $0)
         }
         Kernels.parallelFor(groups) { g in
             let block = col + Kernels.workerSlot * blockFloats
@@ -99,18 +94,14 @@ public final class Conv2D: Layer {
                 let y = out + n * outputCount
                 for o in 0..<oc { (y + o * pixels).update(repeating: b[o], count: pixels) }
                 // Y_n (OC, P) = W (OC, CKK) · col_n (CKK, P) + bias
-                if implicitFloats > 0, case .packed(let pw) = a {
+                if implicitFloats > 0 {
                     let cols = Kernels.Packed.prepareColumns(g0, input: x + n * inputCount, scratch: block)
                     Kernels.Packed.convolve(m: oc, n: pixels, k: patch, a: pw, columns: cols, beta: 1, c: y, ldc: pixels)
                     continue
                 }
                 Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: rowStride, column0: 0)
-                if case .packed = a {
-                    Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: a, b: .rows(block, ld: rowStride), beta: 1, c: y, ldc: pixels)
-                } else {
-                    Kernels.gemm(transposeA: false, transposeB: false, m: oc, n: pixels, k: patch,
-                                 a: w, lda: patch, b: block, ldb: pixels, beta: 1, c: y, ldc: pixels)
-                }
+                Kernels.Packed.gemm(m: oc, n: pixels, k: patch, a: .packed(pw), b: .rows(block, ld: rowStride), beta: 1, c: y,
+                                    ldc: pixels)
             }
         }
         return out
@@ -118,49 +109,10 @@ public final class Conv2D: Layer {
 
     public func backward(_ dOut: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
-        let progress = backwardProgress
-        if Kernels.Packed.available() { return packedBackward(dOut, x: x, batch: batch, needsInputGradient: needsInputGradient) }
-        let pixels = geometry.outputPixels, oc = outputShape.channels, patch = geometry.patchSize
-        let groups = min(batch, Conv2D.maximumGroups)
-        let col = columns.reserve(Kernels.threads * patch * pixels)   // one block per thread, as in forward
-        let partialCount = oc * patch + oc
-        let part = partials.reserve(groups * partialCount)
-        let dx = needsInputGradient ? workspace.inputGradient(batch * inputShape.count, avoiding: dOut) : nil
-        let w = store.parameters + weight.offset
-        let inputCount = inputShape.count, outputCount = outputShape.count, g0 = geometry
-        Kernels.parallelFor(groups) { g in
-            let block = col + Kernels.workerSlot * patch * pixels
-            let dW = part + g * partialCount, db = dW + oc * patch
-            db.update(repeating: 0, count: oc)
-            var first = true
-            for n in Conv2D.samples(of: g, groups: groups, batch: batch) {
-                if let progress, Kernels.workerSlot == 0 { progress() }
-                let dY = dOut + n * outputCount
-                for o in 0..<oc { db[o] += Vector.sum(dY + o * pixels, pixels) }
-                // dW_g (OC, CKK) += dY_n (OC, P) · col_n^T (P, CKK); the columns are rebuilt, not kept.
-                Kernels.im2col(g0, input: x + n * inputCount, columns: block, rowStride: pixels, column0: 0)
-                Kernels.gemm(transposeA: false, transposeB: true, m: oc, n: patch, k: pixels,
-                             a: dY, lda: pixels, b: block, ldb: pixels, beta: first ? 0 : 1, c: dW, ldc: patch)
-                first = false
-                guard let dx else { continue }
-                // dCol_n (CKK, P) = W^T (CKK, OC) · dY_n (OC, P), in the same block.
-                Kernels.gemm(transposeA: true, transposeB: false, m: patch, n: pixels, k: oc,
-                             a: w, lda: patch, b: dY, ldb: pixels, beta: 0, c: block, ldc: pixels)
-                let dxn = dx + n * inputCount
-                dxn.update(repeating: 0, count: inputCount)
-                Kernels.col2imAdd(g0, columns: block, rowStride: pixels, column0: 0, inputGradient: dxn)
-            }
-        }
-        let gradient = store.gradients + weight.offset, biasGradient = store.gradients + bias.offset
-        for g in 0..<groups {
-            let dW = part + g * partialCount
-            Vector.add(dW, into: gradient, oc * patch)
-            Vector.add(dW + oc * patch, into: biasGradient, oc)
-        }
-        return dx
+        return packedBackward(dOut, x: x, batch: batch, needsInputGradient: needsInputGradient)
     }
 
-    /// Backward on AVX-512 with packed operands. Only the small operands are packed: the output
+    /// Backward with packed operands. Only the small operands are packed: the output
     /// gradient of each sample (as dY^T for the weight gradient) and the weights once per batch. The
     /// columns, the big operand, are read in place: the weight gradient is computed transposed,
     /// dW^T (CKK, OC) = col (CKK, P) · dY^T (P, OC), and turned round once per batch.

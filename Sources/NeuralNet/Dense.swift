@@ -32,17 +32,12 @@ public final class Dense: Layer {
         let b = store.parameters + bias.offset
         for n in 0..<batch { (y + n * o).update(from: b, count: o) }
         let w = store.parameters + weight.offset
-        if Kernels.Packed.available() {
-            // The same sums as the GEMM below, without packing W^T again while W is unchanged
-            // (evaluation, prediction): at batch 1, packing it cost more than the product.
-            let packed = packedWeights.current(store, floats: Kernels.Packed.bFloats(k: i, n: o)) {
-                Kernels.Packed.packB(transpose: true, w, ldb: i, k: i, n: o, into: $0)
-            }
-            Kernels.Packed.gemm(m: batch, n: o, k: i, a: .rows(x, ld: i), b: .packed(packed), beta: 1, c: y, ldc: o)
-            return y
+        // W^T is packed once while W is unchanged (evaluation, prediction): at batch 1, packing it
+        // cost more than the product.
+        let packed = packedWeights.current(store, floats: Kernels.Packed.bFloats(k: i, n: o)) {
+            Kernels.Packed.packB(transpose: true, w, ldb: i, k: i, n: o, into: $0)
         }
-        Kernels.parallelGemm(transposeA: false, transposeB: true, m: batch, n: o, k: i,
-                             a: x, lda: i, b: w, ldb: i, beta: 1, c: y, ldc: o)
+        Kernels.Packed.gemm(m: batch, n: o, k: i, a: .rows(x, ld: i), b: .packed(packed), beta: 1, c: y, ldc: o)
         return y
     }
 
@@ -50,8 +45,8 @@ public final class Dense: Layer {
         guard let x = input else { preconditionFailure("\(name): backward before forward") }
         let i = inputShape.count, o = outputShape.count
         // dW (O, I) += dY^T (O, N) · x (N, I)
-        Kernels.parallelGemm(transposeA: true, transposeB: false, m: o, n: i, k: batch,
-                             a: dY, lda: o, b: x, ldb: i, beta: 1, c: store.gradients + weight.offset, ldc: i)
+        Kernels.gemm(transposeA: true, transposeB: false, m: o, n: i, k: batch,
+                     a: dY, lda: o, b: x, ldb: i, beta: 1, c: store.gradients + weight.offset, ldc: i)
         let db = store.gradients + bias.offset
         for n in 0..<batch {
             let row = dY + n * o
@@ -60,8 +55,8 @@ public final class Dense: Layer {
         guard needsInputGradient else { return nil }
         // dX (N, I) = dY (N, O) · W (O, I)
         let dx = workspace.inputGradient(batch * i, avoiding: dY)
-        Kernels.parallelGemm(transposeA: false, transposeB: false, m: batch, n: i, k: o,
-                             a: dY, lda: o, b: store.parameters + weight.offset, ldb: i, beta: 0, c: dx, ldc: i)
+        Kernels.gemm(transposeA: false, transposeB: false, m: batch, n: i, k: o,
+                     a: dY, lda: o, b: store.parameters + weight.offset, ldb: i, beta: 0, c: dx, ldc: i)
         return dx
     }
 }

@@ -103,8 +103,6 @@ public final class Dropout: Layer {
     private let output = FloatBuffer()
     private let mask = FloatBuffer()   // (N, features): 0 or 1/(1-p)
     private var maskActive = false
-    /// The AVX-512 mask kernel where the CPU has it (the same bits as the loop below); tests compare the two.
-    var backend: Kernels.Backend = Kernels.backend
 
     public init(name: String, inputShape: Shape, rate: Float, layerIndex: Int) {
         self.name = name
@@ -125,19 +123,9 @@ public final class Dropout: Layer {
         let scale = 1 / keep
         // 24-bit uniforms compared with the keep probability; two per 64-bit draw.
         let threshold = UInt32(Double(keep) * 16_777_216.0)
-        var random = KeyedRandom(seed: context.seed, purpose: .dropout, context.step, UInt64(context.rank), UInt64(layerIndex))
-        if backend == .avx512 {
-            ck_dropout(random.key, x, y, m, count, threshold, scale)
-            return y
-        }
-        var i = 0
-        while i < count {
-            let bits = random.next()
-            m[i] = UInt32(truncatingIfNeeded: bits & 0xFF_FFFF) < threshold ? scale : 0
-            if i + 1 < count { m[i + 1] = UInt32(truncatingIfNeeded: (bits >> 32) & 0xFF_FFFF) < threshold ? scale : 0 }
-            i += 2
-        }
-        for j in 0..<count { y[j] = x[j] * m[j] }
+        // KeyedRandom's draws 1, 2, ... (ck_dropout states the mapping, and the tests check it against KeyedRandom).
+        let random = KeyedRandom(seed: context.seed, purpose: .dropout, context.step, UInt64(context.rank), UInt64(layerIndex))
+        ck_dropout(random.key, x, y, m, count, threshold, scale)
         return y
     }
 

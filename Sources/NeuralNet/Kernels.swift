@@ -1,4 +1,3 @@
-import CBLAS
 import CKernels
 #if canImport(Glibc)
 import Glibc
@@ -7,35 +6,47 @@ import Darwin
 #endif
 
 // The narrow interface between the layers and the arithmetic that dominates their time.
-// Layers call only these functions; the GEMM backend is chosen here once, without touching a
+// Layers call only these functions; the kernel set (ISA) is chosen once, in C, without touching a
 // layer. Row-major throughout.
 
 public enum Kernels {
-    public enum Backend: String, Sendable, CaseIterable {
-        /// Our own AVX-512 GEMM (CKernels), on x86-64 CPUs that have AVX-512F/VL/DQ.
+    /// The kernel sets (Sources/CKernels): one is chosen once per process, from the CPU, and every
+    /// function below goes through it. Results obey the same contracts on all of them.
+    public enum ISA: String, Sendable, CaseIterable {
+        /// x86-64 with AVX-512F/VL/DQ (AMD Zen 4/5, Intel server CPUs).
         case avx512
-        /// OpenBLAS: every other CPU (a Raspberry Pi among them).
-        case openBLAS = "openblas"
+        /// x86-64 with AVX2+FMA and no AVX-512 (Intel client CPUs, AMD Zen 1-3).
+        case avx2
+        /// aarch64 (Raspberry Pi 4 and 5, Apple silicon).
+        case neon
+        /// Plain C: the oracle the others are tested against, and the fallback for any other CPU.
+        case reference
     }
 
-    /// AVX-512 when the CPU has it, unless DIGITS_GEMM=openblas asks for the portable path (read by
-    /// `ck_has_avx512`, so the C kernels that choose for themselves follow the same answer).
-    public static let preferredBackend: Backend = ck_has_avx512() != 0 ? .avx512 : .openBLAS
+    /// The kernel set in use: the CPU's best, or the one DIGITS_ISA names (read once, in C).
+    public static var isa: ISA { ISA(rawValue: String(cString: ck_isa())) ?? .reference }
 
-    /// The backend `gemm` uses. Tests switch it to compare the two; set it before training starts.
-    public nonisolated(unsafe) static var backend: Backend = preferredBackend
+    /// Why DIGITS_ISA could not be followed (an unknown name, or a set this CPU cannot run), if it could not.
+    public static var isaProblem: String? { ck_isa_problem().map { String(cString: $0) } }
 
-    /// Whether the AVX-512 kernels can run in this process: the CPU has them and DIGITS_GEMM=openblas
-    /// did not ask for the portable path.
-    public static var avx512Available: Bool { ck_has_avx512() != 0 }
+    /// Whether this build and CPU can run the kernel set.
+    public static func isAvailable(_ isa: ISA) -> Bool { ck_isa_available(isa.rawValue) != 0 }
 
-    /// Threads for this process's kernels and layer loops (1 when ranks fill the cores). OpenBLAS
-    /// itself stays on one thread whatever the count: its GEMMs run inside our pool's loops (a
-    /// convolution's per-sample products) or are split across the pool by `parallelGemm`, and an
-    /// OpenBLAS that threads a GEMM called from two pool threads at once leaves its idle workers
-    /// spinning (measured: 2 threads trained at a fifth of 1 thread's rate on the OpenBLAS path).
+    /// The kernel sets this CPU can run, best first.
+    public static var availableISAs: [ISA] { ISA.allCases.filter(isAvailable) }
+
+    /// Runs body (on this thread, and the kernel threads it starts) with another kernel set, then
+    /// restores the process's: for tests and side-by-side comparisons. Packed weights follow (they
+    /// are repacked under the new set's layout).
+    public static func withISA<T>(_ isa: ISA, _ body: () throws -> T) rethrows -> T {
+        let before = ck_thread_isa().map { String(cString: $0) }
+        precondition(ck_use_isa(isa.rawValue) != 0, "the \(isa.rawValue) kernels cannot run on this CPU")
+        defer { _ = ck_use_isa(before) }
+        return try body()
+    }
+
+    /// Threads for this process's kernels and layer loops (1 when ranks fill the cores).
     public static func setThreads(_ count: Int) {
-        openblas_set_num_threads(1)
         ck_set_threads(Int32(max(1, count)))
     }
 
@@ -63,56 +74,15 @@ public enum Kernels {
         }
     }
 
-    /// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
+    /// C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C. Outside a parallel loop the GEMM
+    /// spreads itself over the kernel threads; inside one it runs on the calling thread. Every
+    /// element is summed in the same order on every kernel set and thread count (ckernels.h).
     @inline(__always)
     public static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, backend: Backend = backend) {
-        if backend == .avx512 {
-            ck_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            return
-        }
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
-    }
-
-    /// `gemm` spread over the kernel threads, for a product called outside any parallel loop (a dense
-    /// layer's). AVX-512's GEMM splits itself. On OpenBLAS the larger of C's two dimensions is cut into
-    /// at most `gemmParts` blocks whose bounds depend on the shapes alone, and each block is one
-    /// single-threaded OpenBLAS call: the same calls, so the same sums, on any number of threads.
-    public static func parallelGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, backend: Backend = backend) {
-        let parts = gemmParts(m: m, n: n, k: k)
-        if backend == .avx512 || parts.count == 1 {
-            gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                 beta: beta, c: c, ldc: ldc, backend: backend)
-            return
-        }
-        parallelFor(parts.count) { part in
-            let start = part * parts.size, count = min(parts.size, (parts.splitsRows ? m : n) - start)
-            if parts.splitsRows {
-                // C's rows from `start` come from op(A)'s rows from `start`: A's rows, or A^T's columns.
-                gemm(transposeA: transposeA, transposeB: transposeB, m: count, n: n, k: k,
-                     a: a + (transposeA ? start : start * lda), lda: lda, b: b, ldb: ldb,
-                     beta: beta, c: c + start * ldc, ldc: ldc, backend: backend)
-            } else {
-                // C's columns from `start` come from op(B)'s columns from `start`: B's columns, or B^T's rows.
-                gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: count, k: k,
-                     a: a, lda: lda, b: b + (transposeB ? start * ldb : start), ldb: ldb,
-                     beta: beta, c: c + start, ldc: ldc, backend: backend)
-            }
-        }
-    }
-
-    /// At most 8 blocks (enough for 8 threads), each a multiple of 16 rows or columns but the last;
-    /// one block for a product too small to pay for waking the pool (under 2^16 multiply-adds).
-    static func gemmParts(m: Int, n: Int, k: Int) -> (count: Int, size: Int, splitsRows: Bool) {
-        let splitsRows = m >= n, extent = max(m, n)
-        guard m * n * k >= 1 << 16, extent >= 32 else { return (1, extent, splitsRows) }
-        let size = ((extent + 7) / 8 + 15) / 16 * 16
-        return ((extent + size - 1) / size, size, splitsRows)
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        ck_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
     }
 
     /// Geometry of a 2-D convolution over one sample.
@@ -141,80 +111,24 @@ public enum Kernels {
     /// Unfolds one sample (C, H, W) into columns: col[(c*K + ky)*K + kx][column0 + oy*OW + ox],
     /// rows of length `rowStride` (so a batch of samples can share one matrix). Zero padding.
     public static func im2col(_ g: ConvGeometry, input: UnsafePointer<Float>,
-                              columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int,
-                              backend: Backend = backend) {
-        if backend == .avx512 && g.stride == 1 {
-            var c = g.c
-            ck_im2col_stride1(&c, input, columns + column0, rowStride)
-            return
-        }
-        let oh = g.outputHeight, ow = g.outputWidth
-        for c in 0..<g.channels {
-            let plane = input + c * g.height * g.width
-            for ky in 0..<g.kernel {
-                for kx in 0..<g.kernel {
-                    let row = columns + ((c * g.kernel + ky) * g.kernel + kx) * rowStride + column0
-                    let valid = g.validColumns(kx)
-                    for oy in 0..<oh {
-                        let out = row + oy * ow
-                        let iy = oy * g.stride - g.padding + ky
-                        if iy < 0 || iy >= g.height {
-                            out.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        if valid.lowerBound > 0 { out.update(repeating: 0, count: valid.lowerBound) }
-                        if valid.upperBound < ow { (out + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
-                        let source = plane + iy * g.width - g.padding + kx
-                        if g.stride == 1 {
-                            (out + valid.lowerBound).update(from: source + valid.lowerBound, count: valid.count)
-                        } else {
-                            for ox in valid { out[ox] = source[ox * g.stride] }
-                        }
-                    }
-                }
-            }
-        }
+                              columns: UnsafeMutablePointer<Float>, rowStride: Int, column0: Int) {
+        var c = g.c
+        ck_im2col(&c, input, columns + column0, rowStride)
     }
 
     /// The adjoint of im2col: adds each column entry back into the sample's input gradient.
     public static func col2imAdd(_ g: ConvGeometry, columns: UnsafePointer<Float>, rowStride: Int, column0: Int,
-                                 inputGradient: UnsafeMutablePointer<Float>, backend: Backend = backend) {
-        if backend == .avx512 && g.stride == 1 {
-            var c = g.c
-            ck_col2im_add_stride1(&c, columns + column0, rowStride, inputGradient)
-            return
-        }
-        let oh = g.outputHeight, ow = g.outputWidth
-        for c in 0..<g.channels {
-            let plane = inputGradient + c * g.height * g.width
-            for ky in 0..<g.kernel {
-                for kx in 0..<g.kernel {
-                    let row = columns + ((c * g.kernel + ky) * g.kernel + kx) * rowStride + column0
-                    let valid = g.validColumns(kx)
-                    for oy in 0..<oh {
-                        let iy = oy * g.stride - g.padding + ky
-                        if iy < 0 || iy >= g.height { continue }
-                        let source = row + oy * ow
-                        let target = plane + iy * g.width - g.padding + kx
-                        if g.stride == 1 {
-                            for ox in valid { target[ox] += source[ox] }
-                        } else {
-                            for ox in valid { target[ox * g.stride] += source[ox] }
-                        }
-                    }
-                }
-            }
-        }
+                                 inputGradient: UnsafeMutablePointer<Float>) {
+        var c = g.c
+        ck_col2im_add(&c, columns + column0, rowStride, inputGradient)
     }
-    // Packed operands (AVX-512 backend only): a convolution packs its weights once per pass
-    // instead of once per sample, and writes its columns straight in the GEMM's panel layout.
+
+    // Packed operands: a convolution packs its weights once per pass instead of once per sample.
+    // The panel layout is the kernel set's own (its register tile), so pack after choosing it.
     public enum Packed {
         /// Floats of a packed A (m, k) or B (k, n), rounded up so consecutive blocks stay 64-byte aligned.
         public static func aFloats(m: Int, k: Int) -> Int { (ck_packed_a_floats(m, k) + 15) / 16 * 16 }
         public static func bFloats(k: Int, n: Int) -> Int { (ck_packed_b_floats(k, n) + 15) / 16 * 16 }
-
-        /// True on the AVX-512 backend, the only one with packed operands.
-        public static func available(backend: Backend = Kernels.backend) -> Bool { backend == .avx512 }
 
         /// One GEMM operand: packed panels (from `packA`/`packB`), or a row-major matrix read in place.
         public enum Operand {
@@ -248,9 +162,8 @@ public enum Kernels {
         }
 
         /// Scratch floats for a sample's implicit columns (`prepareColumns`); 0 when the geometry or
-        /// backend has no implicit path.
-        public static func columnsFloats(_ g: ConvGeometry, backend: Backend = Kernels.backend) -> Int {
-            guard backend == .avx512 else { return 0 }
+        /// the kernel set has no implicit path.
+        public static func columnsFloats(_ g: ConvGeometry) -> Int {
             var c = g.c
             return ck_conv_columns_floats(&c)
         }
@@ -280,15 +193,23 @@ public enum Kernels {
             ck_conv_weight_gradient_gemm(m, n, k, &columns, b, beta, c, ldc)
         }
 
-        /// Winograd F(2x2, 3x3) or F(2x2, 5x5) for this geometry, computing `outputs` channels: AVX-512,
+        /// Winograd F(2x2, 3x3) or F(2x2, 5x5) for this geometry, computing `outputs` channels: a kernel
+        /// set that has it (AVX-512),
         /// stride 1, a 3x3 or 5x5 kernel, padding below the kernel size, at most 32 output columns, and
         /// at least 16 channels in and out. Below that the transforms cost about what the saved
         /// multiplications do (`scripts/bench.sh conv`, 14 x 14, batch 8: 16 -> 16 channels 1.20x (3x3)
         /// / 1.24x (5x5) the speed of the direct convolution, 16 -> 8 1.05x, 8 -> 16 0.97x / 0.93x,
         /// 4 -> 16 0.74x).
         /// `winograd` switches it off for comparisons.
-        public static func winogradApplies(_ g: ConvGeometry, outputs: Int, backend: Backend = Kernels.backend) -> Bool {
-            guard backend == .avx512, winograd, g.kernel == 3 || g.kernel == 5, g.channels >= 16, outputs >= 16 else { return false }
+        public static func winogradApplies(_ g: ConvGeometry, outputs: Int) -> Bool {
+            guard winograd, g.kernel == 3 || g.kernel == 5, g.channels >= 16, outputs >= 16 else { return false }
+            var c = g.c
+            return ck_winograd_supported(&c) != 0
+        }
+
+        /// Whether the kernel set has a Winograd convolution for this geometry at all (whatever the
+        /// channel counts; `winogradApplies` decides whether a layer uses it).
+        public static func winogradSupported(_ g: ConvGeometry) -> Bool {
             var c = g.c
             return ck_winograd_supported(&c) != 0
         }
@@ -338,8 +259,8 @@ public enum Kernels {
             }
         }
 
-        /// C (m, n) = A (m, k) · B (k, n) + beta * C, summed in the same order as `Kernels.gemm` on
-        /// AVX-512. At least one operand must be packed.
+        /// C (m, n) = A (m, k) · B (k, n) + beta * C, summed in the same order as `Kernels.gemm`. At
+        /// least one operand must be packed.
         public static func gemm(m: Int, n: Int, k: Int, a: Operand, b: Operand, beta: Float,
                                 c: UnsafeMutablePointer<Float>, ldc: Int) {
             precondition(a.leadingDimension == 0 || b.leadingDimension == 0, "one GEMM operand must be packed")

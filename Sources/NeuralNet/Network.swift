@@ -55,16 +55,14 @@ public final class Network {
                 pool.rectifiesInput = true
             }
         }
-        // conv → bn → relu → pool2 on the AVX-512 backend: the batch norm runs all three (see `fusesReLUAndPooling`).
-        if Kernels.backend == .avx512 {
-            for index in layers.indices.dropLast(2) {
-                guard let norm = layers[index] as? BatchNorm, norm.writesOutputInPlace, let relu = layers[index + 1] as? ReLU,
-                      let pool = layers[index + 2] as? MaxPool2D, pool.kernel == 2, pool.stride == 2,
-                      norm.inputShape.height >= 2, norm.inputShape.width >= 2 else { continue }
-                norm.fusesReLUAndPooling = true
-                relu.fusedIntoPrevious = true
-                pool.fusedIntoPrevious = true
-            }
+        // conv → bn → relu → pool2: the batch norm runs all three in one pass (see `fusesReLUAndPooling`).
+        for index in layers.indices.dropLast(2) {
+            guard let norm = layers[index] as? BatchNorm, norm.writesOutputInPlace, let relu = layers[index + 1] as? ReLU,
+                  let pool = layers[index + 2] as? MaxPool2D, pool.kernel == 2, pool.stride == 2,
+                  norm.inputShape.height >= 2, norm.inputShape.width >= 2 else { continue }
+            norm.fusesReLUAndPooling = true
+            relu.fusedIntoPrevious = true
+            pool.fusedIntoPrevious = true
         }
         store.seal(seed: seed)
         self.store = store

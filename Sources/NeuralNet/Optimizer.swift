@@ -67,48 +67,27 @@ public final class Optimizer {
         }
     }
 
-    /// The AVX-512 update where the CPU has it (Kernels.backend); tests compare the two.
-    public var backend: Kernels.Backend = Kernels.backend
-
     public func step(learningRate lr: Float) {
         stepCount += 1
         let w = store.mutableParameters(), g = store.gradients
         let m = firstMoment.pointer, v = secondMoment.pointer
-        let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount), backend = backend
+        let kind = kind, weightDecay = weightDecay, spans = decaySpans, t = Float(stepCount)
         Kernels.parallelFor(spans.count) { index in
             let span = spans[index]
             let wd = span.decays ? weightDecay : 0
             switch kind {
             case .sgd(let mu, let nesterov):
-                if backend == .avx512 {
-                    let at = span.range.lowerBound
-                    ck_sgd(w + at, g + at, m + at, span.range.count, mu, nesterov ? 1 : 0, lr, wd)
-                    return
-                }
-                for i in span.range {
-                    let grad = g[i] + wd * w[i]
-                    m[i] = mu * m[i] + grad
-                    w[i] -= lr * (nesterov ? grad + mu * m[i] : m[i])
-                }
+                let at = span.range.lowerBound
+                ck_sgd(w + at, g + at, m + at, span.range.count, mu, nesterov ? 1 : 0, lr, wd)
             case .adam(let b1, let b2, let eps), .adamW(let b1, let b2, let eps):
                 let decoupled: Bool
                 if case .adamW = kind { decoupled = true } else { decoupled = false }
                 let c1 = 1 - powf(b1, t), c2 = 1 - powf(b2, t)
                 let stepSize = lr / c1
                 let c2Root = c2.squareRoot()
-                if backend == .avx512 {
-                    let at = span.range.lowerBound
-                    ck_adam(w + at, g + at, m + at, v + at, span.range.count, b1, b2, eps, lr, wd, decoupled ? 1 : 0,
-                            stepSize, c2Root)
-                    return
-                }
-                for i in span.range {
-                    let grad = decoupled ? g[i] : g[i] + wd * w[i]
-                    m[i] = b1 * m[i] + (1 - b1) * grad
-                    v[i] = b2 * v[i] + (1 - b2) * grad * grad
-                    if decoupled { w[i] -= lr * wd * w[i] }
-                    w[i] -= stepSize * m[i] / (v[i].squareRoot() / c2Root + eps)
-                }
+                let at = span.range.lowerBound
+                ck_adam(w + at, g + at, m + at, v + at, span.range.count, b1, b2, eps, lr, wd, decoupled ? 1 : 0,
+                        stepSize, c2Root)
             }
         }
     }

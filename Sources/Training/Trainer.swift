@@ -90,7 +90,7 @@ public struct EpochMetrics: Sendable {
     /// One JSON object on one line.
     public var jsonLine: String {
         var fields = [
-            "\"epoch\":\(epoch)", "\"step\":\(step)", "\"world_size\":\(worldSize)",
+            "\"epoch\":\(epoch)", "\"step\":\(step)", "\"world_size\":\(worldSize)", "\"isa\":\"\(Kernels.isa.rawValue)\"",
             "\"train_loss\":\(json(trainLoss))", "\"train_accuracy\":\(json(trainAccuracy))",
         ]
         if let testLoss { fields.append("\"test_loss\":\(json(testLoss))") }

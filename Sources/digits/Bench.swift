@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Model preset or spec.") var model: String = "reference"
     @Option(help: "Images per step.") var batchSize: Int = 64
-    @Option(help: "BLAS threads.") var threads: Int = 1
+    @Option(help: "Kernel threads.") var threads: Int = 1
     @Option(help: "Timed training steps.") var steps: Int = 200
     @Option(help: "Untimed steps first.") var warmupSteps: Int = 20
     @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
@@ -32,9 +32,9 @@ struct Bench: ParsableCommand {
     var augment: String?
     @Option(help: "Instead of a model, time an in-place allreduce of this many floats under mpirun (rank 0 reports).")
     var allreduceFloats: Int?
-    @Option(help: "Instead of a model, time a square sgemm of this size (the BLAS ceiling for this machine).")
+    @Option(help: "Instead of a model, time a square sgemm of this size (the GEMM ceiling of the kernel set in use).")
     var gemmSize: Int?
-    @Flag(help: "Instead of a model, measure the fused multiply-add peak of --threads threads (AVX-512 where present).")
+    @Flag(help: "Instead of a model, measure the fused multiply-add peak of --threads threads with the kernel set in use.")
     var fmaPeak = false
     @Option(help: "Also time this many single-image forward passes (evaluation mode) and report the median latency.")
     var latencyRuns: Int = 0
@@ -62,17 +62,17 @@ struct Bench: ParsableCommand {
             return
         }
         try reportingErrors {
-            Kernels.setThreads(threads)
+            try startKernels(threads: threads)
             if fmaPeak {
                 let gflops = ck_fma_peak_gflops(1.0)
-                print(json ? "{\"threads\":\(threads),\"fma_gflops\":\(gflops),\"backend\":\"\(Kernels.backend.rawValue)\"}"
-                           : "fused multiply-add peak, \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
+                print(json ? "{\"threads\":\(threads),\"fma_gflops\":\(gflops),\"isa\":\"\(Kernels.isa.rawValue)\"}"
+                           : "fused multiply-add peak, \(Kernels.isa.rawValue), \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
                 return
             }
             if let n = gemmSize {
                 let gflops = measureGEMM(size: n)
-                print(json ? "{\"gemm_size\":\(n),\"threads\":\(threads),\"gflops\":\(gflops)}"
-                           : "sgemm \(n)x\(n)x\(n), \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
+                print(json ? "{\"gemm_size\":\(n),\"threads\":\(threads),\"gflops\":\(gflops),\"isa\":\"\(Kernels.isa.rawValue)\"}"
+                           : "sgemm \(n)x\(n)x\(n), \(Kernels.isa.rawValue), \(threads) thread(s): \(fixed(gflops, 1)) GFLOP/s")
                 return
             }
             let spec = try ModelSpec.named(model)
@@ -130,12 +130,12 @@ struct Bench: ParsableCommand {
             }
             let peakRSS = peakResidentBytesOfThisProcess()
             if json {
-                print("{\"model\":\"\(model)\",\"latency_ms\":\(latencyMilliseconds),\"flop_per_image\":\(Double(trainer.network.forwardMultiplyAdds) * 6),\"peak_rss\":\(peakRSS),\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),"
+                print("{\"model\":\"\(model)\",\"latency_ms\":\(latencyMilliseconds),\"flop_per_image\":\(Double(trainer.network.forwardMultiplyAdds) * 6),\"peak_rss\":\(peakRSS),\"batch\":\(batchSize),\"threads\":\(threads),\"steps\":\(steps),\"isa\":\"\(Kernels.isa.rawValue)\","
                       + "\"images_per_second\":\(imagesPerSecond),\"gflops\":\(flops / 1e9),\"inference_images_per_second\":\(inference),"
                       + "\"step_ms\":\(stepMilliseconds),\"augment_batch_ms\":\(augmentMilliseconds),"
                       + "\"heap_before\":\(heapBefore),\"heap_after\":\(heapAfter),\"rss_before\":\(rssBefore),\"rss_after\":\(rssAfter)}")
             } else {
-                print("\(model) batch \(batchSize) threads \(threads): \(fixed(imagesPerSecond, 0)) images/s training, "
+                print("\(model) batch \(batchSize) threads \(threads) \(Kernels.isa.rawValue): \(fixed(imagesPerSecond, 0)) images/s training, "
                       + "\(fixed(flops / 1e9, 1)) GFLOP/s" + (inferenceBatch > 0 ? ", \(fixed(inference, 0)) images/s inference" : ""))
                 if augment != nil {
                     print("augmenting one batch of \(batchSize): \(fixed(augmentMilliseconds, 3)) ms = \(fixed(100 * augmentMilliseconds / stepMilliseconds, 1))% of a \(fixed(stepMilliseconds, 2)) ms training step")
@@ -154,8 +154,8 @@ func measureGEMM(size n: Int) -> Double {
     var best = 0.0
     for round in 0..<6 {
         let t0 = monotonicSeconds()
-        Kernels.parallelGemm(transposeA: false, transposeB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n,
-                             beta: 0, c: c.pointer, ldc: n)
+        Kernels.gemm(transposeA: false, transposeB: false, m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n,
+                     beta: 0, c: c.pointer, ldc: n)
         let rate = 2 * Double(n) * Double(n) * Double(n) / (monotonicSeconds() - t0) / 1e9
         if round > 0 { best = max(best, rate) }
     }

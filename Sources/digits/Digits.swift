@@ -1,4 +1,5 @@
 import ArgumentParser
+import NeuralNet
 import Collective
 import Training
 import Datasets
@@ -42,6 +43,18 @@ func reportingErrors(_ body: () throws -> Void) throws {
         printError("digits: error: \(error)")
         throw ExitCode.failure
     }
+}
+
+/// The kernel threads of this process, once DIGITS_ISA (if set) is known to be followed: a kernel
+/// set the CPU cannot run, or a misspelt one, is an error rather than a silent fallback.
+func startKernels(threads: Int) throws {
+    if let problem = Kernels.isaProblem { throw KernelSetError(message: problem) }
+    Kernels.setThreads(threads)
+}
+
+struct KernelSetError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// Runs a command body as one rank of the world (a world of one without mpirun). An error on

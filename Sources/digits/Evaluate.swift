@@ -21,7 +21,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         try runAsRank { communicator in
-            Kernels.setThreads(threads)
+            try startKernels(threads: threads)
             let start = monotonicSeconds()
             let model = try TrainedModel(checkpoint: checkpoint)
             var part = try MNIST.load(.test, from: data.dataDir,

@@ -50,7 +50,7 @@ struct Train: ParsableCommand {
     var weightDecay: Float = 0
     @Option(help: "Seed of every random choice: initialisation, shards, order, dropout.")
     var seed: UInt64 = 1
-    @Option(help: "BLAS threads in each process (1 when ranks fill the cores).")
+    @Option(help: "Kernel threads in each process (1 when ranks fill the cores).")
     var threads: Int = 1
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
     var dataPlacement: String = "shard"
@@ -127,7 +127,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let processStart = monotonicSeconds()
         try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
-            Kernels.setThreads(threads)
+            try startKernels(threads: threads)
             let rank = communicator.rank, worldSize = communicator.size
             let root = communicator.isRoot
             let spec = try ModelSpec.named(model)
@@ -237,7 +237,7 @@ struct Train: ParsableCommand {
                 print("model \(spec)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
                 print("\(train.totalCount) training images on \(worldSize) rank(s) (\(placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
                       + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peak) \(schedule)"
-                      + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) BLAS thread(s) per rank, seed \(seed)")
+                      + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) kernel thread(s) per rank (\(Kernels.isa.rawValue) kernels), seed \(seed)")
                 if !augmentation.isIdentity { print("augmentation: \(augmentation) (training images only; a new draw per sample and epoch)") }
                 if worldSize > 1 {
                     let buckets = trainer.exchange.bucketCount

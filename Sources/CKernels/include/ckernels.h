@@ -2,21 +2,34 @@
 #define CKERNELS_H
 #include <stddef.h>
 #include <stdint.h>
-// Own x86-64 AVX-512 GEMM and a small worker pool. Swift cannot yet emit AVX-512 code for one
-// function chosen at run time, so the kernels live in C with per-function target attributes and
-// a run-time CPU check; everything else (and every other CPU) stays on OpenBLAS.
+// The arithmetic of training, per instruction set: AVX-512 and AVX2+FMA on x86-64 (one binary,
+// chosen from cpuid), NEON on aarch64, and a plain C reference everywhere. One kernel table is
+// picked once, at the first call (Sources/CKernels/dispatch.c); every function below goes through
+// it, so callers never ask which ISA runs. Every table obeys the contracts stated here, and its
+// results do not depend on the thread count or on a sample's position in the batch.
 
-/// 1 when the AVX-512 kernels are in use: this CPU and OS run AVX-512F/VL/DQ code, and the
-/// environment does not ask for the portable path (DIGITS_GEMM=openblas). Checked once.
-int ck_has_avx512(void);
+/// The kernel set in use: "avx512", "avx2", "neon" or "reference". The CPU's best, unless the
+/// environment variable DIGITS_ISA names another that this CPU can run (read once, here only).
+const char *ck_isa(void);
+/// NULL, or a sentence saying why DIGITS_ISA could not be followed (the CPU's best is then in use).
+const char *ck_isa_problem(void);
+/// 1 when this build and CPU can run the named kernel set.
+int ck_isa_available(const char *name);
+/// Switches the calling thread (and the pool jobs it starts) to the named kernel set, or back to
+/// the process's with NULL: for tests and side-by-side comparisons, which may run on several
+/// threads at once. Returns 0, changing nothing, when the CPU cannot run it.
+int ck_use_isa(const char *name);
+/// The calling thread's own kernel set from ck_use_isa, or NULL when it uses the process's.
+const char *ck_thread_isa(void);
 
 /// Threads used by ck_sgemm and ck_parallel_for, the calling thread included (>= 1).
 void ck_set_threads(int count);
 int ck_threads(void);
 
 /// Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; beta == 0 never reads C.
-/// Requires ck_has_avx512(). Each element of C is summed in the same order for any thread
-/// count, so results do not depend on ck_threads().
+/// Every kernel set sums each element of C in the same order (k cut into equal chunks of at most
+/// 256, each summed from zero by fused multiply-adds and added to C in turn), so results are the
+/// same bits on every ISA and any thread count.
 void ck_sgemm(int transpose_a, int transpose_b, long m, long n, long k, float alpha,
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
@@ -45,9 +58,9 @@ typedef struct {
     long channels, height, width, kernel, stride, padding, output_height, output_width;
 } ck_conv_geometry;
 
-/// im2col of one sample for stride 1 (requires ck_has_avx512()): columns row (c*K + ky)*K + kx,
-/// column oy*OW + ox, rows `row_stride` floats apart; zero where the window leaves the image.
-void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride);
+/// im2col of one sample: columns row (c*K + ky)*K + kx, column oy*OW + ox, rows `row_stride`
+/// floats apart; zero where the window leaves the image.
+void ck_im2col(const ck_conv_geometry *g, const float *input, float *columns, long row_stride);
 
 /// A sample's convolution columns without the column matrix: the zero-padded sample and offset
 /// tables. Column row r = (c, ky, kx), output pixel p is padded[row_base[r] + pixel_offset[p]].
@@ -58,8 +71,8 @@ typedef struct {
     const int *chunk_offset;  // (ceil(OH*OW / 16)): pixel_offset of each 16-pixel chunk's first pixel
     const int *chunk_index;   // (16 per chunk): pixel_offset[16j + l] - chunk_offset[j], all < 32
 } ck_conv_columns;
-/// Scratch floats for ck_conv_columns_prepare; 0 when the implicit columns do not apply (stride
-/// other than 1, or a kernel so wide that 16 consecutive output pixels span more than 32 floats of
+/// Scratch floats for ck_conv_columns_prepare; 0 when the implicit columns do not apply (a kernel
+/// set without them: all but AVX-512; stride other than 1, or a kernel so wide that 16 consecutive output pixels span more than 32 floats of
 /// a padded row).
 long ck_conv_columns_floats(const ck_conv_geometry *g);
 /// Writes the padded sample and the tables into scratch and describes them in *out.
@@ -74,12 +87,12 @@ void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const c
 void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
                                   float beta, float *c, long ldc);
 
-/// The adjoint of ck_im2col_stride1: adds every column entry into the input gradient.
-void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
+/// The adjoint of ck_im2col: adds every column entry into the input gradient.
+void ck_col2im_add(const ck_conv_geometry *g, const float *columns, long row_stride, float *input_gradient);
 
 // Batch normalisation over one channel of a batch: `batch` runs of `pixels` floats, `stride`
-// floats apart (NCHW: stride = C * H * W). All require ck_has_avx512(); sums run in 16 lanes
-// in a fixed order, so results are deterministic.
+// floats apart (NCHW: stride = C * H * W). Sums run in lanes in a fixed order, so results are
+// deterministic.
 
 /// Σ x and Σ (x - mean)² need two passes; this is the first: Σ x in double.
 double ck_channel_sum(const float *x, long batch, long pixels, long stride);
@@ -104,7 +117,7 @@ void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, lo
 /// ties go to the first element in row-major order. With rectified != 0 (the input came out of a
 /// ReLU) a window whose maximum is not positive gets the index ~argmax (negative): the ReLU's
 /// gradient mask, applied by backward. rectified == 2: the ReLU has not run and is applied here
-/// (such a window outputs 0), as well as its mask. Requires ck_has_avx512().
+/// (such a window outputs 0), as well as its mask.
 void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w, int rectified);
 /// BatchNorm -> ReLU -> 2 x 2 max pooling in one pass over the `channels` planes of one sample:
 /// each value becomes max(0, gamma[c] * ((x - mean[c]) * inv_std[c]) + beta[c]) exactly as
@@ -124,10 +137,10 @@ void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, const fl
                                float *dx, long channels, long h, long w, const float *mean, const float *inv_std,
                                const float *k, float m_count, const float *sum_dy, const float *sum_dy_xhat);
 /// Its adjoint: dx (planes, h, w) gets each dy at its window's argmax and 0 everywhere else (a
-/// window with a negative index passes nothing). Requires ck_has_avx512().
+/// window with a negative index passes nothing).
 void ck_maxpool2x2_backward(const float *dy, const int *argmax, float *dx, long planes, long h, long w);
 
-/// One Adam/AdamW update of count values (requires ck_has_avx512()). With decoupled != 0 (AdamW)
+/// One Adam/AdamW update of count values. With decoupled != 0 (AdamW)
 /// w -= lr * wd * w before the Adam step and the gradient is not decayed; otherwise g += wd * w.
 /// step_size = lr / (1 - beta1^t), c2_root = sqrt(1 - beta2^t).
 void ck_adam(float *w, const float *g, float *m, float *v, long count, float beta1, float beta2, float epsilon,
@@ -136,8 +149,8 @@ void ck_adam(float *w, const float *g, float *m, float *v, long count, float bet
 /// One SGD-with-momentum update (heavy ball, or Nesterov when nesterov != 0), L2 decay wd.
 void ck_sgd(float *w, const float *g, float *m, long count, float momentum, int nesterov, float lr, float wd);
 
-// IEEE binary16 gradients for the compressed allreduce. Portable C with an AVX-512 path chosen at
-// run time; rounding is to nearest even, and values past the half range become infinity.
+// IEEE binary16 gradients for the compressed allreduce: rounding is to nearest even, and values
+// past the half range become infinity.
 
 /// half[i] = (binary16)(x[i] * scale).
 void ck_float_to_half(const float *x, unsigned short *half, long count, float scale);
@@ -150,16 +163,17 @@ int ck_half_has_nonfinite(const unsigned short *half, long count);
 /// max |x[i]|.
 float ck_max_abs(const float *x, long count);
 
-/// The machine's fused multiply-add ceiling: GFLOP/s of independent AVX-512 FMAs (AVX2 FMAs on a
-/// CPU without AVX-512; 0 where neither exists) on ck_threads() threads, for about `seconds`.
+/// The fused multiply-add ceiling of the kernel set in use: GFLOP/s of independent FMA chains of its
+/// vector width (AVX-512, AVX2, NEON; plain C multiply-adds for the reference) on ck_threads()
+/// threads at once, over the wall time of the whole run (about `seconds`).
 double ck_fma_peak_gflops(double seconds);
 
 /// Dropout with KeyedRandom(key)'s draws 1, 2, ...: element i keeps (mask[i] = scale, else 0) when
 /// the 24 low bits of half i % 2 of draw i / 2 + 1 are below threshold; y[i] = x[i] * mask[i].
-/// Requires ck_has_avx512().
+///
 void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale);
 // Winograd F(2x2, r x r) convolution for stride-1 layers with 3x3 or 5x5 kernels (winograd.c).
-// Requires ck_has_avx512(). Sums depend on the layer's shapes only: not on the thread count, the
+// Sums depend on the layer's shapes only: not on the thread count, the
 // batch, or the other samples of a call.
 
 /// 1 when ck_winograd_conv runs this geometry: AVX-512, stride 1, kernel 3 or 5, padding below the

@@ -1,9 +1,9 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 
 // Dropout's mask, 16 elements (8 draws of KeyedRandom) at a time: the same draws, the same
 // thresholds and the same products as the Swift loop in Dropout.forward, so both give the same bits.
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 static const uint64_t golden = 0x9E3779B97F4A7C15ull;
 
@@ -13,7 +13,7 @@ AVX512 static inline __m512i finalize(__m512i z) {  // SplitMix64's finaliser, a
     return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
 }
 
-AVX512 void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale) {
+AVX512 void avx512_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale) {
     const __m512i lanes = _mm512_setr_epi64(1, 2, 3, 4, 5, 6, 7, 8), low24 = _mm512_set1_epi32(0xFFFFFF);
     const __m512i limit = _mm512_set1_epi32((int)threshold), step = _mm512_set1_epi64((long long)(8 * golden));
     const __m512 kept = _mm512_set1_ps(scale);
@@ -30,3 +30,4 @@ AVX512 void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long
         state = _mm512_add_epi64(state, step);
     }
 }
+#endif

@@ -1,4 +1,5 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +9,6 @@
 // micro-kernel keeps its 8 x 32 tile of C in 16 zmm registers while it walks k.
 enum { MR = 8, NR = 32, KC = 256, MC = 128, NC = 4096 };
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
-
-int ck_has_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        // DIGITS_GEMM=openblas is read here and nowhere else: every AVX-512 path (the layers', the
-        // binary16 conversion's, Winograd's) then gives way at once, exactly as on a CPU without it.
-        const char *asked = getenv("DIGITS_GEMM");
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-            && __builtin_cpu_supports("avx512dq") && !(asked && strcmp(asked, "openblas") == 0);
-    }
-    return cached;
-}
 
 // Packing buffers, one pair per thread, allocated on a thread's first GEMM and kept.
 static _Thread_local float *pack_a_buffer;
@@ -254,14 +241,14 @@ AVX512 static void gemm_serial(int ta, int tb, long m, long n, long k, float alp
     }
 }
 
-long ck_packed_a_floats(long m, long k) { return (m + MR - 1) / MR * MR * k; }
-long ck_packed_b_floats(long k, long n) { return (n + NR - 1) / NR * NR * k; }
+long avx512_packed_a_floats(long m, long k) { return (m + MR - 1) / MR * MR * k; }
+long avx512_packed_b_floats(long k, long n) { return (n + NR - 1) / NR * NR * k; }
 
-AVX512 void ck_pack_a(int transpose_a, const float *a, long lda, long m, long k, float alpha, float *out) {
+AVX512 void avx512_pack_a(int transpose_a, const float *a, long lda, long m, long k, float alpha, float *out) {
     pack_a(transpose_a, a, lda, 0, m, 0, k, alpha, out);
 }
 
-AVX512 void ck_pack_b(int transpose_b, const float *b, long ldb, long k, long n, float *out) {
+AVX512 void avx512_pack_b(int transpose_b, const float *b, long ldb, long k, long n, float *out) {
     pack_b(transpose_b, b, ldb, 0, k, 0, n, out);
 }
 
@@ -309,7 +296,7 @@ static void packed_part(void *context, long index) {
     gemm_packed_serial(job->m, start, count, job->k, job->a, job->lda, job->b, job->ldb, job->beta, job->c, job->ldc);
 }
 
-void ck_sgemm_packed(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float beta,
+void avx512_sgemm_packed(long m, long n, long k, const float *a, long lda, const float *b, long ldb, float beta,
                      float *c, long ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     if (lda && ldb) abort();  // one operand at least is packed (documented)
@@ -353,7 +340,7 @@ static void gemm_part(void *context, long index) {
     }
 }
 
-void ck_sgemm(int ta, int tb, long m, long n, long k, float alpha, const float *a, long lda,
+void avx512_sgemm(int ta, int tb, long m, long n, long k, float alpha, const float *a, long lda,
               const float *b, long ldb, float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0 || alpha == 0.0f) {
@@ -485,7 +472,7 @@ AVX512 static void conv_forward_part(void *context, long index) {
     }
 }
 
-void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta,
+void avx512_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta,
                           float *c, long ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     long threads = ck_threads(), n_panels = (n + NR - 1) / NR, m_panels = (m + MR - 1) / MR;
@@ -503,7 +490,7 @@ void ck_conv_forward_gemm(long m, long n, long k, const float *packed_a, const c
     }
 }
 
-AVX512 void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
+AVX512 void avx512_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
                                          float beta, float *c, long ldc) {
     if (m <= 0 || n <= 0 || k <= 0) return;
     const long chunks = (k + KC - 1) / KC, kc_step = (k + chunks - 1) / chunks;
@@ -520,3 +507,4 @@ AVX512 void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_c
         }
     }
 }
+#endif

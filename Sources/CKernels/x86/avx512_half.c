@@ -1,10 +1,10 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 static inline uint32_t bits_of(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 static inline float float_of(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
@@ -82,31 +82,29 @@ AVX512 static float max_abs_avx512(const float *x, long count) {
     return _mm512_reduce_max_ps(best);
 }
 
-void ck_float_to_half(const float *x, unsigned short *half, long count, float scale) {
-    long i = ck_has_avx512() ? float_to_half_avx512(x, half, count, scale) : 0;
+void avx512_float_to_half(const float *x, unsigned short *half, long count, float scale) {
+    long i = float_to_half_avx512(x, half, count, scale);
     for (; i < count; i++) half[i] = to_half(x[i] * scale);
 }
 
-void ck_half_to_float(const unsigned short *half, float *x, long count, float inverse_scale) {
-    long i = ck_has_avx512() ? half_to_float_avx512(half, x, count, inverse_scale) : 0;
+void avx512_half_to_float(const unsigned short *half, float *x, long count, float inverse_scale) {
+    long i = half_to_float_avx512(half, x, count, inverse_scale);
     for (; i < count; i++) x[i] = from_half(half[i]) * inverse_scale;
 }
 
-void ck_half_add(const unsigned short *in, unsigned short *inout, long count) {
-    long i = ck_has_avx512() ? half_add_avx512(in, inout, count) : 0;
+void avx512_half_add(const unsigned short *in, unsigned short *inout, long count) {
+    long i = half_add_avx512(in, inout, count);
     for (; i < count; i++) inout[i] = to_half(from_half(in[i]) + from_half(inout[i]));
 }
 
-int ck_half_has_nonfinite(const unsigned short *half, long count) {
+int avx512_half_has_nonfinite(const unsigned short *half, long count) {
     for (long i = 0; i < count; i++) {
         if ((half[i] & 0x7C00u) == 0x7C00u) return 1;
     }
     return 0;
 }
 
-float ck_max_abs(const float *x, long count) {
-    if (ck_has_avx512()) return max_abs_avx512(x, count);
-    float best = 0;
-    for (long i = 0; i < count; i++) best = fmaxf(best, fabsf(x[i]));
-    return best;
+float avx512_max_abs(const float *x, long count) {
+    return max_abs_avx512(x, count);
 }
+#endif

@@ -1,11 +1,11 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include "prefetch.h"
 #include <string.h>
 
 // 2 x 2, stride 2 max pooling: two input rows give 16 outputs per step; even and odd columns are
 // separated with one permute each, and the argmax follows the maximum with the same masks.
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 static inline __mmask16 tail(long count) {
     return count <= 0 ? 0 : count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
@@ -86,11 +86,11 @@ AVX512 static inline __attribute__((always_inline)) void pool_planes(
 }
 
 
-AVX512 void ck_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w, int rectified) {
+AVX512 void avx512_maxpool2x2(const float *x, float *y, int *argmax, long planes, long h, long w, int rectified) {
     pool_planes(x, y, argmax, planes, h, w, rectified, 0, 0, 0, 0, 0, 0);
 }
 
-AVX512 void ck_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *xhat_at_max, long channels, long h,
+AVX512 void avx512_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *xhat_at_max, long channels, long h,
                                   long w, const float *mean, const float *inv_std, const float *gamma, const float *beta) {
     pool_planes(x, y, argmax, channels, h, w, 1, 1, mean, inv_std, gamma, beta, xhat_at_max);
 }
@@ -98,7 +98,7 @@ AVX512 void ck_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *
 // The adjoint: dx is cleared, then each output's gradient is scattered to its window's argmax, 16
 // at a time; a window the forward pass marked (negative index ~argmax) is masked off. (A scalar
 // loop branches on the mark, which is as unpredictable as the ReLU's sign.)
-AVX512 void ck_maxpool2x2_backward(const float *dy, const int *argmax, float *dx, long planes, long h, long w) {
+AVX512 void avx512_maxpool2x2_backward(const float *dy, const int *argmax, float *dx, long planes, long h, long w) {
     const long out_plane = (h / 2) * (w / 2), in_plane = h * w;
     memset(dx, 0, sizeof(float) * (size_t)(planes * in_plane));
     for (long plane = 0; plane < planes; plane++) {
@@ -113,3 +113,4 @@ AVX512 void ck_maxpool2x2_backward(const float *dy, const int *argmax, float *dx
         }
     }
 }
+#endif

@@ -1,16 +1,16 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include "prefetch.h"
 
 // The per-channel passes of batch normalisation, 16 lanes at a time with a masked tail.
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 static inline __mmask16 tail(long count) { return count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1); }
 
 // The passes over one channel of a batch visit `batch` runs `stride` floats apart, which the hardware
 // prefetchers do not follow: each run asks for the one two ahead.
 
-AVX512 double ck_channel_sum(const float *x, long batch, long pixels, long stride) {
+AVX512 double avx512_channel_sum(const float *x, long batch, long pixels, long stride) {
     double total = 0;
     for (long n = 0; n < batch; n++, x += stride) {
         __m512 acc = _mm512_setzero_ps();
@@ -20,7 +20,7 @@ AVX512 double ck_channel_sum(const float *x, long batch, long pixels, long strid
     return total;
 }
 
-AVX512 double ck_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
+AVX512 double avx512_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
     double total = 0;
     const __m512 mu = _mm512_set1_ps(mean);
     for (long n = 0; n < batch; n++, x += stride) {
@@ -35,7 +35,7 @@ AVX512 double ck_channel_squared_deviations(const float *x, long batch, long pix
     return total;
 }
 
-AVX512 void ck_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]) {
+AVX512 void avx512_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]) {
     double s0 = 0, s1 = 0;
     const __m512 k = _mm512_set1_ps(shift);
     for (long n = 0; n < batch; n++, x += stride) {
@@ -54,7 +54,7 @@ AVX512 void ck_channel_shifted_sums(const float *x, long batch, long pixels, lon
     sums[1] = s1;
 }
 
-AVX512 void ck_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
+AVX512 void avx512_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
                                  float mean, float inv_std, float gamma, float beta, int rectify) {
     const __m512 mu = _mm512_set1_ps(mean), inv = _mm512_set1_ps(inv_std), g = _mm512_set1_ps(gamma),
                  b = _mm512_set1_ps(beta);
@@ -71,7 +71,7 @@ AVX512 void ck_channel_normalize(const float *x, float *xhat, float *y, long bat
     }
 }
 
-AVX512 void ck_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride,
+AVX512 void avx512_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride,
                                      double sums[2]) {
     double s0 = 0, s1 = 0;
     for (long n = 0; n < batch; n++, dy += stride, xhat += stride) {
@@ -93,7 +93,7 @@ AVX512 void ck_channel_gradient_sums(const float *dy, const float *xhat, long ba
     sums[1] = s1;
 }
 
-AVX512 void ck_channel_input_gradient(const float *dy, const float *xhat, float *dx, long batch, long pixels,
+AVX512 void avx512_channel_input_gradient(const float *dy, const float *xhat, float *dx, long batch, long pixels,
                                       long stride, float k, float m_count, float sum_dy, float sum_dy_xhat) {
     const __m512 vk = _mm512_set1_ps(k), vm = _mm512_set1_ps(m_count), s0 = _mm512_set1_ps(sum_dy),
                  s1 = _mm512_set1_ps(sum_dy_xhat);
@@ -111,7 +111,7 @@ AVX512 void ck_channel_input_gradient(const float *dy, const float *xhat, float 
 // The gradient reaching the batch norm's output is dpooled at each window's argmax (where the window
 // passes gradient: index >= 0) and 0 elsewhere, so the channel sums need only the pooled positions,
 // with the x-hat the forward pass kept for them.
-AVX512 void ck_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max, long batch,
+AVX512 void avx512_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max, long batch,
                                      long out_pixels, long stride, double sums[2]) {
     double s0 = 0, s1 = 0;
     for (long n = 0; n < batch; n++, dpooled += stride, argmax += stride, xhat_at_max += stride) {
@@ -135,7 +135,7 @@ AVX512 void ck_bn_pool_gradient_sums(const float *dpooled, const int *argmax, co
 // dpooled at the argmax positions and 0 elsewhere: a dense pass with dy = 0 (x-hat recomputed from
 // x, as the forward pass computed it), then the argmax positions are overwritten with their values.
 // dx may be x.
-AVX512 void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, const float *xhat_at_max, const float *x,
+AVX512 void avx512_bn_pool_input_gradient(const float *dpooled, const int *argmax, const float *xhat_at_max, const float *x,
                                       float *dx, long channels, long h, long w, const float *mean,
                                       const float *inv_std, const float *k, float m_count, const float *sum_dy,
                                       const float *sum_dy_xhat) {
@@ -166,3 +166,4 @@ AVX512 void ck_bn_pool_input_gradient(const float *dpooled, const int *argmax, c
         }
     }
 }
+#endif

@@ -2,13 +2,16 @@ import CounterRNG
 import Testing
 @testable import NeuralNet
 
-/// The AVX-512 kernels equal exact references (GEMM, im2col and its adjoint, pooling) and the portable
-/// Swift/OpenBLAS path (batch-norm passes); results do not depend on the thread count. Skipped where the
-/// AVX-512 kernels cannot run (a CPU without AVX-512, or DIGITS_GEMM=openblas, as scripts/test.sh's
-/// second pass sets): there the portable path is the only one, and every other test covers it.
-@Suite(.enabled(if: Kernels.avx512Available, "the AVX-512 kernels are not in use (no AVX-512 on this CPU, or DIGITS_GEMM=openblas)"),
-       .serialized)
-struct KernelBackendTests {
+/// Every kernel set this CPU can run (Kernels.availableISAs), as the layers reach it through Swift,
+/// against exact references and against the plain C reference set: GEMM (bit-identical on every
+/// set), im2col and its adjoint, pooling, dropout's draws, the batch-norm passes and the optimizer;
+/// results do not depend on the thread count. Tests/ckernels/kernel_test.c checks the C tables
+/// entry by entry, and the NEON table under qemu.
+@Suite(.serialized)
+struct KernelTableTests {
+    /// The sets under test: all this CPU runs. The reference is the oracle, compared with itself too.
+    static let isas = Kernels.availableISAs
+
     func random(_ count: Int, _ seed: UInt64) -> [Float] {
         var r = KeyedRandom(seed: seed, purpose: .test)
         return (0..<count).map { _ in r.nextUniform(-1, 1) }
@@ -18,12 +21,12 @@ struct KernelBackendTests {
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (8, 32, 16), (7, 31, 17), (9, 33, 257), (130, 70, 513),
                                             (17, 100, 1), (64, 196, 800), (800, 196, 64), (64, 800, 196), (64, 256, 300)]
 
-    @Test(arguments: [1, 2])
-    func gemmEqualsDoublePrecisionLoops(threads: Int) {
+    @Test(arguments: KernelTableTests.isas, [1, 2])
+    func gemmEqualsDoublePrecisionLoopsAndTheReferenceBits(isa: Kernels.ISA, threads: Int) {
         let saved = Kernels.threads
         Kernels.setThreads(threads)
         defer { Kernels.setThreads(saved) }
-        for (m, n, k) in KernelBackendTests.shapes {
+        for (m, n, k) in KernelTableTests.shapes {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
                     for accumulate in [false, true] {
@@ -31,10 +34,18 @@ struct KernelBackendTests {
                         let a = random((transposeA ? k : m) * lda, 1), b = random((transposeB ? n : k) * ldb, 2)
                         let initial = random(m * ldc, 3)
                         // beta 0 must not read C: start from NaN there.
-                        var c = accumulate ? initial : [Float](repeating: .nan, count: m * ldc)
+                        var c = accumulate ? initial : [Float](repeating: .nan, count: m * ldc), reference = c
                         let alpha: Float = accumulate ? 0.5 : 1, beta: Float = accumulate ? 1 : 0
-                        Kernels.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                                     a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc, backend: .avx512)
+                        Kernels.withISA(isa) {
+                            Kernels.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                         a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &c, ldc: ldc)
+                        }
+                        Kernels.withISA(.reference) {
+                            Kernels.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                         a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &reference, ldc: ldc)
+                        }
+                        #expect(c.map(\.bitPattern) == reference.map(\.bitPattern),
+                                "\(isa) vs reference: m \(m) n \(n) k \(k) tA \(transposeA) tB \(transposeB)")
                         var worst = 0.0
                         var paddingKept = true
                         for i in 0..<m {
@@ -64,19 +75,23 @@ struct KernelBackendTests {
 
     /// Packed and in-place operands give exactly the sums of `Kernels.gemm` (same k chunks, same
     /// order), whichever operand is packed, at every tile edge; columns past n are never written.
-    @Test(arguments: [1, 2])
-    func packedOperandsGiveTheSameSumsAsGemm(threads: Int) {
+    @Test(arguments: KernelTableTests.isas, [1, 2])
+    func packedOperandsGiveTheSameSumsAsGemm(isa: Kernels.ISA, threads: Int) {
         let saved = Kernels.threads
         Kernels.setThreads(threads)
         defer { Kernels.setThreads(saved) }
-        for (m, n, k) in KernelBackendTests.shapes {
+        Kernels.withISA(isa) { packedOperandsGiveTheSameSumsAsGemm() }
+    }
+
+    func packedOperandsGiveTheSameSumsAsGemm() {
+        for (m, n, k) in KernelTableTests.shapes {
             let lda = k + 5, ldb = n + 3, ldc = n + 7
             let a = random(m * lda, 4), b = random(k * ldb, 5), initial = random(m * ldc, 6)
             for accumulate in [false, true] {
                 let beta: Float = accumulate ? 1 : 0
                 var expected = initial
                 Kernels.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                             beta: beta, c: &expected, ldc: ldc, backend: .avx512)
+                             beta: beta, c: &expected, ldc: ldc)
                 // Packed operands must be 64-byte aligned, as FloatBuffer's are.
                 let packedA = FloatBuffer(capacity: Kernels.Packed.aFloats(m: m, k: k))
                 let packedB = FloatBuffer(capacity: Kernels.Packed.bFloats(k: k, n: n))
@@ -109,21 +124,28 @@ struct KernelBackendTests {
         }
     }
 
-    /// The convolution GEMMs over implicit columns (a padded copy and offset tables) give exactly the
-    /// sums of the packed GEMM over explicit im2col columns: forward (1 and 2 threads) and the
-    /// transposed weight gradient; nothing past n is written.
+    /// The convolution GEMMs over implicit columns (a padded copy and offset tables), on the sets that
+    /// have them (AVX-512), give exactly the sums of the packed GEMM over explicit im2col columns:
+    /// forward (1 and 2 threads) and the transposed weight gradient; nothing past n is written.
     @Test(arguments: [(Shape(channels: 32, height: 14, width: 14), 5, 2, 64), (Shape(channels: 1, height: 28, width: 28), 5, 2, 32),
                       (Shape(channels: 6, height: 14, width: 14), 5, 0, 16), (Shape(channels: 3, height: 13, width: 11), 3, 1, 9),
                       (Shape(channels: 4, height: 5, width: 3), 3, 1, 5), (Shape(channels: 2, height: 13, width: 13), 2, 0, 40)])
     func implicitColumnsGiveTheSameSums(shape: Shape, kernel: Int, padding: Int, outputs: Int) {
+        for isa in KernelTableTests.isas {
+            Kernels.withISA(isa) { implicitColumnsGiveTheSameSums(isa, shape: shape, kernel: kernel, padding: padding, outputs: outputs) }
+        }
+    }
+
+    func implicitColumnsGiveTheSameSums(_ isa: Kernels.ISA, shape: Shape, kernel: Int, padding: Int, outputs: Int) {
         let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
                                      stride: 1, padding: padding)
         let patch = g.patchSize, pixels = g.outputPixels
-        let scratchFloats = Kernels.Packed.columnsFloats(g, backend: .avx512)
-        #expect(scratchFloats > 0)
+        let scratchFloats = Kernels.Packed.columnsFloats(g)
+        #expect((scratchFloats > 0) == (isa == .avx512), "\(isa) has implicit columns only on AVX-512")
+        guard scratchFloats > 0 else { return }
         let x = random(shape.count, 11), w = random(outputs * patch, 12), dY = random(outputs * pixels, 13)
         var cols = [Float](repeating: 0, count: patch * pixels)
-        Kernels.im2col(g, input: x, columns: &cols, rowStride: pixels, column0: 0, backend: .openBLAS)
+        Kernels.withISA(.reference) { Kernels.im2col(g, input: x, columns: &cols, rowStride: pixels, column0: 0) }
         let scratch = FloatBuffer(capacity: scratchFloats)
         scratch.zero(scratchFloats)
         let implicit = x.withUnsafeBufferPointer { Kernels.Packed.prepareColumns(g, input: $0.baseAddress!, scratch: scratch.pointer) }
@@ -177,10 +199,21 @@ struct KernelBackendTests {
                       (Shape(channels: 8, height: 12, width: 12), 5, 0, 10, 3), (Shape(channels: 16, height: 10, width: 10), 5, 4, 8, 2),
                       (Shape(channels: 8, height: 28, width: 28), 5, 2, 10, 2)])
     func winogradEqualsTheDirectConvolution(shape: Shape, kernel: Int, padding: Int, outputs: Int, samples: Int) {
+        for isa in KernelTableTests.isas {
+            Kernels.withISA(isa) {
+                winogradEqualsTheDirectConvolution(isa, shape: shape, kernel: kernel, padding: padding, outputs: outputs, samples: samples)
+            }
+        }
+    }
+
+    func winogradEqualsTheDirectConvolution(_ isa: Kernels.ISA, shape: Shape, kernel: Int, padding: Int, outputs: Int, samples: Int) {
         let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
                                      stride: 1, padding: padding)
-        // The kernel runs any such geometry; digits uses it from 16 channels in and out.
-        #expect(Kernels.Packed.winogradApplies(g, outputs: outputs, backend: .avx512) == (shape.channels >= 16 && outputs >= 16))
+        guard Kernels.Packed.winogradSupported(g) else { return }  // a set without Winograd for this geometry
+        // AVX-512's runs any such geometry; digits uses it from 16 channels in and out.
+        if isa == .avx512 {
+            #expect(Kernels.Packed.winogradApplies(g, outputs: outputs) == (shape.channels >= 16 && outputs >= 16))
+        }
         let c = shape.channels, oh = g.outputHeight, ow = g.outputWidth, outCount = outputs * oh * ow, kk = kernel * kernel
         let x = random(samples * shape.count, 21), bias = random(outputs, 23)
         for adjoint in [false, true] {
@@ -260,27 +293,38 @@ struct KernelBackendTests {
                       (Shape(channels: 6, height: 14, width: 14), 5, 0), (Shape(channels: 3, height: 40, width: 37), 3, 1),
                       (Shape(channels: 2, height: 9, width: 300), 7, 3), (Shape(channels: 4, height: 5, width: 3), 3, 1),
                       (Shape(channels: 2, height: 13, width: 13), 2, 0)])
-    func im2colAndItsAdjointEqualThePortablePath(shape: Shape, kernel: Int, padding: Int) {
+    func im2colAndItsAdjointEqualTheReference(shape: Shape, kernel: Int, padding: Int) {
+        for isa in KernelTableTests.isas {
+            for stride in [1, 2] where shape.height + 2 * padding >= kernel && shape.width + 2 * padding >= kernel {
+                im2colAndItsAdjointEqualTheReference(isa, shape: shape, kernel: kernel, stride: stride, padding: padding)
+            }
+        }
+    }
+
+    func im2colAndItsAdjointEqualTheReference(_ isa: Kernels.ISA, shape: Shape, kernel: Int, stride: Int, padding: Int) {
         let g = Kernels.ConvGeometry(channels: shape.channels, height: shape.height, width: shape.width, kernel: kernel,
-                                     stride: 1, padding: padding)
+                                     stride: stride, padding: padding)
         let x = random(shape.count, 4)
         let count = g.patchSize * g.outputPixels
         var fast = [Float](repeating: .nan, count: count), portable = [Float](repeating: .nan, count: count)
-        Kernels.im2col(g, input: x, columns: &fast, rowStride: g.outputPixels, column0: 0, backend: .avx512)
-        Kernels.im2col(g, input: x, columns: &portable, rowStride: g.outputPixels, column0: 0, backend: .openBLAS)
-        #expect(fast.map(\.bitPattern) == portable.map(\.bitPattern))
-        // The adjoint: <im2col(x), c> = <x, col2im(c)> for random c, and the two paths agree.
+        Kernels.withISA(isa) { Kernels.im2col(g, input: x, columns: &fast, rowStride: g.outputPixels, column0: 0) }
+        Kernels.withISA(.reference) { Kernels.im2col(g, input: x, columns: &portable, rowStride: g.outputPixels, column0: 0) }
+        #expect(fast.map(\.bitPattern) == portable.map(\.bitPattern), "\(isa) stride \(stride)")
+        // The adjoint: <im2col(x), c> = <x, col2im(c)> for random c, and the two sets agree.
         let c = random(count, 5)
         var dxFast = [Float](repeating: 0, count: shape.count), dxPortable = dxFast
-        Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxFast, backend: .avx512)
-        Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxPortable, backend: .openBLAS)
+        Kernels.withISA(isa) { Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxFast) }
+        Kernels.withISA(.reference) {
+            Kernels.col2imAdd(g, columns: c, rowStride: g.outputPixels, column0: 0, inputGradient: &dxPortable)
+        }
         let left = zip(fast, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         let right = zip(x, dxFast).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         #expect(abs(left - right) < 1e-3 * max(1, abs(left)))
         #expect(zip(dxFast, dxPortable).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 
-    @Test func maxPoolingEqualsThePortablePathWithTies() {
+    @Test(arguments: KernelTableTests.isas)
+    func maxPoolingEqualsTheReferenceWithTies(isa: Kernels.ISA) {
         for (h, w) in [(28, 28), (14, 14), (10, 10), (7, 9), (2, 40)] {
             let planes = 3
             // Values on a coarse grid so windows hold ties; ties must go to the first element.
@@ -288,17 +332,21 @@ struct KernelBackendTests {
             let outCount = planes * (h / 2) * (w / 2)
             var yFast = [Float](repeating: .nan, count: outCount), yPortable = yFast
             var iFast = [Int32](repeating: -1, count: outCount), iPortable = iFast
-            Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w, backend: .avx512)
-            Kernels.maxPool2x2(x, &yPortable, argmax: &iPortable, planes: planes, height: h, width: w, backend: .openBLAS)
+            Kernels.withISA(isa) { Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w) }
+            Kernels.withISA(.reference) { Kernels.maxPool2x2(x, &yPortable, argmax: &iPortable, planes: planes, height: h, width: w) }
             #expect(yFast == yPortable, "\(h) x \(w)")
             #expect(iFast == iPortable, "\(h) x \(w)")
             // The ReLU applied inside the pooling equals pooling the rectified input, on both paths.
             let rectifiedInput = x.map { max($0, 0) }
             var yRectified = yFast, iRectified = iFast
-            Kernels.maxPool2x2(rectifiedInput, &yRectified, argmax: &iRectified, planes: planes, height: h, width: w,
-                               rectified: true, backend: .openBLAS)
-            for backend in [Kernels.Backend.avx512, .openBLAS] {
-                Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w, rectify: true, backend: backend)
+            Kernels.withISA(.reference) {
+                Kernels.maxPool2x2(rectifiedInput, &yRectified, argmax: &iRectified, planes: planes, height: h, width: w,
+                                   rectified: true)
+            }
+            for backend in [isa, .reference] {
+                Kernels.withISA(backend) {
+                    Kernels.maxPool2x2(x, &yFast, argmax: &iFast, planes: planes, height: h, width: w, rectify: true)
+                }
                 #expect(yFast == yRectified, "\(h) x \(w) \(backend)")
                 // Masked windows (negative index) may name another zero of the window; they pass nothing.
                 #expect(zip(iFast, iRectified).allSatisfy { $0 == $1 || ($0 < 0 && $1 < 0) }, "\(h) x \(w) \(backend)")
@@ -306,19 +354,21 @@ struct KernelBackendTests {
         }
     }
 
-    /// The vectorised dropout draws the same keyed random numbers: the same mask and output bits as
-    /// the Swift loop, for an odd count too, and a different mask on another step.
-    @Test func dropoutEqualsThePortablePath() {
+    /// Every set's dropout draws KeyedRandom's numbers: draw n's two 32-bit halves, cut to 24 bits,
+    /// decide elements 2(n-1) and 2(n-1)+1, for an odd count too; another step gives another mask.
+    @Test(arguments: KernelTableTests.isas)
+    func dropoutDrawsKeyedRandomNumbers(isa: Kernels.ISA) {
         let shape = Shape(channels: 173, height: 1, width: 1), batch = 3
         let x = random(batch * shape.count, 12)
-        func run(_ backend: Kernels.Backend, step: UInt64) -> (y: [UInt32], dx: [UInt32]) {
+        func run(_ backend: Kernels.ISA, step: UInt64) -> (y: [UInt32], dx: [UInt32]) {
             let layer = Dropout(name: "d", inputShape: shape, rate: 0.3, layerIndex: 4)
-            layer.backend = backend
             var input = x
             let y = input.withUnsafeMutableBufferPointer { p in
-                Array(UnsafeBufferPointer(start: layer.forward(p.baseAddress!, batch: batch,
-                                                               context: PassContext(mode: .training, seed: 5, step: step)),
-                                          count: batch * shape.count))
+                Kernels.withISA(backend) {
+                    Array(UnsafeBufferPointer(start: layer.forward(p.baseAddress!, batch: batch,
+                                                                   context: PassContext(mode: .training, seed: 5, step: step)),
+                                              count: batch * shape.count))
+                }
             }
             var dY = [Float](repeating: 1, count: batch * shape.count)
             let dx = dY.withUnsafeMutableBufferPointer { p in
@@ -327,45 +377,58 @@ struct KernelBackendTests {
             }
             return (y.map(\.bitPattern), dx.map(\.bitPattern))
         }
-        let fast = run(.avx512, step: 7), portable = run(.openBLAS, step: 7)
-        #expect(fast.y == portable.y)
-        #expect(fast.dx == portable.dx)
+        let fast = run(isa, step: 7)
+        // The mask, from KeyedRandom itself.
+        var random = KeyedRandom(seed: 5, purpose: .dropout, 7, 0, 4)
+        let count = batch * shape.count, threshold = UInt32(Double(Float(1) - 0.3) * 16_777_216.0), scale = 1 / (Float(1) - 0.3)
+        var mask = [Float](repeating: 0, count: count)
+        var i = 0
+        while i < count {
+            let bits = random.next()
+            mask[i] = UInt32(truncatingIfNeeded: bits & 0xFF_FFFF) < threshold ? scale : 0
+            if i + 1 < count { mask[i + 1] = UInt32(truncatingIfNeeded: (bits >> 32) & 0xFF_FFFF) < threshold ? scale : 0 }
+            i += 2
+        }
+        #expect(fast.y == zip(x, mask).map { ($0 * $1).bitPattern })
+        #expect(fast.dx == mask.map(\.bitPattern))
+        #expect(run(.reference, step: 7).dx == fast.dx)
         let kept = fast.dx.filter { $0 != 0 }.count
         #expect(kept > 300 && kept < 420, "kept \(kept) of 519 at rate 0.3")
-        #expect(run(.avx512, step: 8).dx != fast.dx)
+        #expect(run(isa, step: 8).dx != fast.dx)
     }
 
-    @Test func batchNormPassesEqualThePortablePath() {
+    @Test(arguments: KernelTableTests.isas)
+    func batchNormPassesEqualTheReference(isa: Kernels.ISA) {
         let batch = 5, channels = 3, pixels = 37, stride = channels * pixels
         let x = random(batch * stride, 7), dy = random(batch * stride, 8)
-        for backendPair in [(Kernels.Backend.avx512, Kernels.Backend.openBLAS)] {
+        for backendPair in [(isa, Kernels.ISA.reference)] {
             for ch in 0..<channels {
                 let results = [backendPair.0, backendPair.1].map { backend -> ([Float], [Float], [Float], [Double]) in
-                    x.withUnsafeBufferPointer { xp in
+                    Kernels.withISA(backend) { x.withUnsafeBufferPointer { xp in
                         let first = xp.baseAddress! + ch * pixels
-                        let sum = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride, backend: backend)
+                        let sum = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride)
                         let mean = Float(sum / Double(batch * pixels))
                         let squares = Kernels.channelSquaredDeviations(first, batch: batch, pixels: pixels, stride: stride,
-                                                                       mean: mean, backend: backend)
+                                                                       mean: mean)
                         let xhat = UnsafeMutablePointer<Float>.allocate(capacity: 3 * batch * stride)
                         defer { xhat.deallocate() }
                         xhat.initialize(repeating: 0, count: 3 * batch * stride)
                         let y = xhat + batch * stride, dx = y + batch * stride, at = ch * pixels
                         Kernels.channelNormalize(first, xhat: xhat + at, y: y + at, batch: batch, pixels: pixels, stride: stride,
-                                                 mean: mean, invStd: 1.7, gamma: 0.9, beta: 0.2, backend: backend)
+                                                 mean: mean, invStd: 1.7, gamma: 0.9, beta: 0.2)
                         let sums = dy.withUnsafeBufferPointer { dyp in
                             Kernels.channelGradientSums(dyp.baseAddress! + at, xhat: xhat + at, batch: batch, pixels: pixels,
-                                                        stride: stride, backend: backend)
+                                                        stride: stride)
                         }
                         dy.withUnsafeBufferPointer { dyp in
                             Kernels.channelInputGradient(dyp.baseAddress! + at, xhat: xhat + at, dx: dx + at, batch: batch,
                                                          pixels: pixels, stride: stride, k: 0.3, m: Float(batch * pixels),
-                                                         sumDy: Float(sums.sumDy), sumDyXhat: Float(sums.sumDyXhat), backend: backend)
+                                                         sumDy: Float(sums.sumDy), sumDyXhat: Float(sums.sumDyXhat))
                         }
                         let n = batch * stride
                         return (Array(UnsafeBufferPointer(start: xhat, count: n)), Array(UnsafeBufferPointer(start: y, count: n)),
                                 Array(UnsafeBufferPointer(start: dx, count: n)), [sum, squares, sums.sumDy, sums.sumDyXhat])
-                    }
+                    } }
                 }
                 let (a, b) = (results[0], results[1])
                 #expect(zip(a.3, b.3).allSatisfy { abs($0 - $1) < 1e-4 * max(1, abs($0)) })
@@ -375,26 +438,27 @@ struct KernelBackendTests {
         }
     }
 
-    @Test(arguments: [OptimizerKind.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), .adamW(beta1: 0.9, beta2: 0.99, epsilon: 1e-6),
-                      .sgd(momentum: 0.9, nesterov: false), .sgd(momentum: 0.8, nesterov: true)])
-    func optimizerUpdatesEqualThePortablePath(kind: OptimizerKind) throws {
-        func run(_ backend: Kernels.Backend) throws -> [Float] {
+    @Test(arguments: KernelTableTests.isas,
+          [OptimizerKind.adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8), .adamW(beta1: 0.9, beta2: 0.99, epsilon: 1e-6),
+           .sgd(momentum: 0.9, nesterov: false), .sgd(momentum: 0.8, nesterov: true)])
+    func optimizerUpdatesEqualTheReference(isa: Kernels.ISA, kind: OptimizerKind) throws {
+        func run(_ backend: Kernels.ISA) throws -> [Float] {
             // 7,840 decayed weights and 10 biases: many 16-lane runs and masked tails.
             let network = Network(spec: try ModelSpec(parsing: "flatten-dense10"), seed: 5)
             let optimizer = Optimizer(kind: kind, store: network.store, weightDecay: 0.01)
-            optimizer.backend = backend
             for step in 0..<3 {
                 let g = random(network.store.parameterCount, UInt64(10 + step))
                 for i in 0..<g.count { network.store.gradients[i] = g[i] }
-                optimizer.step(learningRate: 0.05)
+                Kernels.withISA(backend) { optimizer.step(learningRate: 0.05) }
             }
             return Array(network.store.parameterBuffer)
         }
-        let fast = try run(.avx512), portable = try run(.openBLAS)
+        let fast = try run(isa), portable = try run(.reference)
         #expect(zip(fast, portable).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) })
     }
 
-    @Test func oneMomentPassEqualsTheTwoPassStatistics() {
+    @Test(arguments: KernelTableTests.isas)
+    func oneMomentPassEqualsTheTwoPassStatistics(isa: Kernels.ISA) {
         // Offset data (mean 5, spread 0.01) is where a naive one-pass variance loses its digits.
         for (offset, spread) in [(Float(0), Float(1)), (5, 0.01), (-300, 2)] {
             let batch = 7, channels = 3, pixels = 49, stride = channels * pixels
@@ -402,8 +466,14 @@ struct KernelBackendTests {
             x.withUnsafeBufferPointer { xp in
                 for ch in 0..<channels {
                     let first = xp.baseAddress! + ch * pixels
-                    let fast = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride, backend: .avx512)
-                    let portable = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride, backend: .openBLAS)
+                    let fast = Kernels.withISA(isa) { Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride) }
+                    // Two passes in double: the mean, then the squared deviations from it.
+                    var total = 0.0
+                    for n in 0..<batch { for p in 0..<pixels { total += Double(first[n * stride + p]) } }
+                    let mean = total / Double(batch * pixels)
+                    var squares = 0.0
+                    for n in 0..<batch { for p in 0..<pixels { squares += (Double(first[n * stride + p]) - mean) * (Double(first[n * stride + p]) - mean) } }
+                    let portable = (mean: mean, variance: squares / Double(batch * pixels))
                     #expect(abs(fast.mean - portable.mean) <= 1e-6 * max(1, abs(portable.mean)))
                     #expect(abs(fast.variance - portable.variance) <= 1e-4 * portable.variance, "offset \(offset) spread \(spread)")
                 }

@@ -1,4 +1,5 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include "prefetch.h"
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 // thread count, the batch, or which other tiles share the GEMM (one image gives the bits it gives
 // inside a batch).
 
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 #define UNROLL _Pragma("clang loop unroll(full)")
 
 // F(2x2, 3x3): alpha = 4.
@@ -74,9 +74,9 @@ static int make_plan(const ck_conv_geometry *g, plan *p) {
     return 1;
 }
 
-int ck_winograd_supported(const ck_conv_geometry *g) {
+int avx512_winograd_supported(const ck_conv_geometry *g) {
     plan p;
-    return ck_has_avx512() && make_plan(g, &p);
+    return make_plan(g, &p);
 }
 
 // Rows of tiles per chunk (a chunk may end inside a sample): the count whose tiles waste the least of
@@ -100,11 +100,11 @@ static long row_floats(long tiles) { return (tiles + 15) / 16 * 16; }
 static long matrix_stride(long rows, long ld) { return rows * ld + 16; }
 
 // The packed blocks, then room for the unpacked transform that ck_winograd_weights packs from.
-long ck_winograd_weights_floats(long m, long k, long r) {
-    return (r + 1) * (r + 1) * (ck_packed_a_floats(m, k) + m * k);
+long avx512_winograd_weights_floats(long m, long k, long r) {
+    return (r + 1) * (r + 1) * (avx512_packed_a_floats(m, k) + m * k);
 }
 
-long ck_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
+long avx512_winograd_scratch_floats(const ck_conv_geometry *g, long m) {
     plan p;
     if (!make_plan(g, &p)) return 0;
     long ld = row_floats(chunk_rows(&p) * p.tw);
@@ -312,14 +312,14 @@ AVX512 static inline __attribute__((always_inline)) void transform_row(const int
 }
 
 // Every (row, k) pair's U_ξ, packed as ck_pack_a's panels, one block per ξ.
-AVX512 void ck_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
-    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c, packed = ck_packed_a_floats(m, k);
+AVX512 void avx512_winograd_weights(const float *w, long oc, long c, long r, int adjoint, float *out) {
+    const long alpha = r + 1, m = adjoint ? c : oc, k = adjoint ? oc : c, packed = avx512_packed_a_floats(m, k);
     float *plain = out + alpha * alpha * packed;  // (alpha², m, k), past the packed blocks
     for (long i = 0; i < m; i++) {
         if (r == 3) transform_row(4, 3, G3, w, c, m, k, adjoint, i, plain);
         else transform_row(6, 5, G5, w, c, m, k, adjoint, i, plain);
     }
-    for (long xi = 0; xi < alpha * alpha; xi++) ck_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
+    for (long xi = 0; xi < alpha * alpha; xi++) avx512_pack_a(0, plain + xi * m * k, k, m, k, 1.0f, out + xi * packed);
 }
 
 typedef struct {
@@ -367,7 +367,7 @@ AVX512 static void input_part(void *context, long index) {
 static void gemm_part(void *context, long xi) {
     const chunk_job *job = context;
     const plan *p = job->p;
-    ck_sgemm_packed(job->m, job->rows * p->tw, p->c, job->u + xi * ck_packed_a_floats(job->m, p->c), 0,
+    avx512_sgemm_packed(job->m, job->rows * p->tw, p->c, job->u + xi * avx512_packed_a_floats(job->m, p->c), 0,
                     job->v + xi * matrix_stride(p->c, job->ld), job->ld, 0.0f,
                     job->prod + xi * matrix_stride(job->m, job->ld), job->ld);
 }
@@ -390,7 +390,7 @@ AVX512 static void output_part(void *context, long index) {
     else output_plane(p, 6, AT5, m, ty0, ty1, stride, bias, out);
 }
 
-void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
+void avx512_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const float *input, long samples,
                       const float *bias, float *output, float *scratch) {
     plan p;
     if (!make_plan(g, &p)) abort();  // callers check ck_winograd_supported first (documented)
@@ -406,3 +406,4 @@ void ck_winograd_conv(const ck_conv_geometry *g, long m, const float *u, const f
         ck_parallel_for(spanned * m, output_part, &job);
     }
 }
+#endif

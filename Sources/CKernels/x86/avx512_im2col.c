@@ -1,4 +1,5 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -6,7 +7,6 @@
 // the image the lane is masked off (masked lanes are never read), so each row of 16 outputs is one
 // load and one store; the masks depend only on kx and the 16-column chunk, so they are computed
 // once per kx, not per row.
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 enum { max_chunks = 16 };  // rows up to 256 wide; wider ones take the per-row mask path
 
 static inline __mmask16 lanes(long from, long to) {  // bits [from, to) of a 16-lane mask
@@ -20,7 +20,7 @@ AVX512 static inline void zero_row(float *out, long count) {
     for (long x0 = 0; x0 < count; x0 += 16) _mm512_mask_storeu_ps(out + x0, lanes(0, count - x0), _mm512_setzero_ps());
 }
 
-AVX512 void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride) {
+AVX512 void avx512_im2col_stride1(const ck_conv_geometry *g, const float *input, float *columns, long row_stride) {
     const long k = g->kernel, oh = g->output_height, ow = g->output_width, h = g->height, w = g->width,
                pad = g->padding, chunks = (ow + 15) / 16;
     __mmask16 store[max_chunks], load[max_chunks];
@@ -64,7 +64,7 @@ AVX512 void ck_im2col_stride1(const ck_conv_geometry *g, const float *input, flo
 // Gathers instead of scattering: each 16-pixel run of an input row sums, in registers, every
 // column entry that maps onto it, then is stored once. Scattering (load, add, store per column row)
 // makes each store feed a load shifted by one float, which stalls store forwarding.
-AVX512 void ck_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride,
+AVX512 void avx512_col2im_add_stride1(const ck_conv_geometry *g, const float *columns, long row_stride,
                                   float *input_gradient) {
     const long k = g->kernel, oh = g->output_height, ow = g->output_width, h = g->height, w = g->width,
                pad = g->padding, chunks = (w + 15) / 16;
@@ -125,7 +125,7 @@ static long padded_floats(const ck_conv_geometry *g) {
     return (g->channels * hp * wp + slack + 15) / 16 * 16;
 }
 
-long ck_conv_columns_floats(const ck_conv_geometry *g) {
+long avx512_conv_columns_floats(const ck_conv_geometry *g) {
     const long padded = padded_floats(g);
     if (padded == 0) return 0;
     const long pixels = g->output_height * g->output_width, chunks = (pixels + 15) / 16;
@@ -133,7 +133,7 @@ long ck_conv_columns_floats(const ck_conv_geometry *g) {
     return padded + (ints + 15) / 16 * 16;
 }
 
-void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out) {
+void avx512_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out) {
     const long copy = padded_floats(g);
     const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
                ow = g->output_width, pixels = g->output_height * ow, chunks = (pixels + 15) / 16,
@@ -165,3 +165,4 @@ void ck_conv_columns_prepare(const ck_conv_geometry *g, const float *input, floa
     out->chunk_offset = chunk_offset;
     out->chunk_index = chunk_index;
 }
+#endif

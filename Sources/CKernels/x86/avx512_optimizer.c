@@ -1,13 +1,13 @@
-#include "ckernels.h"
+#if defined(__x86_64__)
+#include "avx512.h"
 #include <immintrin.h>
 
 // The optimizer's element-wise updates, 16 lanes at a time, with the same operation order as the
 // portable Swift loops (so the two agree to rounding of fused multiply-adds).
-#define AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 
 static inline __mmask16 tail(long count) { return count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1); }
 
-AVX512 void ck_adam(float *w, const float *g, float *m, float *v, long count, float beta1, float beta2, float epsilon,
+AVX512 void avx512_adam(float *w, const float *g, float *m, float *v, long count, float beta1, float beta2, float epsilon,
                     float lr, float wd, int decoupled, float step_size, float c2_root) {
     const __m512 b1 = _mm512_set1_ps(beta1), b2 = _mm512_set1_ps(beta2), one_b1 = _mm512_set1_ps(1 - beta1),
                  one_b2 = _mm512_set1_ps(1 - beta2), eps = _mm512_set1_ps(epsilon), decay = _mm512_set1_ps(wd),
@@ -27,7 +27,7 @@ AVX512 void ck_adam(float *w, const float *g, float *m, float *v, long count, fl
     }
 }
 
-AVX512 void ck_sgd(float *w, const float *g, float *m, long count, float momentum, int nesterov, float lr, float wd) {
+AVX512 void avx512_sgd(float *w, const float *g, float *m, long count, float momentum, int nesterov, float lr, float wd) {
     const __m512 mu = _mm512_set1_ps(momentum), rate = _mm512_set1_ps(lr), decay = _mm512_set1_ps(wd);
     for (long i = 0; i < count; i += 16) {
         __mmask16 k = tail(count - i);
@@ -39,3 +39,4 @@ AVX512 void ck_sgd(float *w, const float *g, float *m, long count, float momentu
         _mm512_mask_storeu_ps(w + i, k, _mm512_fnmadd_ps(rate, direction, wi));
     }
 }
+#endif
