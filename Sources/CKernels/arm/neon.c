@@ -81,7 +81,7 @@ static float neon_fma_chains(long rounds, double *flops_per_round) {
     const float32x4_t x = vdupq_n_f32(0.999999f), y = vdupq_n_f32(1e-7f);
     for (int i = 0; i < 16; i++) acc[i] = vdupq_n_f32((float)i);
     for (long r = 0; r < rounds; r++) {
-        for (int i = 0; i < 16; i++) acc[i] = vfmaq_f32(y, acc[i], x);
+        for (int i = 0; i < 16; i++) acc[i] = vfmaq_f32(acc[i], x, y);
         __asm__ volatile("" : "+w"(acc[0]), "+w"(acc[1]), "+w"(acc[2]), "+w"(acc[3]), "+w"(acc[4]), "+w"(acc[5]),
                          "+w"(acc[6]), "+w"(acc[7]), "+w"(acc[8]), "+w"(acc[9]), "+w"(acc[10]), "+w"(acc[11]),
                          "+w"(acc[12]), "+w"(acc[13]), "+w"(acc[14]), "+w"(acc[15]));

@@ -56,7 +56,7 @@ static inline void ew_valid_columns(long offset, long stride, long width, long o
 }
 
 static inline void ew_im2col(const ck_conv_geometry *g, const float *restrict input, float *restrict columns,
-                      long row_stride) {
+                             long row_stride) {
     const long k = g->kernel, s = g->stride, pad = g->padding, h = g->height, w = g->width, oh = g->output_height,
                ow = g->output_width;
     for (long c = 0; c < g->channels; c++) {
@@ -89,7 +89,7 @@ static inline void ew_im2col(const ck_conv_geometry *g, const float *restrict in
 
 // Each input element receives its column entries in the order (ky, kx) of the loops, whatever the stride.
 static inline void ew_col2im_add(const ck_conv_geometry *g, const float *restrict columns, long row_stride,
-                          float *restrict input_gradient) {
+                                 float *restrict input_gradient) {
     const long k = g->kernel, s = g->stride, pad = g->padding, h = g->height, w = g->width, oh = g->output_height,
                ow = g->output_width;
     for (long c = 0; c < g->channels; c++) {
@@ -152,7 +152,7 @@ static inline double ew_channel_squared_deviations(const float *x, long batch, l
 }
 
 static inline void ew_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift,
-                                    double sums[2]) {
+                                           double sums[2]) {
     const double k = shift;
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
     for (long n = 0; n < batch; n++) {
@@ -177,9 +177,9 @@ static inline void ew_channel_shifted_sums(const float *x, long batch, long pixe
 
 // One run; y may be x (called with the same pointer, so that the vectorizer sees one array, not two
 // that might overlap).
-static inline __attribute__((always_inline)) void ew_normalize_run(const float *x, float *restrict xhat, float *y,
-                                                                   long pixels, float mean, float inv_std, float gamma,
-                                                                   float beta, int rectify) {
+static inline __attribute__((always_inline)) void ew_normalize_run(
+        const float *x, float *restrict xhat, float *y, long pixels, float mean, float inv_std, float gamma, float beta,
+        int rectify) {
     if (rectify) {
         for (long p = 0; p < pixels; p++) {
             const float h = (x[p] - mean) * inv_std, v = gamma * h + beta;
@@ -196,7 +196,7 @@ static inline __attribute__((always_inline)) void ew_normalize_run(const float *
 }
 
 static inline void ew_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride,
-                                 float mean, float inv_std, float gamma, float beta, int rectify) {
+                                        float mean, float inv_std, float gamma, float beta, int rectify) {
     for (long n = 0; n < batch; n++) {
         const float *xr = x + n * stride;
         float *hr = xhat + n * stride, *yr = y + n * stride;
@@ -210,7 +210,7 @@ static inline void ew_channel_normalize(const float *x, float *xhat, float *y, l
 
 // dy * xhat is exact in double (two 24-bit significands), so only the sums round.
 static inline void ew_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride,
-                                     double sums[2]) {
+                                            double sums[2]) {
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
     for (long n = 0; n < batch; n++) {
         const float *restrict d = dy + n * stride, *restrict h = xhat + n * stride;
@@ -233,14 +233,14 @@ static inline void ew_channel_gradient_sums(const float *dy, const float *xhat, 
 }
 
 // One run; dx may be dy (see ew_normalize_run).
-static inline __attribute__((always_inline)) void ew_input_gradient_run(const float *dy, const float *restrict xhat,
-                                                                        float *dx, long pixels, float k, float m,
-                                                                        float sum_dy, float sum_dy_xhat) {
+static inline __attribute__((always_inline)) void ew_input_gradient_run(
+        const float *dy, const float *restrict xhat, float *dx, long pixels, float k, float m, float sum_dy,
+        float sum_dy_xhat) {
     for (long p = 0; p < pixels; p++) dx[p] = k * ((m * dy[p] - sum_dy) - xhat[p] * sum_dy_xhat);
 }
 
 static inline void ew_channel_input_gradient(const float *dy, const float *xhat, float *dx, long batch, long pixels,
-                                      long stride, float k, float m, float sum_dy, float sum_dy_xhat) {
+                                             long stride, float k, float m, float sum_dy, float sum_dy_xhat) {
     for (long n = 0; n < batch; n++) {
         const float *d = dy + n * stride, *h = xhat + n * stride;
         float *out = dx + n * stride;
@@ -258,11 +258,9 @@ static inline void ew_channel_input_gradient(const float *dy, const float *xhat,
 // xhat = (x - mean) * inv_std, as ew_channel_normalize computes them, and xhat_at_max gets the xhat
 // of each window's maximum. The comparisons are strict, in the order a (top left), b, c, d, so a tie
 // keeps the first in row-major order and a NaN never wins.
-static inline __attribute__((always_inline)) void ew_pool_planes(const float *x, float *y, int *argmax, long planes,
-                                                                 long h, long w, int rectified, int normalize,
-                                                                 const float *mean, const float *inv_std,
-                                                                 const float *gamma, const float *beta,
-                                                                 float *xhat_at_max) {
+static inline __attribute__((always_inline)) void ew_pool_planes(
+        const float *x, float *y, int *argmax, long planes, long h, long w, int rectified, int normalize,
+        const float *mean, const float *inv_std, const float *gamma, const float *beta, float *xhat_at_max) {
     const long oh = h / 2, ow = w / 2;
     for (long plane = 0; plane < planes; plane++) {
         const float mu = normalize ? mean[plane] : 0, inv = normalize ? inv_std[plane] : 0,
@@ -315,9 +313,9 @@ static inline void ew_maxpool2x2(const float *x, float *y, int *argmax, long pla
     }
 }
 
-static inline void ew_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *xhat_at_max, long channels, long h,
-                                  long w, const float *mean, const float *inv_std, const float *gamma,
-                                  const float *beta) {
+static inline void ew_bn_relu_maxpool2x2(const float *x, float *y, int *argmax, float *xhat_at_max, long channels,
+                                         long h, long w, const float *mean, const float *inv_std, const float *gamma,
+                                         const float *beta) {
     ew_pool_planes(x, y, argmax, channels, h, w, 1, 1, mean, inv_std, gamma, beta, xhat_at_max);
 }
 
@@ -349,8 +347,8 @@ static inline void ew_maxpool2x2_backward(const float *dy, const int *argmax, fl
     }
 }
 
-static inline void ew_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max, long batch,
-                                     long out_pixels, long stride, double sums[2]) {
+static inline void ew_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max,
+                                            long batch, long out_pixels, long stride, double sums[2]) {
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
     for (long n = 0; n < batch; n++) {
         const float *restrict d = dpooled + n * stride, *restrict h = xhat_at_max + n * stride;
@@ -416,9 +414,9 @@ static inline __attribute__((always_inline)) void ew_bn_pool_input_gradient_plan
 }
 
 static inline void ew_bn_pool_input_gradient(const float *dpooled, const int *argmax, const float *xhat_at_max,
-                                      const float *x, float *dx, long channels, long h, long w, const float *mean,
-                                      const float *inv_std, const float *k, float m_count, const float *sum_dy,
-                                      const float *sum_dy_xhat) {
+                                             const float *x, float *dx, long channels, long h, long w,
+                                             const float *mean, const float *inv_std, const float *k, float m_count,
+                                             const float *sum_dy, const float *sum_dy_xhat) {
     const long pixels = h * w, out_pixels = (h / 2) * (w / 2);
     for (long c = 0; c < channels; c++) {
         const float *dp = dpooled + c * out_pixels, *xm = xhat_at_max + c * out_pixels, *xc = x + c * pixels;
@@ -438,8 +436,8 @@ static inline void ew_bn_pool_input_gradient(const float *dpooled, const int *ar
 
 // The operation order of the Swift loops these replace: no fused multiply-adds.
 static inline void ew_adam(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, long count,
-                    float beta1, float beta2, float epsilon, float lr, float wd, int decoupled, float step_size,
-                    float c2_root) {
+                           float beta1, float beta2, float epsilon, float lr, float wd, int decoupled, float step_size,
+                           float c2_root) {
     const float one_b1 = 1 - beta1, one_b2 = 1 - beta2, shrink = lr * wd;
     for (long i = 0; i < count; i++) {
         float wi = w[i];
@@ -455,7 +453,7 @@ static inline void ew_adam(float *restrict w, const float *restrict g, float *re
 }
 
 static inline void ew_sgd(float *restrict w, const float *restrict g, float *restrict m, long count, float momentum,
-                   int nesterov, float lr, float wd) {
+                          int nesterov, float lr, float wd) {
     for (long i = 0; i < count; i++) {
         const float wi = w[i], gi = g[i] + wd * wi;
         const float mi = momentum * m[i] + gi;
@@ -476,8 +474,8 @@ static inline uint64_t ew_splitmix_finalize(uint64_t z) {
 
 // Draw n (from 1) of KeyedRandom(key) is finalize(key + n * golden); its low and high 32 bits, each cut
 // to 24, decide elements 2(n-1) and 2(n-1)+1.
-static inline void ew_dropout(uint64_t key, const float *x, float *y, float *restrict mask, long count, uint32_t threshold,
-                       float scale) {
+static inline void ew_dropout(uint64_t key, const float *x, float *y, float *restrict mask, long count,
+                              uint32_t threshold, float scale) {
     const uint64_t golden = 0x9E3779B97F4A7C15ull;
     const long pairs = count / 2;
     for (long n = 0; n < pairs; n++) {
@@ -536,7 +534,8 @@ static inline void ew_float_to_half(const float *restrict x, unsigned short *res
     for (long i = 0; i < count; i++) half[i] = ew_to_half(x[i] * scale);
 }
 
-static inline void ew_half_to_float(const unsigned short *restrict half, float *restrict x, long count, float inverse_scale) {
+static inline void ew_half_to_float(const unsigned short *restrict half, float *restrict x, long count,
+                                    float inverse_scale) {
     for (long i = 0; i < count; i++) x[i] = ew_from_half(half[i]) * inverse_scale;
 }
 

@@ -34,7 +34,9 @@ void ck_sgemm(int transpose_a, int transpose_b, long m, long n, long k, float al
               const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
 /// Pre-packed operands, for a GEMM whose A or B is used many times (a convolution's weights), and
-/// in-place row-major operands for one used once (its columns). Sizes in floats.
+/// in-place row-major operands for one used once (its columns). Sizes in floats. Packed buffers
+/// (and the scratch and weights of the implicit-column and Winograd functions below) must be
+/// 64-byte aligned: some kernel sets read them with aligned vector loads.
 long ck_packed_a_floats(long m, long k);
 long ck_packed_b_floats(long k, long n);
 /// alpha * op(A) (m, k) in whole-k panels, for ck_sgemm_packed.

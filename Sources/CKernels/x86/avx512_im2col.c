@@ -27,8 +27,9 @@ AVX512 void avx512_im2col_stride1(const ck_conv_geometry *g, const float *input,
     for (long c = 0; c < g->channels; c++) {
         const float *plane = input + c * h * w;
         for (long ky = 0; ky < k; ky++) {
-            // Output rows whose input row oy + ky - pad is inside the image.
-            const long oy_lo = pad - ky > 0 ? pad - ky : 0;
+            // Output rows whose input row oy + ky - pad is inside the image (none, when the
+            // padding exceeds the whole output: oy_lo is then clamped to oh).
+            const long oy_lo = pad - ky > 0 ? (pad - ky < oh ? pad - ky : oh) : 0;
             const long oy_hi = h + pad - ky < oh ? h + pad - ky : oh;
             for (long kx = 0; kx < k; kx++) {
                 float *row = columns + ((c * k + ky) * k + kx) * row_stride;
