@@ -261,6 +261,135 @@ static void gd_sgemm(int ta, int tb, long m, long n, long k, float alpha, const 
     else ck_parallel_for(job.parts, gd_gemm_part, &job);
 }
 
+// ---- Convolution GEMMs over implicit columns (ck_conv_columns): the column matrix of a sample is
+// never written. Column row r, output pixel p is padded[row_base[r] + pixel_offset[p]] in a
+// zero-padded copy of the sample (stride 1). The operand read through the tables is packed one
+// micro-panel at a time (kc x NR of B for the forward GEMM, kc x MR of A for the weight gradient),
+// straight from the padded copy into a buffer that stays in L1 while the other operand's panels
+// stream past it: a packed im2col of one panel instead of a column matrix in L2. The packed panels
+// hold exactly the explicit columns' values, so the sums are those of ck_sgemm_packed over
+// explicit columns, bit for bit.
+
+static long gd_conv_columns_floats(const ck_conv_geometry *g) {
+    if (g->stride != 1) return 0;
+    const long hp = g->height + 2 * g->padding, wp = g->width + 2 * g->padding;
+    const long pixels = g->output_height * g->output_width;
+    const long ints = g->channels * g->kernel * g->kernel + pixels;
+    return (g->channels * hp * wp + 15) / 16 * 16 + (ints + 15) / 16 * 16;
+}
+
+static void gd_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch,
+                                    ck_conv_columns *out) {
+    const long k = g->kernel, h = g->height, w = g->width, pad = g->padding, hp = h + 2 * pad, wp = w + 2 * pad,
+               ow = g->output_width, pixels = g->output_height * ow, rows = g->channels * k * k;
+    const long copy = (g->channels * hp * wp + 15) / 16 * 16;
+    memset(scratch, 0, sizeof(float) * (size_t)copy);
+    for (long c = 0; c < g->channels; c++) {
+        for (long y = 0; y < h; y++) {
+            memcpy(scratch + (c * hp + y + pad) * wp + pad, input + (c * h + y) * w, sizeof(float) * (size_t)w);
+        }
+    }
+    int *row_base = (int *)(scratch + copy), *pixel_offset = row_base + rows;
+    for (long c = 0; c < g->channels; c++) {
+        for (long ky = 0; ky < k; ky++) {
+            for (long kx = 0; kx < k; kx++) row_base[(c * k + ky) * k + kx] = (int)((c * hp + ky) * wp + kx);
+        }
+    }
+    // Output pixel p = oy*OW + ox reads padded[(oy + ky)*Wp + ox + kx] = row base + p + (K - 1)*oy.
+    for (long p = 0; p < pixels; p++) pixel_offset[p] = (int)(p + (k - 1) * (p / ow));
+    out->padded = scratch;
+    out->row_base = row_base;
+    out->pixel_offset = pixel_offset;
+    out->chunk_offset = NULL;  // the 16-lane permute tables of the AVX-512 kernels: not used here
+    out->chunk_index = NULL;
+}
+
+// B panel (kc x NR) of column rows [r0, r0 + kc), pixels [j0, j0 + nr), zero past nr.
+static inline void gd_pack_implicit_b(const ck_conv_columns *cols, long r0, long kc, long j0, long nr, float *out) {
+    const int *offset = cols->pixel_offset + j0;
+    for (long p = 0; p < kc; p++) {
+        const float *row = cols->padded + cols->row_base[r0 + p];
+        float *to = out + p * GEMM_NR;
+        for (long j = 0; j < GEMM_NR; j++) to[j] = j < nr ? row[offset[j]] : 0.0f;
+    }
+}
+
+// A panel (kc x MR) of column rows [i0, i0 + mr), pixels [p0, p0 + kc), zero past mr.
+static inline void gd_pack_implicit_a(const ck_conv_columns *cols, long i0, long mr, long p0, long kc, float *out) {
+    const float *row[GEMM_MR];
+    for (long i = 0; i < GEMM_MR; i++) row[i] = cols->padded + cols->row_base[i0 + (i < mr ? i : 0)];
+    const int *offset = cols->pixel_offset + p0;
+    for (long p = 0; p < kc; p++) {
+        const long o = offset[p];
+        float *to = out + p * GEMM_MR;
+        for (long i = 0; i < GEMM_MR; i++) to[i] = i < mr ? row[i][o] : 0.0f;
+    }
+}
+
+typedef struct {
+    long m, n, k, n_step;
+    const float *packed_a;
+    const ck_conv_columns *cols;
+    float beta;
+    float *c;
+    long ldc;
+} gd_conv_job;
+
+// Output columns [index * n_step, ...) of the forward GEMM.
+static void gd_conv_forward_part(void *context, long index) {
+    const gd_conv_job *job = context;
+    const long j0 = index * job->n_step;
+    if (j0 >= job->n) return;
+    gd_ensure_buffers();
+    const long j_end = gd_min(job->n, j0 + job->n_step), k = job->k, kc_step = gd_chunk_step(k);
+    for (long pc = 0; pc < k; pc += kc_step) {
+        const long kc = gd_min(k - pc, kc_step);
+        const float beta_now = pc == 0 ? job->beta : 1.0f;
+        for (long jr = j0; jr < j_end; jr += GEMM_NR) {
+            const long nr = gd_min(j_end - jr, GEMM_NR);
+            gd_pack_implicit_b(job->cols, pc, kc, jr, nr, gd_b_edge);
+            for (long ir = 0; ir < job->m; ir += GEMM_MR) {
+                gd_tile(kc, job->packed_a + ir * k + pc * GEMM_MR, 0, gd_b_edge, 0, job->c + ir * job->ldc + jr, job->ldc,
+                        beta_now, gd_min(job->m - ir, GEMM_MR), nr);
+            }
+        }
+    }
+}
+
+static void gd_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols,
+                                 float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    const long threads = ck_threads(), n_panels = (n + GEMM_NR - 1) / GEMM_NR;
+    gd_conv_job job = {m, n, k, n_panels * GEMM_NR, packed_a, cols, beta, c, ldc};
+    if (threads > 1 && n_panels >= threads && m * n * k >= 64L * 64 * 64) {
+        job.n_step = (n_panels + threads - 1) / threads * GEMM_NR;
+        ck_parallel_for(threads, gd_conv_forward_part, &job);  // serial when called inside a parallel loop
+    } else {
+        gd_conv_forward_part(&job, 0);
+    }
+}
+
+static void gd_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b,
+                                         float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0 || k <= 0) return;
+    gd_ensure_buffers();
+    const long kc_step = gd_chunk_step(k);
+    for (long pc = 0; pc < k; pc += kc_step) {
+        const long kc = gd_min(k - pc, kc_step);
+        const float beta_now = pc == 0 ? beta : 1.0f;
+        for (long ir = 0; ir < m; ir += GEMM_MR) {
+            const long mr = gd_min(m - ir, GEMM_MR);
+            gd_pack_implicit_a(cols, ir, mr, pc, kc, gd_a_panel);
+            for (long jr = 0; jr < n; jr += GEMM_NR) {
+                gd_tile(kc, gd_a_panel, 0, packed_b + jr * k + pc * GEMM_NR, 0, c + ir * ldc + jr, ldc, beta_now, mr,
+                        gd_min(n - jr, GEMM_NR));
+            }
+        }
+    }
+}
+
 #define CK_GEMM_ENTRIES                                                                                       \
     .packed_a_floats = gd_packed_a_floats, .packed_b_floats = gd_packed_b_floats, .pack_a = gd_pack_a,       \
-    .pack_b = gd_pack_b, .sgemm = gd_sgemm, .sgemm_packed = gd_sgemm_packed
+    .pack_b = gd_pack_b, .sgemm = gd_sgemm, .sgemm_packed = gd_sgemm_packed,                                 \
+    .conv_columns_floats = gd_conv_columns_floats, .conv_columns_prepare = gd_conv_columns_prepare,          \
+    .conv_forward_gemm = gd_conv_forward_gemm, .conv_weight_gradient_gemm = gd_conv_weight_gradient_gemm
