@@ -194,7 +194,7 @@ public enum Kernels {
         }
 
         /// Winograd F(2x2, 3x3) or F(2x2, 5x5) for this geometry, computing `outputs` channels: a kernel
-        /// set that has it (AVX-512),
+        /// set that has it (AVX-512, AVX2),
         /// stride 1, a 3x3 or 5x5 kernel, padding below the kernel size, at most 32 output columns, and
         /// at least 16 channels in and out. Below that the transforms cost about what the saved
         /// multiplications do (`scripts/bench.sh conv`, 14 x 14, batch 8: 16 -> 16 channels 1.20x (3x3)

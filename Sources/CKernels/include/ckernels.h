@@ -174,12 +174,13 @@ double ck_fma_peak_gflops(double seconds);
 /// the 24 low bits of half i % 2 of draw i / 2 + 1 are below threshold; y[i] = x[i] * mask[i].
 ///
 void ck_dropout(uint64_t key, const float *x, float *y, float *mask, long count, uint32_t threshold, float scale);
-// Winograd F(2x2, r x r) convolution for stride-1 layers with 3x3 or 5x5 kernels (winograd.c).
-// Sums depend on the layer's shapes only: not on the thread count, the
-// batch, or the other samples of a call.
+// Winograd F(2x2, r x r) convolution for stride-1 layers with 3x3 or 5x5 kernels (the AVX-512 and
+// AVX2 kernel sets: x86/avx512_winograd.c, x86/avx2_winograd.c). Sums depend on the layer's shapes
+// only: not on the thread count, the batch, or the other samples of a call.
 
-/// 1 when ck_winograd_conv runs this geometry: AVX-512, stride 1, kernel 3 or 5, padding below the
-/// kernel, output at most 32 pixels wide.
+/// 1 when ck_winograd_conv runs this geometry: a kernel set that has Winograd, stride 1, kernel 3
+/// or 5, padding below the kernel, output at most 32 pixels wide (AVX2: at least 4 input channels,
+/// below which its transforms cost more than they save).
 int ck_winograd_supported(const ck_conv_geometry *g);
 /// Floats of the transformed weights of an (m x k) layer, for ck_winograd_weights (the packed
 /// blocks, then the unpacked transform they are packed from).

@@ -104,10 +104,17 @@ static int avx2_cpu_supports(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+#include "avx2.h"  // the kernels of x86/avx2_*.c
+
 const ck_kernel_table ck_avx2_kernels = {
     .name = "avx2",
     CK_GEMM_ENTRIES,
     CK_ELEMENTWISE_ENTRIES,
+    .winograd_supported = avx2_winograd_supported,
+    .winograd_weights_floats = avx2_winograd_weights_floats,
+    .winograd_weights = avx2_winograd_weights,
+    .winograd_scratch_floats = avx2_winograd_scratch_floats,
+    .winograd_conv = avx2_winograd_conv,
     .fma_chains = avx2_fma_chains,
     .cpu_supports = avx2_cpu_supports,
 };
