@@ -2,15 +2,45 @@
 // that ISA's code generation (generic/reference.c, x86/avx2.c, arm/neon.c). No include guard, on
 // purpose: each translation unit includes it once, and every function is static. No intrinsics: the
 // loops are written so that clang vectorizes them (independent lanes, fixed-size lane arrays for
-// reductions), and contraction is off, so every ISA computes the same bits as the reference.
+// reductions, blocks of a fixed width), and contraction is off but where it cannot change a bit
+// (see ew_one_volatile), so every ISA computes the same bits as the reference.
+//
+// Code generation, checked in the assembly for AVX2 and NEON (scripts/kernel-test.sh --asm lists the
+// sums' loops, which have fused multiply-adds): the loops over the 16 lanes of a sum and over the 8
+// floats of a convolution-column block are marked EW_LANE_LOOP or EW_BLOCK_LOOP, which has the loop
+// vectorizer take them whole. Left alone, clang unrolls them into scalars first, and the SLP
+// vectorizer regroups those differently with every change around them: into pairs of unrelated sums,
+// a shuffle per lane, 64-bit lane arithmetic, or no vectors at all. (The pooling windows it does take
+// well: stride-2 loads become a deinterleave.) Each lane still does its own operations in its own
+// order: no result depends on how it is vectorized. Rows of a pooled or convolved plane (7, 14 or 28
+// floats wide in the models) go in fixed blocks, the last one ending at the row's end, rather than
+// through a vector loop whose remainder would be most of such a row.
 #pragma STDC FP_CONTRACT OFF
 #include "../isa.h"
+
+#define EW_PRAGMA(x) _Pragma(#x)
 
 // A sum in 16 double lanes: lane l takes the terms at positions p = l (mod 16) of each run, and the
 // lanes are combined in one fixed tree, so a sum depends on the data and its shape only (not on the
 // ISA or on how callers split their work). A lane starts at +0 and so is never -0: adding +0 to it
-// (the padding of a short last block) changes nothing.
+// (the padding of a short last block) changes nothing. The sums stay in double (the reference's are
+// checked to 1e-12 of exact sums, and x - mean and dy * x-hat are exact in double); on AVX2 that costs
+// a conversion per 4 terms and is what keeps these passes at about 1.2-1.9x the AVX-512 kernels'
+// time, which sum floats.
 enum { ew_lanes = 16 };
+
+// Before a loop over the 16 lanes: 4 lanes a vector, 4 vectors at a time, the lanes in registers (on
+// AVX2 four ymm of doubles; on NEON and SSE2 each vector is two registers).
+#define EW_LANE_LOOP EW_PRAGMA(clang loop unroll(disable) vectorize(enable) vectorize_width(4) interleave_count(4))
+
+// 1.0, read through a volatile so that the compiler cannot fold it away. `acc + t * one`, and a
+// product of two floats widened to double (exact: 24 + 24 < 53 bits), are exact before the addition,
+// so contracting the addition into a fused multiply-add rounds once where the separate operations
+// round once: the same bits, fused (AVX2, NEON) or not (the reference on baseline x86-64). The sums
+// below allow contraction for exactly those expressions, which moves their additions to the
+// multiply-add pipes: on AMD Zen the double additions otherwise share two pipes with the
+// float-to-double conversions, and those two pipes are what the sums wait for.
+static const volatile double ew_one_volatile = 1.0;
 
 static inline double ew_lane_total(const double lane[ew_lanes]) {
     double pairs[8], quads[4];
@@ -55,10 +85,71 @@ static inline void ew_valid_columns(long offset, long stride, long width, long o
     *hi = last;
 }
 
+// Before a loop over the 8 elements of a block: one vector of 8 floats on AVX2, two on NEON and SSE2.
+#define EW_BLOCK_LOOP EW_PRAGMA(clang loop unroll(disable) vectorize(enable) vectorize_width(8) interleave_count(1))
+enum { ew_block = 8 };
+// Lane numbers as data: comparisons with them stay in 32-bit lanes (with the loop counter the
+// vectorizer compares in 64-bit ones).
+static const int ew_lane_index[ew_block] = {0, 1, 2, 3, 4, 5, 6, 7};
+
+// The blocks of a row of n >= 8 floats: block j starts at 8j, except the last, which ends at the
+// row's end (and overlaps the one before when n is not a multiple of 8).
+static inline long ew_row_blocks(long n) { return (n + ew_block - 1) / ew_block; }
+static inline long ew_block_start(long j, long n) { return 8 * j + ew_block <= n ? 8 * j : n - ew_block; }
+
+// Stride 1, one block of an output row of column row (c, ky, kx): out[l] = source[l] for the lanes l
+// in [first, end) (the window inside the image), +0 for the others. source[l] is read for every
+// lane (the caller makes sure that stays inside the input) and the others' bits cleared: a select
+// would let the compiler turn the read back into a branch.
+static inline __attribute__((always_inline)) void ew_im2col_block(const float *restrict source, float *restrict out,
+                                                                  int first, int end) {
+    if (first <= 0 && end >= ew_block) {
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) out[l] = source[l];
+    } else {
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) {
+            const int lane = ew_lane_index[l];
+            const uint32_t inside = lane >= first && lane < end ? 0xFFFFFFFFu : 0u;
+            out[l] = ew_float(ew_bits(source[l]) & inside);
+        }
+    }
+}
+
+// The reference's loops, for one output row (any stride): zeros, the window's part of the input row, zeros.
+static inline void ew_im2col_row(const float *restrict source, float *restrict out, long s, long ow, long lo,
+                                 long hi) {
+    for (long ox = 0; ox < lo; ox++) out[ox] = 0;
+    if (s == 1) {
+        for (long ox = lo; ox < hi; ox++) out[ox] = source[ox];
+    } else {
+        for (long ox = lo; ox < hi; ox++) out[ox] = source[ox * s];
+    }
+    for (long ox = hi; ox < ow; ox++) out[ox] = 0;
+}
+
+// Stride 1: `rows` output rows from out of column row (c, ky, kx), the first reading the input row
+// at source (the next ones w floats on each), for the blocks j0 .. j0 + count - 1 of each (count <= 4,
+// a constant where inlined), the window of the output columns [lo, hi). Every read is inside the input.
+static inline __attribute__((always_inline)) void ew_im2col_blocks(const float *source, long w, float *out, long ow,
+                                                                   long rows, long j0, const int count, long lo,
+                                                                   long hi) {
+    long x0[4];
+    int first[4], end[4];
+    for (int b = 0; b < count; b++) {
+        x0[b] = ew_block_start(j0 + b, ow);
+        first[b] = (int)(lo - x0[b]);
+        end[b] = (int)(hi - x0[b]);
+    }
+    for (long r = 0; r < rows; r++) {
+        for (int b = 0; b < count; b++) ew_im2col_block(source + r * w + x0[b], out + r * ow + x0[b], first[b], end[b]);
+    }
+}
+
 static inline void ew_im2col(const ck_conv_geometry *g, const float *restrict input, float *restrict columns,
                              long row_stride) {
     const long k = g->kernel, s = g->stride, pad = g->padding, h = g->height, w = g->width, oh = g->output_height,
-               ow = g->output_width;
+               ow = g->output_width, input_floats = g->channels * h * w;
     for (long c = 0; c < g->channels; c++) {
         const float *plane = input + c * h * w;
         for (long ky = 0; ky < k; ky++) {
@@ -66,21 +157,42 @@ static inline void ew_im2col(const ck_conv_geometry *g, const float *restrict in
                 float *row = columns + ((c * k + ky) * k + kx) * row_stride;
                 long lo, hi;
                 ew_valid_columns(kx - pad, s, w, ow, &lo, &hi);
-                for (long oy = 0; oy < oh; oy++) {
-                    float *restrict out = row + oy * ow;
-                    const long iy = oy * s - pad + ky;
-                    if (iy < 0 || iy >= h) {
-                        for (long ox = 0; ox < ow; ox++) out[ox] = 0;
-                        continue;
+                // Output rows whose input row oy * s - pad + ky is inside the image: [oy_lo, oy_hi).
+                long oy_lo = 0, oy_hi = oh;
+                while (oy_lo < oh && oy_lo * s - pad + ky < 0) oy_lo++;
+                while (oy_hi > oy_lo && (oy_hi - 1) * s - pad + ky >= h) oy_hi--;
+                for (long oy = 0; oy < oy_lo; oy++) ew_im2col_row(0, row + oy * ow, s, ow, 0, 0);
+                for (long oy = oy_hi; oy < oh; oy++) ew_im2col_row(0, row + oy * ow, s, ow, 0, 0);
+                if (s != 1 || ow < ew_block) {
+                    for (long oy = oy_lo; oy < oy_hi; oy++) {
+                        ew_im2col_row(plane + (oy * s - pad + ky) * w + kx - pad, row + oy * ow, s, ow, lo, hi);
                     }
-                    const float *restrict source = plane + iy * w + kx - pad;
-                    for (long ox = 0; ox < lo; ox++) out[ox] = 0;
-                    if (s == 1) {
-                        for (long ox = lo; ox < hi; ox++) out[ox] = source[ox];
-                    } else {
-                        for (long ox = lo; ox < hi; ox++) out[ox] = source[ox * s];
+                    continue;
+                }
+                // Stride 1: whole blocks, reading all of each row's ow floats, whatever its window:
+                // rows [first_row, end_row), those reads inside the input. The others (only ever the
+                // first and last rows of the whole input) take the reference's loop.
+                const long source0 = c * h * w + (ky - pad) * w + kx - pad;  // output row oy reads from source0 + oy * w
+                long first_row = oy_lo, end_row = oy_hi;
+                while (first_row < end_row && source0 + first_row * w < 0) first_row++;
+                while (end_row > first_row && source0 + (end_row - 1) * w + ow > input_floats) end_row--;
+                for (long oy = oy_lo; oy < first_row; oy++) {
+                    ew_im2col_row(plane + (oy - pad + ky) * w + kx - pad, row + oy * ow, 1, ow, lo, hi);
+                }
+                for (long oy = end_row; oy < oy_hi; oy++) {
+                    ew_im2col_row(plane + (oy - pad + ky) * w + kx - pad, row + oy * ow, 1, ow, lo, hi);
+                }
+                if (first_row == end_row) continue;
+                const float *source = input + source0 + first_row * w;
+                float *out = row + first_row * ow;
+                const long blocks = ew_row_blocks(ow), rows = end_row - first_row;
+                for (long j0 = 0; j0 < blocks; j0 += 4) {
+                    switch (blocks - j0) {
+                        case 1: ew_im2col_blocks(source, w, out, ow, rows, j0, 1, lo, hi); break;
+                        case 2: ew_im2col_blocks(source, w, out, ow, rows, j0, 2, lo, hi); break;
+                        case 3: ew_im2col_blocks(source, w, out, ow, rows, j0, 3, lo, hi); break;
+                        default: ew_im2col_blocks(source, w, out, ow, rows, j0, 4, lo, hi); break;
                     }
-                    for (long ox = hi; ox < ow; ox++) out[ox] = 0;
                 }
             }
         }
@@ -88,10 +200,100 @@ static inline void ew_im2col(const ck_conv_geometry *g, const float *restrict in
 }
 
 // Each input element receives its column entries in the order (ky, kx) of the loops, whatever the stride.
+//
+// Stride 1 gathers instead: each block of 8 elements of an input row sums, in registers, the entries
+// of every (ky, kx) that land on it, in that same order, and is stored once. (Adding each column row
+// into the plane instead makes each load wait for the store one float before it: store forwarding
+// fails on the overlap.) Element x of input row iy gets column x + pad - kx of output row
+// iy + pad - ky where that exists, which for block x0 are the lanes [first[kx], end[kx]); where not
+// every lane has one, the entries are read for every lane and the sum kept for the others.
+static inline __attribute__((always_inline)) void ew_col2im_gather(const float *restrict source, float *restrict sum,
+                                                                   int first, int end) {
+    if (first <= 0 && end >= ew_block) {
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) sum[l] += source[l];
+    } else {
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) {
+            const int lane = ew_lane_index[l];
+            const float added = sum[l] + source[l];
+            sum[l] = lane >= first && lane < end ? added : sum[l];
+        }
+    }
+}
+
+// Blocks j0 .. j0 + count - 1 of target, input row iy of channel c, gathered together and then
+// stored (count <= 4, a constant where inlined: their sums stay in registers, and each (ky, kx) is
+// worked out once for all of them). columns_floats: the floats the columns span, from the first
+// row's first to the last row's last.
+static inline __attribute__((always_inline)) void ew_col2im_blocks(const ck_conv_geometry *g,
+                                                                   const float *restrict columns, long row_stride,
+                                                                   long columns_floats, long c, long iy,
+                                                                   float *restrict target, long j0,
+                                                                   const int count) {
+    const long k = g->kernel, pad = g->padding, w = g->width, oh = g->output_height, ow = g->output_width;
+    long x0[4];
+    float sum[4 * ew_block];
+    for (int b = 0; b < count; b++) {
+        x0[b] = ew_block_start(j0 + b, w);
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) sum[ew_block * b + l] = target[x0[b] + l];
+    }
+    const long ky_lo = iy + pad - (oh - 1) > 0 ? iy + pad - (oh - 1) : 0, ky_hi = iy + pad < k - 1 ? iy + pad : k - 1;
+    // Where entry (ky, kx) for lane 0 of block 0 is; the offsets increase with ky, kx and x0, so all
+    // the reads are inside the columns when the first and the last are (which fails only at the
+    // first and last rows of the whole matrix).
+#define EW_ENTRY(ky, kx) (((c * k + (ky)) * k + (kx)) * row_stride + (iy + pad - (ky)) * ow + pad - (kx))
+    const int inside = EW_ENTRY(ky_lo, 0) + x0[0] >= 0 && EW_ENTRY(ky_hi, k - 1) + x0[count - 1] + ew_block <= columns_floats;
+    for (long ky = ky_lo; ky <= ky_hi; ky++) {
+        for (long kx = 0; kx < k; kx++) {
+            const long entry = EW_ENTRY(ky, kx);
+            const long x_lo = kx - pad > 0 ? kx - pad : 0, x_hi = ow + kx - pad < w ? ow + kx - pad : w;
+            for (int b = 0; b < count; b++) {
+                const int first = (int)(x_lo - x0[b]), end = (int)(x_hi - x0[b]);
+                if (inside) {
+                    ew_col2im_gather(columns + entry + x0[b], sum + ew_block * b, first, end);
+                } else {
+                    for (int l = 0; l < ew_block; l++) {
+                        if (l >= first && l < end) sum[ew_block * b + l] += columns[entry + x0[b] + l];
+                    }
+                }
+            }
+        }
+    }
+#undef EW_ENTRY
+    for (int b = 0; b < count; b++) {
+        EW_BLOCK_LOOP
+        for (int l = 0; l < ew_block; l++) target[x0[b] + l] = sum[ew_block * b + l];
+    }
+}
+
 static inline void ew_col2im_add(const ck_conv_geometry *g, const float *restrict columns, long row_stride,
                                  float *restrict input_gradient) {
     const long k = g->kernel, s = g->stride, pad = g->padding, h = g->height, w = g->width, oh = g->output_height,
                ow = g->output_width;
+    if (s == 1 && w >= ew_block) {
+        const long columns_floats = (g->channels * k * k - 1) * row_stride + oh * ow;
+        const long blocks = ew_row_blocks(w), final = blocks > 4 ? blocks - 4 : 0;
+        for (long c = 0; c < g->channels; c++) {
+            for (long iy = 0; iy < h; iy++) {
+                float *target = input_gradient + (c * h + iy) * w;
+                // Groups of up to 4 blocks; the last group holds the last block, which may overlap the
+                // one before, and that one too: all of a group is loaded before any of it is stored.
+                for (long j0 = 0; j0 < blocks;) {
+                    const long count = j0 < final ? (final - j0 < 4 ? final - j0 : 4) : blocks - j0;
+                    switch (count) {
+                        case 1: ew_col2im_blocks(g, columns, row_stride, columns_floats, c, iy, target, j0, 1); break;
+                        case 2: ew_col2im_blocks(g, columns, row_stride, columns_floats, c, iy, target, j0, 2); break;
+                        case 3: ew_col2im_blocks(g, columns, row_stride, columns_floats, c, iy, target, j0, 3); break;
+                        default: ew_col2im_blocks(g, columns, row_stride, columns_floats, c, iy, target, j0, 4); break;
+                    }
+                    j0 += count;
+                }
+            }
+        }
+        return;
+    }
     for (long c = 0; c < g->channels; c++) {
         float *plane = input_gradient + c * h * w;
         for (long ky = 0; ky < k; ky++) {
@@ -117,59 +319,124 @@ static inline void ew_col2im_add(const ck_conv_geometry *g, const float *restric
 
 // MARK: batch normalisation over one channel: `batch` runs of `pixels` floats, `stride` apart
 
-static inline double ew_channel_sum(const float *x, long batch, long pixels, long stride) {
-    double lane[ew_lanes] = {0};
-    for (long n = 0; n < batch; n++) {
-        const float *restrict run = x + n * stride;
-        long p = 0;
-        for (; p + ew_lanes <= pixels; p += ew_lanes) {
-            for (int l = 0; l < ew_lanes; l++) lane[l] += (double)run[p + l];
+// The runs of one channel are a whole sample apart, which the hardware prefetchers do not foresee:
+// each run asks for the one two ahead, one request per 64-byte line.
+static inline void ew_prefetch_run_after_next(const float *x, long n, long batch, long pixels, long stride) {
+    if (n + 2 >= batch) return;
+    const float *ahead = x + (n + 2) * stride;
+    for (long i = 0; i < pixels; i += 16) __builtin_prefetch(ahead + i);
+}
+
+// A run's last, partial block (positions p + l, l < rest = pixels - p < 16) as a whole one: lane l
+// of the block returned is run[p + l] for l < rest, `fill` past it. Each caller fills with a value
+// whose term is exactly the +0 the reference adds for a position past the run (a lane is never -0,
+// so adding +0 changes nothing). The block comes from the run's last 16 floats when it has 16: two
+// whole-vector copies, and nothing outside the run is read. So the last block goes through the
+// same loop body as the others, and the sums are the reference's own, term for term.
+static inline const float *ew_tail_block(const float *run, long p, long pixels, float fill, float block[2 * ew_lanes]) {
+    const long rest = pixels - p;
+    for (int l = 0; l < ew_lanes; l++) block[ew_lanes + l] = fill;
+    if (pixels >= ew_lanes) {
+        for (int l = 0; l < ew_lanes; l++) block[l] = run[pixels - ew_lanes + l];
+        return block + ew_lanes - rest;
+    }
+    for (long l = 0; l < rest; l++) block[ew_lanes + l] = run[l];  // p == 0: the whole run
+    return block + ew_lanes;
+}
+
+static inline const int *ew_tail_block_int(const int *run, long p, long pixels, int fill, int block[2 * ew_lanes]) {
+    const long rest = pixels - p;
+    for (int l = 0; l < ew_lanes; l++) block[ew_lanes + l] = fill;
+    if (pixels >= ew_lanes) {
+        for (int l = 0; l < ew_lanes; l++) block[l] = run[pixels - ew_lanes + l];
+        return block + ew_lanes - rest;
+    }
+    for (long l = 0; l < rest; l++) block[ew_lanes + l] = run[l];
+    return block + ew_lanes;
+}
+
+// The fill whose term (fill - shift, and its square) is +0 like the reference's; for a shift that
+// is not finite every term of the sums is an infinity of one sign or NaN, and a finite fill adds
+// one more of the same.
+static inline float ew_neutral_fill(float shift) { return shift - shift == 0 ? shift : 0.0f; }
+
+// One block of 16 terms into the lanes. The sources are parameters, restrict, so that the vectorizer
+// knows the lanes (in memory until it has vectorized the loop) are not among them.
+static inline __attribute__((always_inline)) void ew_sum_block(const float *restrict s, double one,
+                                                               double *restrict lane) {
+    EW_LANE_LOOP
+    for (int l = 0; l < ew_lanes; l++) {
+#pragma STDC FP_CONTRACT ON
+        lane[l] = (double)s[l] * one + lane[l];
+    }
+}
+
+static inline __attribute__((always_inline)) void ew_squares_block(const float *restrict s, double mu, double one,
+                                                                   double *restrict lane) {
+    EW_LANE_LOOP
+    for (int l = 0; l < ew_lanes; l++) {
+        double d;
+        {
+#pragma STDC FP_CONTRACT ON
+            d = (double)s[l] * one - mu;
         }
-        for (int l = 0; l < ew_lanes; l++) lane[l] += p + l < pixels ? (double)run[p + l] : 0.0;
+        lane[l] += d * d;  // d * d need not be exact: not contracted
+    }
+}
+
+static inline __attribute__((always_inline)) void ew_shifted_block(const float *restrict s, double k, double one,
+                                                                   double *restrict first, double *restrict second) {
+    EW_LANE_LOOP
+    for (int l = 0; l < ew_lanes; l++) {
+        const double d = (double)s[l] - k;
+        {
+#pragma STDC FP_CONTRACT ON
+            first[l] = d * one + first[l];
+        }
+        second[l] += d * d;  // d * d need not be exact: not contracted
+    }
+}
+
+static inline double ew_channel_sum(const float *x, long batch, long pixels, long stride) {
+    const double one = ew_one_volatile;
+    const long whole = pixels / ew_lanes * ew_lanes;
+    double lane[ew_lanes] = {0};
+    float block[2 * ew_lanes];
+    for (long n = 0; n < batch; n++) {
+        const float *run = x + n * stride;
+        ew_prefetch_run_after_next(x, n, batch, pixels, stride);
+        const float *tail = whole < pixels ? ew_tail_block(run, whole, pixels, 0.0f, block) : run;
+        for (long p = 0; p < pixels; p += ew_lanes) ew_sum_block(p < whole ? run + p : tail, one, lane);
     }
     return ew_lane_total(lane);
 }
 
 // x - mean is exact in double (both are floats of nearby magnitude), so only the squares and sums round.
 static inline double ew_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
-    const double mu = mean;
+    const double one = ew_one_volatile;
+    const long whole = pixels / ew_lanes * ew_lanes;
     double lane[ew_lanes] = {0};
+    float block[2 * ew_lanes];
     for (long n = 0; n < batch; n++) {
-        const float *restrict run = x + n * stride;
-        long p = 0;
-        for (; p + ew_lanes <= pixels; p += ew_lanes) {
-            for (int l = 0; l < ew_lanes; l++) {
-                const double d = (double)run[p + l] - mu;
-                lane[l] += d * d;
-            }
-        }
-        for (int l = 0; l < ew_lanes; l++) {
-            const double d = p + l < pixels ? (double)run[p + l] - mu : 0.0;
-            lane[l] += d * d;
-        }
+        const float *run = x + n * stride;
+        ew_prefetch_run_after_next(x, n, batch, pixels, stride);
+        const float *tail = whole < pixels ? ew_tail_block(run, whole, pixels, ew_neutral_fill(mean), block) : run;
+        for (long p = 0; p < pixels; p += ew_lanes) ew_squares_block(p < whole ? run + p : tail, mean, one, lane);
     }
     return ew_lane_total(lane);
 }
 
 static inline void ew_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift,
                                            double sums[2]) {
-    const double k = shift;
+    const double one = ew_one_volatile;
+    const long whole = pixels / ew_lanes * ew_lanes;
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
+    float block[2 * ew_lanes];
     for (long n = 0; n < batch; n++) {
-        const float *restrict run = x + n * stride;
-        long p = 0;
-        for (; p + ew_lanes <= pixels; p += ew_lanes) {
-            for (int l = 0; l < ew_lanes; l++) {
-                const double d = (double)run[p + l] - k;
-                first[l] += d;
-                second[l] += d * d;
-            }
-        }
-        for (int l = 0; l < ew_lanes; l++) {
-            const double d = p + l < pixels ? (double)run[p + l] - k : 0.0;
-            first[l] += d;
-            second[l] += d * d;
-        }
+        const float *run = x + n * stride;
+        ew_prefetch_run_after_next(x, n, batch, pixels, stride);
+        const float *tail = whole < pixels ? ew_tail_block(run, whole, pixels, ew_neutral_fill(shift), block) : run;
+        for (long p = 0; p < pixels; p += ew_lanes) ew_shifted_block(p < whole ? run + p : tail, shift, one, first, second);
     }
     sums[0] = ew_lane_total(first);
     sums[1] = ew_lane_total(second);
@@ -209,23 +476,32 @@ static inline void ew_channel_normalize(const float *x, float *xhat, float *y, l
 }
 
 // dy * xhat is exact in double (two 24-bit significands), so only the sums round.
+static inline __attribute__((always_inline)) void ew_gradient_block(const float *restrict d, const float *restrict h,
+                                                                    double one, double *restrict first,
+                                                                    double *restrict second) {
+    EW_LANE_LOOP
+    for (int l = 0; l < ew_lanes; l++) {
+#pragma STDC FP_CONTRACT ON
+        first[l] = (double)d[l] * one + first[l];
+        second[l] = (double)d[l] * (double)h[l] + second[l];
+    }
+}
+
 static inline void ew_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride,
                                             double sums[2]) {
+    const double one = ew_one_volatile;
+    const long whole = pixels / ew_lanes * ew_lanes;
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
+    float d_block[2 * ew_lanes], h_block[2 * ew_lanes];
     for (long n = 0; n < batch; n++) {
-        const float *restrict d = dy + n * stride, *restrict h = xhat + n * stride;
-        long p = 0;
-        for (; p + ew_lanes <= pixels; p += ew_lanes) {
-            for (int l = 0; l < ew_lanes; l++) {
-                first[l] += (double)d[p + l];
-                second[l] += (double)d[p + l] * (double)h[p + l];
-            }
-        }
-        for (int l = 0; l < ew_lanes; l++) {
-            const int inside = p + l < pixels;
-            const double dv = inside ? (double)d[p + l] : 0.0, hv = inside ? (double)h[p + l] : 0.0;
-            first[l] += dv;
-            second[l] += dv * hv;
+        const float *d = dy + n * stride, *h = xhat + n * stride;
+        ew_prefetch_run_after_next(dy, n, batch, pixels, stride);
+        ew_prefetch_run_after_next(xhat, n, batch, pixels, stride);
+        // Past the run: dy = 0 and x-hat = 0, so the terms are 0 and 0 * 0, as in the reference.
+        const float *d_tail = whole < pixels ? ew_tail_block(d, whole, pixels, 0.0f, d_block) : d;
+        const float *h_tail = whole < pixels ? ew_tail_block(h, whole, pixels, 0.0f, h_block) : h;
+        for (long p = 0; p < pixels; p += ew_lanes) {
+            ew_gradient_block(p < whole ? d + p : d_tail, p < whole ? h + p : h_tail, one, first, second);
         }
     }
     sums[0] = ew_lane_total(first);
@@ -254,10 +530,54 @@ static inline void ew_channel_input_gradient(const float *dy, const float *xhat,
 
 // MARK: 2 x 2 max pooling, alone and after BatchNorm -> ReLU
 
+// Windows ox0 .. ox0 + count - 1 of one output row (top and bottom: its two input rows). count is a
+// constant where this is inlined (8, 4 or 1), so the loop unrolls whole and vectorizes as a block:
+// each input row's stride-2 reads become vector loads and one deinterleave, and no window runs in a
+// scalar remainder (a row of 7 or 14 windows would be nothing but remainder to a vector loop).
+static inline __attribute__((always_inline)) void ew_pool_windows(
+        const float *restrict top, const float *restrict bottom, long ox0, const int count, int row, int w,
+        int rectified, int normalize, float mu, float inv, float ga, float be, float *restrict out,
+        int *restrict index, float *restrict xhat_out) {
+    for (int l = 0; l < count; l++) {
+        const long ox = ox0 + l;
+        float a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1];
+        float ha = 0, hb = 0, hc = 0, hd = 0;
+        if (normalize) {
+            ha = (a - mu) * inv;
+            hb = (b - mu) * inv;
+            hc = (c - mu) * inv;
+            hd = (d - mu) * inv;
+            a = ga * ha + be;
+            b = ga * hb + be;
+            c = ga * hc + be;
+            d = ga * hd + be;
+            a = a < 0 ? 0 : a;
+            b = b < 0 ? 0 : b;
+            c = c < 0 ? 0 : c;
+            d = d < 0 ? 0 : d;
+        }
+        const int at_a = row + (int)(2 * ox);
+        float best = a, best_xhat = ha;
+        int at = at_a;
+        if (b > best) { best = b; best_xhat = hb; at = at_a + 1; }
+        if (c > best) { best = c; best_xhat = hc; at = at_a + w; }
+        if (d > best) { best = d; best_xhat = hd; at = at_a + w + 1; }
+        const int positive = best > 0;
+        out[ox] = rectified == 2 && !positive ? 0 : best;
+        index[ox] = rectified && !positive ? ~at : at;
+        if (normalize) xhat_out[ox] = best_xhat;
+    }
+}
+
 // Pools `planes` planes of h x w. With normalize, each value first becomes max(0, gamma * xhat + beta),
 // xhat = (x - mean) * inv_std, as ew_channel_normalize computes them, and xhat_at_max gets the xhat
 // of each window's maximum. The comparisons are strict, in the order a (top left), b, c, d, so a tie
 // keeps the first in row-major order and a NaN never wins.
+//
+// A row goes in blocks of 8 windows, and when some are left, one more block of 8 that ends at the
+// row's end: it overlaps the block before, whose windows it computes again and stores with the same
+// values. A row of 4 to 7 windows takes two blocks of 4 the same way, a narrower one single windows.
+// Nothing outside the row's two input rows is read, nothing outside its output row written.
 static inline __attribute__((always_inline)) void ew_pool_planes(
         const float *x, float *y, int *argmax, long planes, long h, long w, int rectified, int normalize,
         const float *mean, const float *inv_std, const float *gamma, const float *beta, float *xhat_at_max) {
@@ -266,39 +586,25 @@ static inline __attribute__((always_inline)) void ew_pool_planes(
         const float mu = normalize ? mean[plane] : 0, inv = normalize ? inv_std[plane] : 0,
                     ga = normalize ? gamma[plane] : 0, be = normalize ? beta[plane] : 0;
         for (long oy = 0; oy < oh; oy++) {
-            const float *restrict top = x + plane * h * w + 2 * oy * w, *restrict bottom = top + w;
-            float *restrict out = y + (plane * oh + oy) * ow;
-            int *restrict index = argmax + (plane * oh + oy) * ow;
-            float *restrict xhat_out = normalize ? xhat_at_max + (plane * oh + oy) * ow : 0;
+            const float *top = x + plane * h * w + 2 * oy * w, *bottom = top + w;
+            float *out = y + (plane * oh + oy) * ow;
+            int *index = argmax + (plane * oh + oy) * ow;
+            float *xhat_out = normalize ? xhat_at_max + (plane * oh + oy) * ow : 0;
             const int row = (int)(2 * oy * w);
-            for (long ox = 0; ox < ow; ox++) {
-                float a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1];
-                float ha = 0, hb = 0, hc = 0, hd = 0;
-                if (normalize) {
-                    ha = (a - mu) * inv;
-                    hb = (b - mu) * inv;
-                    hc = (c - mu) * inv;
-                    hd = (d - mu) * inv;
-                    a = ga * ha + be;
-                    b = ga * hb + be;
-                    c = ga * hc + be;
-                    d = ga * hd + be;
-                    a = a < 0 ? 0 : a;
-                    b = b < 0 ? 0 : b;
-                    c = c < 0 ? 0 : c;
-                    d = d < 0 ? 0 : d;
-                }
-                const int at_a = row + (int)(2 * ox);
-                float best = a, best_xhat = ha;
-                int at = at_a;
-                if (b > best) { best = b; best_xhat = hb; at = at_a + 1; }
-                if (c > best) { best = c; best_xhat = hc; at = at_a + (int)w; }
-                if (d > best) { best = d; best_xhat = hd; at = at_a + (int)w + 1; }
-                const int positive = best > 0;
-                out[ox] = rectified == 2 && !positive ? 0 : best;
-                index[ox] = rectified && !positive ? ~at : at;
-                if (normalize) xhat_out[ox] = best_xhat;
+#define EW_POOL_WINDOWS(ox0, count)                                                                         \
+    ew_pool_windows(top, bottom, ox0, count, row, (int)w, rectified, normalize, mu, inv, ga, be, out, index, \
+                    xhat_out)
+            if (ow >= 8) {
+                long ox0 = 0;
+                for (; ox0 + 8 <= ow; ox0 += 8) EW_POOL_WINDOWS(ox0, 8);
+                if (ox0 < ow) EW_POOL_WINDOWS(ow - 8, 8);
+            } else if (ow >= 4) {
+                EW_POOL_WINDOWS(0, 4);
+                if (ow > 4) EW_POOL_WINDOWS(ow - 4, 4);
+            } else {
+                for (long ox = 0; ox < ow; ox++) EW_POOL_WINDOWS(ox, 1);
             }
+#undef EW_POOL_WINDOWS
         }
     }
 }
@@ -347,60 +653,122 @@ static inline void ew_maxpool2x2_backward(const float *dy, const int *argmax, fl
     }
 }
 
+static inline __attribute__((always_inline)) void ew_pool_gradient_block(
+        const float *restrict d, const float *restrict h, const int *restrict index, double one,
+        double *restrict first, double *restrict second) {
+    EW_LANE_LOOP
+    for (int l = 0; l < ew_lanes; l++) {
+#pragma STDC FP_CONTRACT ON
+        // Both factors masked: a window that passes nothing may hold a NaN x-hat. Masked as floats
+        // (the bits cleared: +0, the same +0 once widened), a quarter of the work of masking doubles.
+        const uint32_t keep = index[l] >= 0 ? 0xFFFFFFFFu : 0u;
+        const double dv = ew_float(ew_bits(d[l]) & keep), hv = ew_float(ew_bits(h[l]) & keep);
+        first[l] = dv * one + first[l];
+        second[l] = dv * hv + second[l];
+    }
+}
+
 static inline void ew_bn_pool_gradient_sums(const float *dpooled, const int *argmax, const float *xhat_at_max,
                                             long batch, long out_pixels, long stride, double sums[2]) {
+    const double one = ew_one_volatile;
+    const long whole = out_pixels / ew_lanes * ew_lanes;
     double first[ew_lanes] = {0}, second[ew_lanes] = {0};
+    float d_block[2 * ew_lanes], h_block[2 * ew_lanes];
+    int i_block[2 * ew_lanes];
     for (long n = 0; n < batch; n++) {
-        const float *restrict d = dpooled + n * stride, *restrict h = xhat_at_max + n * stride;
-        const int *restrict index = argmax + n * stride;
-        long o = 0;
-        for (; o + ew_lanes <= out_pixels; o += ew_lanes) {
-            for (int l = 0; l < ew_lanes; l++) {
-                // Both factors masked: a window that passes nothing may hold a NaN x-hat.
-                const int keep = index[o + l] >= 0;
-                const double dv = keep ? (double)d[o + l] : 0.0, hv = keep ? (double)h[o + l] : 0.0;
-                first[l] += dv;
-                second[l] += dv * hv;
-            }
-        }
-        for (int l = 0; l < ew_lanes; l++) {
-            const int keep = o + l < out_pixels && index[o + l] >= 0;
-            const double dv = keep ? (double)d[o + l] : 0.0, hv = keep ? (double)h[o + l] : 0.0;
-            first[l] += dv;
-            second[l] += dv * hv;
+        const float *d = dpooled + n * stride, *h = xhat_at_max + n * stride;
+        const int *index = argmax + n * stride;
+        ew_prefetch_run_after_next(dpooled, n, batch, out_pixels, stride);
+        ew_prefetch_run_after_next(xhat_at_max, n, batch, out_pixels, stride);
+        ew_prefetch_run_after_next((const float *)argmax, n, batch, out_pixels, stride);
+        // Past the run: a window that passes nothing (index -1), as the reference masks it.
+        const int partial = whole < out_pixels;
+        const float *d_tail = partial ? ew_tail_block(d, whole, out_pixels, 0.0f, d_block) : d;
+        const float *h_tail = partial ? ew_tail_block(h, whole, out_pixels, 0.0f, h_block) : h;
+        const int *i_tail = partial ? ew_tail_block_int(index, whole, out_pixels, -1, i_block) : index;
+        for (long o = 0; o < out_pixels; o += ew_lanes) {
+            const int inside = o < whole;
+            ew_pool_gradient_block(inside ? d + o : d_tail, inside ? h + o : h_tail, inside ? index + o : i_tail, one,
+                                   first, second);
         }
     }
     sums[0] = ew_lane_total(first);
     sums[1] = ew_lane_total(second);
 }
 
+// Windows ox0 .. ox0 + count - 1 of one output row (count a constant where inlined: 8, 4 or 1): the
+// dx of their places in the two input rows, into t (top) and b (bottom), 2 * count each. The values
+// are only computed here, and stored by the caller: dx may be x.
+static inline __attribute__((always_inline)) void ew_pool_gradient_windows(
+        const float *top, const float *bottom, long ox0, const int count, int row, int w,
+        const float *restrict dp, const int *restrict index, const float *restrict xm, float mean, float inv_std,
+        float k, float m, float sum_dy, float sum_dy_xhat, float *restrict t, float *restrict b) {
+    const float no_gradient = m * 0.0f - sum_dy;
+    for (int l = 0; l < count; l++) {
+        const long ox = ox0 + l;
+        const int at = index[ox], a = row + (int)(2 * ox);
+        const float at_max = k * ((m * dp[ox] - sum_dy) - xm[ox] * sum_dy_xhat);
+        const float va = k * (no_gradient - ((top[2 * ox] - mean) * inv_std) * sum_dy_xhat);
+        const float vb = k * (no_gradient - ((top[2 * ox + 1] - mean) * inv_std) * sum_dy_xhat);
+        const float vc = k * (no_gradient - ((bottom[2 * ox] - mean) * inv_std) * sum_dy_xhat);
+        const float vd = k * (no_gradient - ((bottom[2 * ox + 1] - mean) * inv_std) * sum_dy_xhat);
+        t[2 * l] = at == a ? at_max : va;
+        t[2 * l + 1] = at == a + 1 ? at_max : vb;
+        b[2 * l] = at == a + w ? at_max : vc;
+        b[2 * l + 1] = at == a + w + 1 ? at_max : vd;
+    }
+}
+
+static inline __attribute__((always_inline)) void ew_store_windows(float *dtop, float *dbottom, long ox0,
+                                                                   const int count, const float *restrict t,
+                                                                   const float *restrict b) {
+    for (int e = 0; e < 2 * count; e++) dtop[2 * ox0 + e] = t[e];
+    for (int e = 0; e < 2 * count; e++) dbottom[2 * ox0 + e] = b[e];
+}
+
 // One plane. The gradient reaching the batch norm's output is dpooled at the window's argmax and 0
 // elsewhere, so each place is k * ((m * dy - sum_dy) - xhat * sum_dy_xhat) with dy = 0 and x-hat
 // recomputed from x, except at the argmax, where dy is dpooled and x-hat the forward pass's own.
-// dx may be x (see ew_normalize_run).
+// dx may be x. A row goes in blocks of windows as in ew_pool_planes, the last block overlapping the
+// one before when the row is not a whole number of blocks; both are computed before either is
+// stored, so that with dx = x the second still reads x where the first writes.
 static inline __attribute__((always_inline)) void ew_bn_pool_input_gradient_plane(
         const float *restrict dpooled, const int *restrict argmax, const float *restrict xhat_at_max, const float *x,
         float *dx, long h, long w, float mean, float inv_std, float k, float m, float sum_dy, float sum_dy_xhat) {
     const long oh = h / 2, ow = w / 2;
     const float no_gradient = m * 0.0f - sum_dy;
+    float t[16], b[16], t2[16], b2[16];
     for (long oy = 0; oy < oh; oy++) {
         const float *top = x + 2 * oy * w, *bottom = top + w;
         float *dtop = dx + 2 * oy * w, *dbottom = dtop + w;
-        const float *restrict dp = dpooled + oy * ow, *restrict xm = xhat_at_max + oy * ow;
-        const int *restrict index = argmax + oy * ow;
+        const float *dp = dpooled + oy * ow, *xm = xhat_at_max + oy * ow;
+        const int *index = argmax + oy * ow;
         const int row = (int)(2 * oy * w);
-        for (long ox = 0; ox < ow; ox++) {
-            const int at = index[ox], a = row + (int)(2 * ox);
-            const float at_max = k * ((m * dp[ox] - sum_dy) - xm[ox] * sum_dy_xhat);
-            const float va = k * (no_gradient - ((top[2 * ox] - mean) * inv_std) * sum_dy_xhat);
-            const float vb = k * (no_gradient - ((top[2 * ox + 1] - mean) * inv_std) * sum_dy_xhat);
-            const float vc = k * (no_gradient - ((bottom[2 * ox] - mean) * inv_std) * sum_dy_xhat);
-            const float vd = k * (no_gradient - ((bottom[2 * ox + 1] - mean) * inv_std) * sum_dy_xhat);
-            dtop[2 * ox] = at == a ? at_max : va;
-            dtop[2 * ox + 1] = at == a + 1 ? at_max : vb;
-            dbottom[2 * ox] = at == a + (int)w ? at_max : vc;
-            dbottom[2 * ox + 1] = at == a + (int)w + 1 ? at_max : vd;
+#define EW_POOL_GRADIENT_WINDOWS(ox0, count, t, b)                                                               \
+    ew_pool_gradient_windows(top, bottom, ox0, count, row, (int)w, dp, index, xm, mean, inv_std, k, m, sum_dy, \
+                             sum_dy_xhat, t, b)
+        if (ow >= 8) {
+            long ox0 = 0;
+            for (; ox0 + 16 <= ow; ox0 += 8) {
+                EW_POOL_GRADIENT_WINDOWS(ox0, 8, t, b);
+                ew_store_windows(dtop, dbottom, ox0, 8, t, b);
+            }
+            EW_POOL_GRADIENT_WINDOWS(ox0, 8, t, b);  // the last whole block
+            if (ox0 + 8 < ow) EW_POOL_GRADIENT_WINDOWS(ow - 8, 8, t2, b2);
+            ew_store_windows(dtop, dbottom, ox0, 8, t, b);
+            if (ox0 + 8 < ow) ew_store_windows(dtop, dbottom, ow - 8, 8, t2, b2);
+        } else if (ow >= 4) {
+            EW_POOL_GRADIENT_WINDOWS(0, 4, t, b);
+            if (ow > 4) EW_POOL_GRADIENT_WINDOWS(ow - 4, 4, t2, b2);
+            ew_store_windows(dtop, dbottom, 0, 4, t, b);
+            if (ow > 4) ew_store_windows(dtop, dbottom, ow - 4, 4, t2, b2);
+        } else {
+            for (long ox = 0; ox < ow; ox++) {
+                EW_POOL_GRADIENT_WINDOWS(ox, 1, t, b);
+                ew_store_windows(dtop, dbottom, ox, 1, t, b);
+            }
         }
+#undef EW_POOL_GRADIENT_WINDOWS
         if (w & 1) {
             dtop[w - 1] = k * (no_gradient - ((top[w - 1] - mean) * inv_std) * sum_dy_xhat);
             dbottom[w - 1] = k * (no_gradient - ((bottom[w - 1] - mean) * inv_std) * sum_dy_xhat);
@@ -419,16 +787,9 @@ static inline void ew_bn_pool_input_gradient(const float *dpooled, const int *ar
                                              const float *sum_dy, const float *sum_dy_xhat) {
     const long pixels = h * w, out_pixels = (h / 2) * (w / 2);
     for (long c = 0; c < channels; c++) {
-        const float *dp = dpooled + c * out_pixels, *xm = xhat_at_max + c * out_pixels, *xc = x + c * pixels;
-        const int *index = argmax + c * out_pixels;
-        float *dxc = dx + c * pixels;
-        if ((const float *)dxc == xc) {
-            ew_bn_pool_input_gradient_plane(dp, index, xm, dxc, dxc, h, w, mean[c], inv_std[c], k[c], m_count,
-                                            sum_dy[c], sum_dy_xhat[c]);
-        } else {
-            ew_bn_pool_input_gradient_plane(dp, index, xm, xc, dxc, h, w, mean[c], inv_std[c], k[c], m_count,
-                                            sum_dy[c], sum_dy_xhat[c]);
-        }
+        ew_bn_pool_input_gradient_plane(dpooled + c * out_pixels, argmax + c * out_pixels,
+                                        xhat_at_max + c * out_pixels, x + c * pixels, dx + c * pixels, h, w, mean[c],
+                                        inv_std[c], k[c], m_count, sum_dy[c], sum_dy_xhat[c]);
     }
 }
 
