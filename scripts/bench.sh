@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
 #   scripts/bench.sh [section…]      sections: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster,
-#                                    wire, checkpoint, use (use needs checkpoint's files), conv
+#                                    wire, checkpoint, use (use needs checkpoint's files), conv, isa
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)
+#   isa: digits against PyTorch and TensorFlow with both sides capped to one ISA (ISA=avx2, the default;
+#        ISA=avx512 or ISA=none runs both sides uncapped), medians of REPS (default 3) alternating runs.
 # Every figure is measured in this invocation; speeds are medians of BENCH_RUNS runs (default 5)
 # with min-max. The accuracy section trains for real (about half an hour on 2 cores).
 # throughput also runs the same models in PyTorch (scripts/torch_bench.py) when the python named by
@@ -14,9 +16,11 @@ cd "$root"
 runs="${BENCH_RUNS:-5}"
 sections=("$@"); [ ${#sections[@]} -eq 0 ] && sections=(data throughput scaling)
 
-swift build -c release --product digits >/dev/null
+# BENCH_SCRATCH: the build directory (default .build), for a checkout several people build in.
+scratch="${BENCH_SCRATCH:-.build}"
+swift build -c release --product digits --scratch-path "$scratch" >/dev/null
 bash scripts/fetch-mnist.sh >/dev/null
-bin=.build/release/digits
+bin="$scratch/release/digits"
 out="$root/runs/bench"; mkdir -p "$out"
 
 # median (min-max) of numbers on stdin
@@ -499,6 +503,213 @@ bench_threads() {
   echo
 }
 
+# digits against PyTorch and TensorFlow with every side held to one instruction set on this CPU.
+# ISA=avx2 (default): digits with DIGITS_ISA=avx2; PyTorch with ATEN_CPU_CAPABILITY=avx2
+# ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2; TensorFlow with TF_ENABLE_ONEDNN_OPTS=1
+# ONEDNN_MAX_CPU_ISA=AVX2. ISA=avx512 (digits with DIGITS_ISA=avx512) or ISA=none: no caps on any side.
+# Each of REPS repetitions (default 3) runs every program once, model by model and alternating
+# programs, so drift on a shared machine hits all alike; medians over the repetitions. Training
+# throughput at batch 64, timed as the throughput section times it (with half its steps). PyTorch "tuned" =
+# channels-last model and inputs + glibc malloc kept from giving memory back (MALLOC_MMAP_MAX_=0
+# MALLOC_TRIM_THRESHOLD_=100000000000); "untuned" = default memory format and malloc. A single-process
+# PyTorch run stops timing after 20 s (its 1 x 2 OpenMP runs crawl when another program takes a core).
+# TORCH_PYTHON / TF_PYTHON: the pythons that import torch / tensorflow (default python3).
+# ISA_MODELS (default "default reference convnet lenet5"); ISA_TF_MODELS (TensorFlow runs, default
+# "convnet lenet5"); ISA_UNTUNED_MODELS (untuned PyTorch 1 x 1 runs, default "default reference"); empty: none.
+bench_isa() {
+  local reps="${REPS:-3}" batch=64 isa="${ISA:-avx2}" started=$SECONDS load0
+  load0=$(cut -d' ' -f1-3 /proc/loadavg)
+  local models=(${ISA_MODELS:-default reference convnet lenet5})
+  local tf_models=" ${ISA_TF_MODELS-convnet lenet5} " untuned_models=" ${ISA_UNTUNED_MODELS-default reference} "   # set empty: none
+  export OMPI_MCA_rmaps_base_oversubscribe=1
+  if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  local digits_env=() torch_env=() tf_env=(TF_ENABLE_ONEDNN_OPTS=1) cap_label
+  case "$isa" in
+    avx2) digits_env=(DIGITS_ISA=avx2)
+          torch_env=(ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2)
+          tf_env+=(ONEDNN_MAX_CPU_ISA=AVX2); cap_label="capped to AVX2" ;;
+    avx512) digits_env=(DIGITS_ISA=avx512); cap_label="uncapped (digits DIGITS_ISA=avx512)" ;;
+    none) cap_label="uncapped" ;;
+    *) echo "bench: ISA must be avx2, avx512 or none (got '$isa')" >&2; return 2 ;;
+  esac
+  local unset_caps=(-u DIGITS_ISA -u ATEN_CPU_CAPABILITY -u ONEDNN_MAX_CPU_ISA -u MKL_ENABLE_INSTRUCTIONS
+                    -u MALLOC_MMAP_MAX_ -u MALLOC_TRIM_THRESHOLD_)
+  local tuned=(MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000)
+  local tpy="${TORCH_PYTHON:-python3}" fpy="${TF_PYTHON:-python3}" torch_version="" tf_version=""
+  if "$tpy" -c 'import torch' 2>/dev/null; then torch_version=$("$tpy" -c 'import torch; print(torch.__version__)'); fi
+  if TF_CPP_MIN_LOG_LEVEL=3 "$fpy" -c 'import tensorflow' 2>/dev/null; then
+    tf_version=$(TF_CPP_MIN_LOG_LEVEL=3 "$fpy" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
+  fi
+
+  # What each side runs on: the CPU, digits' kernels, ATen's dispatch level and oneDNN's ISA.
+  local cpu family cpumodel avx512
+  cpu=$(lscpu | sed -nE 's/^Model name:\s+//p' | head -1)
+  family=$(lscpu | sed -nE 's/^CPU family:\s+//p' | head -1); cpumodel=$(lscpu | sed -nE 's/^Model:\s+//p' | head -1)
+  avx512=$(grep -q '^flags.* avx512f' /proc/cpuinfo && echo "with AVX-512 (avx512f)" || echo "without AVX-512")
+  local probe fma digits_isa backend
+  probe=$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --model default --steps 2 --warmup-steps 1 --json)
+  fma=$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --fma-peak --json)
+  digits_isa=$(sed -nE 's/.*"isa":"([^"]*)".*/\1/p' <<<"$probe$fma" | head -1)
+  backend=$(sed -nE 's/.*"backend":"([^"]*)".*/\1/p' <<<"$fma")
+  local digits_note
+  norm() { tr 'A-Z' 'a-z' <<<"$1" | tr -d '_ -'; }
+  if [ -z "$digits_isa" ]; then
+    digits_note="digits' \`bench --json\` has no \"isa\" field, so this binary does not know DIGITS_ISA"
+    [ ${#digits_env[@]} -gt 0 ] && digits_note+=": ${digits_env[*]} was NOT recognised and digits ran its own kernels (fma-peak backend $backend)" \
+      || digits_note+="; it ran its own kernels (fma-peak backend $backend)"
+    [ "$isa" = avx2 ] && digits_note+=". The digits figures below are not AVX2-capped"
+  elif [ ${#digits_env[@]} -gt 0 ] && [[ "$(norm "$digits_isa")" != "$(norm "$isa")"* ]]; then
+    digits_note="digits did NOT take ${digits_env[*]}: it reports isa \"$digits_isa\" (fma-peak backend $backend)"
+  else
+    digits_note="digits reports isa \"$digits_isa\"${digits_env:+ under ${digits_env[*]}} (fma-peak backend $backend)"
+  fi
+  local torch_check="" tf_check=""
+  if [ -n "$torch_version" ]; then
+    torch_check=$(env "${unset_caps[@]}" "${torch_env[@]}" ONEDNN_VERBOSE=1 "$tpy" -c '
+import torch
+c = torch.nn.Conv2d(1, 8, 5).to(memory_format=torch.channels_last)
+c(torch.rand(8, 1, 28, 28).contiguous(memory_format=torch.channels_last))
+print("capability:" + torch.backends.cpu.get_cpu_capability())' 2>&1 |
+      sed -nE 's/^capability:(.*)/get_cpu_capability() = \1/p; s/^onednn_verbose.*,cpu,isa:(.*)/oneDNN ISA: \1/p' | sort | paste -sd';' - | sed 's/;/; /g')
+  fi
+  if [ -n "$tf_version" ]; then
+    tf_check=$(env "${unset_caps[@]}" "${tf_env[@]}" ONEDNN_VERBOSE=1 TF_CPP_MIN_LOG_LEVEL=3 "$fpy" -c '
+import tensorflow as tf
+tf.keras.layers.Conv2D(8, 5)(tf.random.uniform((8, 28, 28, 1)))' 2>&1 | sed -nE 's/^onednn_verbose.*,cpu,isa:(.*)/oneDNN ISA: \1/p' | head -1)
+    tf_check=${tf_check:-"oneDNN not used (no oneDNN verbose output)"}
+  fi
+
+  local -A v=() flop=()
+  add() { # model label value
+    if [ -n "$3" ]; then v["$1|$2"]+="$3 "; else echo "bench: isa: $1, $2 gave no result" >&2; fi
+  }
+  local mpx=(-x OPENBLAS_NUM_THREADS); [ ${#digits_env[@]} -eq 0 ] || mpx+=(-x DIGITS_ISA)
+  local torch_seen="" rep model steps threads j line
+  for rep in $(seq "$reps"); do
+    add fma 1 "$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --fma-peak --threads 1 --json | field fma_gflops)"
+    add fma 2 "$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --fma-peak --threads 2 --json | field fma_gflops)"
+    for model in "${models[@]}"; do
+      # Half the throughput section's steps (150, 400, 1000), to keep REPS=3 near 10 minutes on an idle machine.
+      steps=75; [ "$model" = lenet5 ] && steps=500; [ "$model" = convnet ] && steps=200
+      for threads in 1 2; do
+        j=$(env "${unset_caps[@]}" "${digits_env[@]}" OPENBLAS_NUM_THREADS=1 "$bin" bench --model "$model" --threads "$threads" \
+              --batch-size "$batch" --steps "$steps" --json) || j=""
+        add "$model" "digits 1 x $threads" "$(field images_per_second <<<"$j")"
+        [ -z "$(field flop_per_image <<<"$j")" ] || flop[$model]=$(field flop_per_image <<<"$j")
+        if [ -n "$torch_version" ]; then
+          line=$(env "${unset_caps[@]}" "${torch_env[@]}" "${tuned[@]}" "$tpy" scripts/torch_bench.py "$model" --channels-last \
+                   --threads "$threads" --batch-size "$batch" --steps "$steps" --train-only --max-seconds 20 2>/dev/null) || line=""
+          add "$model" "PyTorch tuned 1 x $threads" "$(field images_per_second <<<"$line")"
+          torch_seen+=" $(sed -nE 's/.*"cpu_capability":"([^"]*)".*/\1/p' <<<"$line")"
+        fi
+      done
+      rm -f "$out/isa2.jsonl"
+      if env "${unset_caps[@]}" "${digits_env[@]}" OPENBLAS_NUM_THREADS=1 mpirun -np 2 "${mpx[@]}" "$bin" train --data-dir data/mnist \
+           --model "$model" --batch-size "$batch" --max-steps "$((steps / 2 + 20))" --no-eval --no-checkpoints --progress never \
+           --threads 1 --metrics-out "$out/isa2.jsonl" > /dev/null 2>&1; then
+        add "$model" "digits mpirun 2 x 1" "$(field images_per_second < "$out/isa2.jsonl")"
+      else
+        echo "bench: isa: mpirun -np 2 digits train --model $model failed" >&2
+      fi
+      if [ -n "$torch_version" ]; then
+        # steps per rank: half, so the two ranks together time as many images as one process does.
+        line=$(env "${unset_caps[@]}" "${torch_env[@]}" "${tuned[@]}" "$tpy" scripts/torch_bench.py "$model" --channels-last --ddp 2 \
+                 --batch-size "$batch" --steps "$((steps / 2))" --train-only 2>/dev/null) || line=""
+        add "$model" "PyTorch tuned DDP 2 x 1" "$(field images_per_second <<<"$line")"
+        if [[ "$untuned_models" == *" $model "* ]]; then
+          line=$(env "${unset_caps[@]}" "${torch_env[@]}" "$tpy" scripts/torch_bench.py "$model" --threads 1 --batch-size "$batch" \
+                   --steps "$steps" --train-only --max-seconds 20 2>/dev/null) || line=""
+          add "$model" "PyTorch untuned 1 x 1" "$(field images_per_second <<<"$line")"
+        fi
+      fi
+      if [ -n "$tf_version" ] && [[ "$tf_models" == *" $model "* ]]; then
+        for threads in 1 2; do
+          line=$(env "${unset_caps[@]}" "${tf_env[@]}" TF_CPP_MIN_LOG_LEVEL=3 "$fpy" scripts/tf_bench.py "$model" --threads "$threads" \
+                   --batch-size "$batch" --steps "$steps" --latency-runs 1 2>/dev/null) || line=""
+          add "$model" "TensorFlow 1 x $threads" "$(field images_per_second <<<"$line")"
+        done
+      fi
+    done
+  done
+
+  # The peak is the best of the repetitions: other work on the machine can only lower it.
+  local p1 p2
+  p1=$(printf '%s\n' ${v["fma|1"]:-0} | sort -g | tail -1); p2=$(printf '%s\n' ${v["fma|2"]:-0} | sort -g | tail -1)
+  cores_of() { case "$1" in *"1 x 1"*) echo 1 ;; *) echo 2 ;; esac; }
+  best_of() { # model label… -> "median|label" of the fastest measured, or "|"
+    local m="$1" l x b="" bl=""; shift
+    for l in "$@"; do
+      [ -n "${v["$m|$l"]:-}" ] || continue
+      x=$(printf '%s\n' ${v["$m|$l"]} | median)
+      if [ -z "$b" ] || awk -v a="$x" -v b="$b" 'BEGIN { exit !(a > b) }'; then b=$x bl=$l; fi
+    done
+    echo "$b|$bl"
+  }
+  local labels=("digits 1 x 1" "digits 1 x 2" "digits mpirun 2 x 1" "PyTorch tuned 1 x 1" "PyTorch tuned 1 x 2"
+                "PyTorch tuned DDP 2 x 1" "PyTorch untuned 1 x 1" "TensorFlow 1 x 1" "TensorFlow 1 x 2")
+  echo "### digits against PyTorch and TensorFlow, every side $cap_label, batch 64, medians of $reps alternating runs (\`scripts/bench.sh isa\`)"
+  echo
+  echo "CPU: $cpu (family $family, model $cpumodel), $(nproc) cores, $avx512."
+  echo
+  echo "- digits: $digits_note."
+  echo "- digits \`bench --fma-peak\`${digits_env:+ with ${digits_env[*]}}, best of $reps: $(printf %.0f "$p1") GFLOP/s on 1 thread, $(printf %.0f "$p2") on 2 (median (min-max): $(printf '%s\n' ${v["fma|1"]:-0} | stats 0) and $(printf '%s\n' ${v["fma|2"]:-0} | stats 0))."
+  if [ -n "$torch_version" ]; then
+    local seen; seen=$(tr ' ' '\n' <<<"$torch_seen" | sed '/^$/d' | sort -u | paste -sd, -)
+    echo "- PyTorch $torch_version${torch_env:+ with ${torch_env[*]}}: $torch_check; in the timed runs get_cpu_capability() = ${seen:-?}. Tuned: channels-last + ${tuned[*]}."
+    [ "$isa" != avx2 ] || [ "$seen" = AVX2 ] || echo "- **PyTorch did not run at AVX2** (capabilities seen: ${seen:-none}): its figures are not capped."
+  else
+    echo "- PyTorch is not importable by $tpy: no PyTorch rows (set TORCH_PYTHON)."
+  fi
+  if [ -n "$tf_version" ]; then
+    echo "- TensorFlow $tf_version with ${tf_env[*]}: $tf_check."
+  else
+    echo "- TensorFlow is not importable by $fpy: no TensorFlow rows (set TF_PYTHON)."
+  fi
+  echo
+  echo "| model | program, ranks x threads | training images/s, median (min-max) | GFLOP/s | % of FMA peak |"
+  echo "| --- | --- | --- | --- | --- |"
+  local l m g peak
+  for model in "${models[@]}"; do
+    for l in "${labels[@]}"; do
+      [ -n "${v["$model|$l"]:-}" ] || continue
+      m=$(printf '%s\n' ${v["$model|$l"]} | median)
+      g=$(awk -v i="$m" -v f="${flop[$model]:-0}" 'BEGIN { printf "%.1f", i * f / 1e9 }')
+      peak=$([ "$(cores_of "$l")" = 1 ] && echo "$p1" || echo "$p2")
+      echo "| $model | $l | $(printf '%s\n' ${v["$model|$l"]} | stats 0) | $g | $(awk -v a="$g" -v b="$peak" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }') |"
+    done
+  done
+  echo
+  echo "(GFLOP/s: digits' count for the model, training = 3 x the forward multiply-adds x 2, for every program; peak: digits' \`bench --fma-peak\` at the same number of cores, best of the repetitions.)"
+  echo
+  echo "Side by side: each side's fastest configuration on 1 core, and on 2 cores (any configuration above that uses at most 2 cores: 1 x 1, 1 x 2 or 2 ranks)."
+  echo
+  echo "| model | cores | digits images/s (configuration) | best PyTorch images/s (configuration) | best TensorFlow images/s (configuration) | digits / best other | target | met | digits % of FMA peak |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  local cores d t f dv dl tv tl fv fl other ratio target need met
+  for model in "${models[@]}"; do
+    for cores in 1 2; do
+      if [ "$cores" = 1 ]; then
+        d=$(best_of "$model" "digits 1 x 1"); t=$(best_of "$model" "PyTorch tuned 1 x 1" "PyTorch untuned 1 x 1")
+        f=$(best_of "$model" "TensorFlow 1 x 1"); peak=$p1
+      else
+        d=$(best_of "$model" "digits 1 x 1" "digits 1 x 2" "digits mpirun 2 x 1")
+        t=$(best_of "$model" "PyTorch tuned 1 x 1" "PyTorch untuned 1 x 1" "PyTorch tuned 1 x 2" "PyTorch tuned DDP 2 x 1")
+        f=$(best_of "$model" "TensorFlow 1 x 1" "TensorFlow 1 x 2"); peak=$p2
+      fi
+      dv=${d%%|*} dl=${d#*|} tv=${t%%|*} tl=${t#*|} fv=${f%%|*} fl=${f#*|}
+      other=$(awk -v a="${tv:-0}" -v b="${fv:-0}" 'BEGIN { print (a > b ? a : b) }')
+      case "$model" in default|reference) need=2; target="≥ 2x PyTorch" ;; *) need=1.5; target="≥ 1.5x the better of PyTorch and TensorFlow" ;; esac
+      ratio=$(awk -v a="${dv:-0}" -v b="$other" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "-" }')
+      met=$(awk -v r="$ratio" -v n="$need" 'BEGIN { if (r == "-") print "-"; else print (r + 0 >= n) ? "yes" : "no" }')
+      g=$(awk -v i="${dv:-0}" -v f="${flop[$model]:-0}" 'BEGIN { printf "%.1f", i * f / 1e9 }')
+      echo "| $model | $cores | $([ -n "$dv" ] && printf '%.0f (%s)' "$dv" "${dl#digits }" || echo -) | $([ -n "$tv" ] && printf '%.0f (%s)' "$tv" "${tl#PyTorch }" || echo -) | $([ -n "$fv" ] && printf '%.0f (%s)' "$fv" "${fl#TensorFlow }" || echo -) | ${ratio}$([ "$ratio" = - ] || echo x) | $target | $met | $(awk -v a="$g" -v b="$peak" 'BEGIN { printf "%.0f%% (%s GFLOP/s)", (b > 0 ? 100 * a / b : 0), a }') |"
+    done
+  done
+  echo
+  echo "(section wall time $((SECONDS - started)) s; load average (1, 5, 15 min) $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after: above 2 on these 2 cores means other work shared them)"
+  echo
+}
+
 for s in "${sections[@]}"; do
   case "$s" in
     threads) bench_threads ;;
@@ -513,6 +724,7 @@ for s in "${sections[@]}"; do
     checkpoint) bench_checkpoint ;;
     use) bench_use ;;
     conv) bench_conv ;;
-    *) echo "bench: unknown section '$s' (known: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use, conv)" >&2; exit 2 ;;
+    isa) bench_isa ;;
+    *) echo "bench: unknown section '$s' (known: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster, wire, checkpoint, use, conv, isa)" >&2; exit 2 ;;
   esac
 done
