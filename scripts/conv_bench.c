@@ -1,5 +1,6 @@
-// Winograd against the direct convolution, one layer shape at a time, on the AVX-512 kernels of
-// Sources/CKernels (built and run by `scripts/bench.sh conv`). For each shape: the largest
+// Winograd against the direct convolution, one layer shape at a time, on the kernel table in use
+// (Sources/CKernels: the CPU's own, or the one DIGITS_ISA names; built and run by
+// `scripts/bench.sh conv`). For each shape: the largest
 // difference from the convolution summed in double precision, then the median time of 7 rounds in
 // which the two run alternately (100 calls each), and their ratio.
 //
@@ -35,8 +36,13 @@ int main(int argc, char **argv) {
     long c = atol(argv[1]), m = atol(argv[2]), h = atol(argv[3]), w = atol(argv[4]), k = atol(argv[5]),
          pad = atol(argv[6]), n = atol(argv[7]);
     ck_conv_geometry g = {c, h, w, k, 1, pad, h + 2 * pad - k + 1, w + 2 * pad - k + 1};
-    if (!ck_has_avx512() || !ck_winograd_supported(&g) || n < 1) {
-        fprintf(stderr, "conv_bench: not a Winograd geometry on this CPU: %s\n", argv[0]);
+    if (ck_isa_problem()) {
+        fprintf(stderr, "conv_bench: %s\n", ck_isa_problem());
+        return 2;
+    }
+    if (!ck_winograd_supported(&g) || n < 1) {
+        fprintf(stderr, "conv_bench: not a Winograd geometry for the %s kernels: %s %s %s %s %s %s %s\n", ck_isa(),
+                argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7]);
         return 2;
     }
     const long oh = g.output_height, ow = g.output_width, patch = c * k * k, out_count = m * oh * ow;
