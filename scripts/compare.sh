@@ -17,7 +17,7 @@ for binary in "$a" "$b"; do
   [ -x "$binary" ] || { echo "compare: $binary is not an executable" >&2; exit 2; }
 done
 rate() {
-  OPENBLAS_NUM_THREADS=1 "$1" bench --data-dir "$data" --model "$model" --threads "$threads" --steps "$steps" --json |
+  "$1" bench --data-dir "$data" --model "$model" --threads "$threads" --steps "$steps" --json |
     python3 -c 'import json, sys; print(round(json.load(sys.stdin)["images_per_second"]))'
 }
 declare -a ra rb
