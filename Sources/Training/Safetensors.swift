@@ -107,8 +107,20 @@ public enum Safetensors {
                 throw CheckpointError(path, "tensor \(name) has a malformed entry")
             }
             guard dtype == "F32" else { throw CheckpointError(path, "tensor \(name) has dtype \(dtype); digits checkpoints hold F32") }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] - offsets[0] == count * 4 else {
+            // Every number here comes from the file: checked before any arithmetic or allocation.
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw CheckpointError(path, "tensor \(name) has a negative dimension in shape \(shape)") }
+            var count = 1
+            for dimension in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+                guard !overflow, product <= data.count / 4 else {
+                    throw CheckpointError(path, "tensor \(name): shape \(shape) holds more floats than the \(data.count)-byte data section")
+                }
+                count = product
+            }
+            guard offsets[0] >= 0, offsets[1] >= offsets[0] else {
+                throw CheckpointError(path, "tensor \(name) has data offsets \(offsets), not a range of the data section")
+            }
+            guard offsets[1] - offsets[0] == count * 4 else {
                 throw CheckpointError(path, "tensor \(name): shape \(shape) does not match its \(offsets[1] - offsets[0]) bytes")
             }
             guard offsets[1] <= data.count else {
@@ -122,6 +134,14 @@ public enum Safetensors {
             }
             if UInt32(1).littleEndian != 1 { values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) } }
             tensors.append(StoredTensor(name: name, shape: shape, values: values))
+        }
+        // Tensors may not share bytes (Python's safetensors refuses overlapping offsets too).
+        let ranges = header.compactMap { entry -> (name: String, range: [Int])? in
+            guard entry.key != "__metadata__", let offsets = (entry.value as? [String: Any])?["data_offsets"] as? [Int] else { return nil }
+            return (entry.key, offsets)
+        }.filter { $0.range[1] > $0.range[0] }.sorted { $0.range[0] < $1.range[0] }
+        for (before, after) in zip(ranges, ranges.dropFirst()) where after.range[0] < before.range[1] {
+            throw CheckpointError(path, "tensors \(before.name) and \(after.name) overlap (bytes \(before.range) and \(after.range))")
         }
         let expectedEnd = tensors.isEmpty ? 0 : (header.compactMap { ($0.value as? [String: Any])?["data_offsets"] as? [Int] }.map { $0[1] }.max() ?? 0)
         if data.count > expectedEnd {

@@ -140,6 +140,35 @@ import Testing
         #expect(problem(edited)?.contains("tensor layers.0.bias has dtype F16") == true)
     }
 
+    /// Shapes and offsets whose arithmetic would overflow, under a valid header checksum: a sentence
+    /// naming the tensor, never a trap (before, `[2^62, 4]` and an offset of -2^63 trapped).
+    @Test func overflowingShapesAndOffsetsAndOverlaps() throws {
+        let (bytes, _) = try good()
+        func with(_ key: String, _ value: Any) throws -> [UInt8] {
+            try editHeader(bytes) { header in
+                var entry = header["layers.0.bias"] as! [String: Any]
+                entry[key] = value
+                header["layers.0.bias"] = entry
+            }
+        }
+        #expect(problem(try with("shape", [1 << 62, 4]))?.contains("tensor layers.0.bias: shape [4611686018427387904, 4] holds more floats") == true)
+        #expect(problem(try with("shape", [Int.max, Int.max]))?.contains("holds more floats") == true)
+        #expect(problem(try with("shape", [-4]))?.contains("negative dimension") == true)
+        #expect(problem(try with("data_offsets", [Int.min, 16]))?.contains("tensor layers.0.bias has data offsets") == true)
+        #expect(problem(try with("data_offsets", [16, 0]))?.contains("not a range of the data section") == true)
+        // Two tensors over the same bytes: layers.0.bias claims the first 16 bytes of another tensor.
+        let n = headerLength(bytes)
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as! [String: Any]
+        let bias = (header["layers.0.bias"] as! [String: Any])["data_offsets"] as! [Int]
+        let other = header.compactMap { entry -> [Int]? in
+            guard entry.key != "__metadata__", entry.key != "layers.0.bias",
+                  let o = (entry.value as? [String: Any])?["data_offsets"] as? [Int], o[1] - o[0] >= bias[1] - bias[0] else { return nil }
+            return o
+        }.first!
+        let overlapping = try with("data_offsets", [other[0], other[0] + bias[1] - bias[0]])
+        #expect(problem(overlapping)?.contains("overlap") == true)
+    }
+
     @Test func missingTensor() throws {
         let (bytes, trainer) = try good()
         let edited = try editHeader(bytes) { header in header["layers.1.running_var"] = nil }
