@@ -75,7 +75,7 @@ public struct AugmentationSettings: Equatable, Sendable, CustomStringConvertible
     /// Parses `--elastic alpha,sigma`.
     public static func parseElastic(_ text: String) throws -> (alpha: Float, sigma: Float) {
         let parts = text.split(separator: ",").map { Float(String($0).trimmingSpaces) }
-        guard parts.count == 2, let alpha = parts[0], let sigma = parts[1], alpha >= 0, sigma > 0, sigma <= 10 else {
+        guard parts.count == 2, let alpha = parts[0], let sigma = parts[1], alpha >= 0, alpha.isFinite, sigma > 0, sigma <= 10 else {
             throw AugmentationError("--elastic '\(text)' must be alpha,sigma with alpha ≥ 0 and 0 < sigma ≤ 10 (Simard et al. used 34,4)")
         }
         return (alpha, sigma)
@@ -214,8 +214,10 @@ public struct Augmenter: Sendable {
     @inline(__always)
     func sample(_ image: UnsafePointer<UInt8>, _ x: Float, _ y: Float) -> Float {
         let fx = floorf(x), fy = floorf(y)
+        // Compared as floats first: a huge shift or elastic amplitude (or a NaN) lands far outside
+        // the image, where converting to Int would trap; it reads as background.
+        guard fx >= -1, fy >= -1, fx < Float(width), fy < Float(height) else { return 0 }
         let x0 = Int(fx), y0 = Int(fy)
-        if x0 < -1 || y0 < -1 || x0 >= width || y0 >= height { return 0 }
         let wx = x - fx, wy = y - fy
         @inline(__always) func pixel(_ px: Int, _ py: Int) -> Float {
             (px < 0 || py < 0 || px >= width || py >= height) ? 0 : Float(image[py * width + px])

@@ -139,6 +139,19 @@ import Testing
         }
         #expect(try AugmentationSettings.parseElastic("34,4") == (34, 4))
         #expect(throws: AugmentationError.self) { try AugmentationSettings.parseElastic("34") }
+        #expect(throws: AugmentationError.self) { try AugmentationSettings.parseElastic("inf,4") }
+    }
+
+    /// Shifts and elastic amplitudes far past the image (1e19 and 1e30 pixels) draw background,
+    /// never trap converting a coordinate to Int (they did: `--augment shift=1e19`, `--elastic 1e30,4`).
+    @Test func absurdAmplitudesDrawBackground() throws {
+        var settings = try AugmentationSettings(parsing: "rotation=0,scale=0,shift=1e19")
+        var out = draw(Augmenter(settings: settings, seed: 3), epoch: 0, id: 1, image: image)
+        #expect(out.allSatisfy { $0 == 0 })
+        settings = try AugmentationSettings(parsing: "none")
+        settings.elastic = try AugmentationSettings.parseElastic("1e30,4")
+        out = draw(Augmenter(settings: settings, seed: 3), epoch: 0, id: 2, image: image)
+        #expect(out.allSatisfy { $0.isFinite })
     }
 }
 
