@@ -338,6 +338,18 @@ if "$bin/digits" predict --checkpoint "$model_ck" "$work/digits/digit-00000-labe
 elif [ "$(grep -c 'digit-0000[01]' "$work/predict-bad")" -eq 2 ] && grep -q "zz-bad.png: not a PNG file" "$work/predict-bad"; then
   pass "predict: one bad file is reported, the others are still read, exit status 1"
 else fail "predict with a bad file" "$work/predict-bad"; fi
+# With --json: one valid JSON record per input, the bad file's with an error field (stdout only).
+if "$bin/digits" predict --json --checkpoint "$model_ck" "$work/digits/digit-00000-label-7.png" "$work/digits/zz-bad.png" \
+     > "$work/predict-bad.json" 2> /dev/null; then
+  fail "predict --json succeeded with a bad file among good ones" "$work/predict-bad.json"
+elif python3 -c "
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+assert len(records) == 2, records
+assert 'digit' in records[0] and records[1]['file'].endswith('zz-bad.png') and 'not a PNG file' in records[1]['error'], records
+" "$work/predict-bad.json" 2> "$work/predict-bad.err"; then
+  pass "predict --json: a record per input, valid JSON, the bad file's with its error, exit status 1"
+else cat "$work/predict-bad.err" >> "$work/predict-bad.json"; fail "predict --json with a bad file" "$work/predict-bad.json"; fi
 
 if "$bin/digits" report "$work/full.jsonl" --out "$work/report.svg" > /dev/null 2>&1 && grep -q "<polyline" "$work/report.svg" \
    && python3 -c "import sys, xml.dom.minidom; xml.dom.minidom.parse(sys.argv[1])" "$work/report.svg"; then

@@ -51,11 +51,11 @@ struct Evaluate: ParsableCommand {
             guard communicator.isRoot else { return }
             let throughput = Double(report.count) / max(slowest[0], 1e-9)
             if json {
-                var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(model.metadata["model"] ?? "")\"",
-                              "\"images\":\(report.count)", "\"accuracy\":\(report.accuracy)", "\"loss\":\(report.loss)",
-                              "\"ranks\":\(communicator.size)", "\"images_per_second\":\(throughput)"]
-                fields.append("\"precision\":[" + (0..<10).map { String(report.precision($0)) }.joined(separator: ",") + "]")
-                fields.append("\"recall\":[" + (0..<10).map { String(report.recall($0)) }.joined(separator: ",") + "]")
+                var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
+                              "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
+                              "\"ranks\":\(communicator.size)", "\"images_per_second\":\(jsonNumber(throughput))"]
+                fields.append("\"precision\":[" + (0..<10).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
+                fields.append("\"recall\":[" + (0..<10).map { jsonNumber(report.recall($0)) }.joined(separator: ",") + "]")
                 fields.append("\"confusion\":[" + report.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
                 print("{" + fields.joined(separator: ",") + "}")
             } else {
@@ -97,6 +97,10 @@ struct Evaluate: ParsableCommand {
         try image.writePNG(to: path)
     }
 }
+
+/// A number for JSON output: non-finite values (a diverged model's loss) as null, which JSON has,
+/// instead of nan or inf, which it does not.
+func jsonNumber(_ value: Double) -> String { value.isFinite ? "\(value)" : "null" }
 
 func jsonEscape(_ text: String) -> String {
     var out = ""

@@ -55,9 +55,9 @@ struct Predict: ParsableCommand {
                         try image.writePNG(to: savePreprocessed + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".png")
                     }
                     if json {
-                        print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(p[ranked[0]]),"
-                              + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(p[$0])}" }.joined(separator: ",") + "],"
-                              + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(latency)}")
+                        print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
+                              + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(jsonNumber(Double(p[$0])))}" }.joined(separator: ",") + "],"
+                              + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
                     } else {
                         print(pad(file, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
                               + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
@@ -65,6 +65,8 @@ struct Predict: ParsableCommand {
                 } catch {
                     failures += 1
                     printError("digits: error: \(error)")
+                    // With --json every input gets its record: a file that could not be read has an error field.
+                    if json { print("{\"file\":\"\(jsonEscape(file))\",\"error\":\"\(jsonEscape("\(error)"))\"}") }
                 }
             }
             if files.isEmpty { throw CommandError("no PNG files in \(inputs.joined(separator: ", "))") }
