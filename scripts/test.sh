@@ -131,6 +131,16 @@ elif grep -q "bad/train-labels-idx1-ubyte.gz: no such file" "$work/missing" \
   pass "inspect-data: missing file and missing directory named, non-zero exit"
 else fail "inspect-data error message for a missing file" "$work/missing"; fi
 
+# --- Options out of range get a sentence and a non-zero exit, not a silent cap; a kernel set the
+# CPU cannot run, or a misspelt one, likewise.
+if "$bin/digits" bench --fma-peak --threads 1000 > "$work/threads" 2>&1; then
+  fail "bench --threads 1000 was accepted" "$work/threads"
+elif grep -q -- "--threads 1000: use 1 to 64 kernel threads per process" "$work/threads" \
+   && ! DIGITS_ISA=sse9 "$bin/digits" bench --fma-peak >> "$work/threads" 2>&1 \
+   && grep -q "DIGITS_ISA=sse9: no such kernel set in this build" "$work/threads"; then
+  pass "--threads 1000 and DIGITS_ISA=sse9: refused with a sentence, non-zero exit"
+else fail "--threads 1000 / DIGITS_ISA=sse9 messages" "$work/threads"; fi
+
 # --- Data-parallel training under real mpirun.
 digits=("$bin/digits" train --data-dir data/mnist --no-eval --progress never)
 bnnet="conv8k3p1-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-drop0.25-dense10"

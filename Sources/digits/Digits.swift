@@ -49,6 +49,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
 /// set the CPU cannot run, or a misspelt one, is an error rather than a silent fallback.
 func startKernels(threads: Int) throws {
     if let problem = Kernels.isaProblem { throw KernelSetError(message: problem) }
+    // The pool's limit (Sources/CKernels/threads.c): refused here rather than silently capped.
+    guard (1...64).contains(threads) else { throw KernelSetError(message: "--threads \(threads): use 1 to 64 kernel threads per process") }
     Kernels.setThreads(threads)
 }
 
