@@ -140,6 +140,13 @@ elif grep -q -- "--threads 1000: use 1 to 64 kernel threads per process" "$work/
    && grep -q "DIGITS_ISA=sse9: no such kernel set in this build" "$work/threads"; then
   pass "--threads 1000 and DIGITS_ISA=sse9: refused with a sentence, non-zero exit"
 else fail "--threads 1000 / DIGITS_ISA=sse9 messages" "$work/threads"; fi
+if "$bin/digits" train --data-dir data/mnist --epochs 100000000000000000 --stop-at-step 3 > "$work/huge" 2>&1 \
+   || "$bin/digits" train --data-dir data/mnist --bucket-kb 9223372036854775807 --max-steps 3 >> "$work/huge" 2>&1; then
+  fail "train accepted --epochs 1e17 or --bucket-kb 2^63-1" "$work/huge"
+elif grep -q -- "--epochs must be from 1 to 1,000,000, not 100000000000000000" "$work/huge" \
+   && grep -q -- "--bucket-kb must be from 0 to 4194304 (4 GiB), not 9223372036854775807" "$work/huge"; then
+  pass "train --epochs 1e17 and --bucket-kb 2^63-1: refused with a sentence (they trapped on overflow)"
+else fail "train --epochs 1e17 / --bucket-kb 2^63-1 messages" "$work/huge"; fi
 
 # --- Data-parallel training under real mpirun.
 digits=("$bin/digits" train --data-dir data/mnist --no-eval --progress never)

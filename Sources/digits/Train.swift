@@ -94,15 +94,17 @@ struct Train: ParsableCommand {
     var progress: String = "auto"
 
     func validate() throws {
-        if epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        // Upper bounds too: these values are multiplied (epochs by steps per epoch, kilobytes by 1024)
+        // before anything else could refuse them.
+        if epochs < 1 || epochs > 1_000_000 { throw ValidationError("--epochs must be from 1 to 1,000,000, not \(epochs)") }
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if !(lr > 0) { throw ValidationError("--lr must be positive") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if threads < 1 || threads > 64 { throw ValidationError("--threads must be from 1 to 64 kernel threads per process, not \(threads)") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if ExchangeSettings.Compression(rawValue: gradientCompression) == nil {
             throw ValidationError("--gradient-compression must be none or fp16, not '\(gradientCompression)'")
         }
-        if bucketKb < 0 { throw ValidationError("--bucket-kb must be 0 or more") }
+        if bucketKb < 0 || bucketKb > 4_194_304 { throw ValidationError("--bucket-kb must be from 0 to 4194304 (4 GiB), not \(bucketKb)") }
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
         if report != nil && metricsOut == nil { throw ValidationError("--report draws from --metrics-out; give both") }
