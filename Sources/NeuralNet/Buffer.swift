@@ -1,3 +1,4 @@
+import CKernels
 /// Per-sample shape of an activation, NCHW without the N. A flat vector is (features, 1, 1).
 public struct Shape: Equatable, Hashable, Sendable, CustomStringConvertible {
     public var channels: Int
@@ -76,12 +77,13 @@ public final class GradientWorkspace {
 final class PackedWeights {
     private let buffer = FloatBuffer()
     private var packedVersion: UInt64?
-    private var packedISA: Kernels.ISA?
+    private var packedISA: UnsafePointer<CChar>?
 
     /// The packed weights, `floats` long, written by `pack` first when the parameters have changed.
     func current(_ store: ParameterStore, floats: Int, pack: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
         // The panel layout is the kernel set's: packed under another (a test's withISA) is stale.
-        let isa = Kernels.isa
+        // Compared by the table's name pointer (one per table), which costs no allocation.
+        let isa = ck_isa()
         if packedVersion == store.parameterVersion && packedISA == isa && buffer.capacity >= floats {
             return UnsafePointer(buffer.pointer)
         }

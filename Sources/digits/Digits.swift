@@ -48,15 +48,10 @@ func reportingErrors(_ body: () throws -> Void) throws {
 /// The kernel threads of this process, once DIGITS_ISA (if set) is known to be followed: a kernel
 /// set the CPU cannot run, or a misspelt one, is an error rather than a silent fallback.
 func startKernels(threads: Int) throws {
-    if let problem = Kernels.isaProblem { throw KernelSetError(message: problem) }
+    if let problem = Kernels.isaProblem { throw CommandError(problem) }
     // The pool's limit (Sources/CKernels/threads.c): refused here rather than silently capped.
-    guard (1...64).contains(threads) else { throw KernelSetError(message: "--threads \(threads): use 1 to 64 kernel threads per process") }
+    guard (1...64).contains(threads) else { throw CommandError("--threads \(threads): use 1 to 64 kernel threads per process") }
     Kernels.setThreads(threads)
-}
-
-struct KernelSetError: Error, CustomStringConvertible {
-    let message: String
-    var description: String { message }
 }
 
 /// Runs a command body as one rank of the world (a world of one without mpirun). An error on

@@ -45,21 +45,7 @@
 #define GEMM ck_avx2_kernels  // its GEMM entries: x86/avx2.c's micro-kernel over generic/gemm_driver.h
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-// F(2x2, 3x3): alpha = 4, points 0, 1, -1, infinity.
-static const float AT3[2][6] = {{1, 1, 1, 0}, {0, 1, -1, 1}};
-static const float G3[6][5] = {{-1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float BT3[6][6] = {{-1, 0, 1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}};
-// F(2x2, 5x5): alpha = 6, points 0, 1, -1, 2, -2, infinity.
-static const float AT5[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
-static const float G5[6][5] = {
-    {0.25f, 0, 0, 0, 0},
-    {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
-    {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
-    {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
-    {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
-    {0, 0, 0, 0, 1}};
-static const float BT5[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                                {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+#include "../generic/winograd_matrices.h"
 
 // Tiles of one chunk's GEMMs at most. Measured on the 14 x 14 layers below: 64 to 160 tiles within
 // a few per cent of each other, 32 about 15% slower (the GEMM's per-tile overhead over short rows).

@@ -18,21 +18,7 @@
 
 #define UNROLL _Pragma("clang loop unroll(full)")
 
-// F(2x2, 3x3): alpha = 4.
-static const float AT3[2][6] = {{1, 1, 1, 0}, {0, 1, -1, 1}};
-static const float G3[6][5] = {{-1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float BT3[6][6] = {{-1, 0, 1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}};
-// F(2x2, 5x5): alpha = 6.
-static const float AT5[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
-static const float G5[6][5] = {
-    {0.25f, 0, 0, 0, 0},
-    {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
-    {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
-    {1.0f / 24, 1.0f / 12, 1.0f / 6, 1.0f / 3, 2.0f / 3},
-    {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
-    {0, 0, 0, 0, 1}};
-static const float BT5[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                                {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+#include "../generic/winograd_matrices.h"
 
 // Tiles of one chunk's GEMMs at most: enough for a few 32-column panels, few enough that a chunk's
 // transformed input and products stay in L2.
