@@ -97,14 +97,13 @@ public final class CheckpointStore {
 
     /// Reads and verifies one checkpoint file.
     public static func read(_ path: String) throws -> (tensors: [StoredTensor], metadata: [String: String]) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            var info = stat()
-            if stat(path, &info) != 0 { throw CheckpointError(path, "no such file") }
-            throw CheckpointError(path, "cannot open for reading")
-        }
-        defer { try? handle.close() }
-        let data = (try? handle.readToEnd()) ?? Data()
-        let decoded = try Safetensors.decode([UInt8](data), path: path)
+        try verify(Safetensors.decode(try Safetensors.readFile(path), path: path), path: path)
+    }
+
+    /// A decoded safetensors file is a checkpoint this digits reads.
+    @discardableResult
+    public static func verify(_ decoded: (tensors: [StoredTensor], metadata: [String: String]), path: String) throws
+        -> (tensors: [StoredTensor], metadata: [String: String]) {
         guard let version = decoded.metadata["format_version"] else {
             throw CheckpointError(path, "no format_version in the metadata; not a digits checkpoint")
         }

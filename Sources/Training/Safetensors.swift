@@ -68,6 +68,58 @@ public enum Safetensors {
         return file
     }
 
+    /// Reads a file that should be a safetensors file, checking the header length, then the
+    /// header, against the file's size before reading the data section: a large file that is not
+    /// a checkpoint is refused after reading at most its header, not read whole into memory.
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let reason = errno == ENOENT ? "no such file" : "cannot open for reading: \(String(cString: strerror(errno)))"
+            throw CheckpointError(path, reason)
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CheckpointError(path, "cannot stat: \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw CheckpointError(path, "is not a regular file") }
+        let size = Int(info.st_size)
+        func readExactly(_ count: Int, at offset: Int) throws -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: count)
+            var done = 0
+            while done < count {
+                let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw CheckpointError(path, n == 0 ? "truncated while reading" : "read failed: \(String(cString: strerror(errno)))") }
+                done += n
+            }
+            return bytes
+        }
+        guard size >= 8 else { throw CheckpointError(path, "truncated: \(size) bytes, not even the 8-byte header length") }
+        let lengthBytes = try readExactly(8, at: 0)
+        let headerLength = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        guard headerLength <= UInt64(headerLimit) else {
+            throw CheckpointError(path, "header length \(headerLength) bytes is absurd (limit \(headerLimit)); not a digits checkpoint or corrupt")
+        }
+        guard 8 + Int(headerLength) <= size else {
+            throw CheckpointError(path, "truncated: the header claims \(headerLength) bytes but the file has \(size - 8) after the length")
+        }
+        let header = try readExactly(Int(headerLength), at: 8)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(header)), let entries = object as? [String: Any] else {
+            throw CheckpointError(path, "the header is not valid JSON (corrupt file, or not a checkpoint)")
+        }
+        // The data section is exactly as long as the furthest tensor end; anything else is refused before reading it.
+        var end = 0
+        for (name, value) in entries where name != "__metadata__" {
+            guard let offsets = (value as? [String: Any])?["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw CheckpointError(path, "tensor \(name) has a malformed entry")
+            }
+            end = max(end, offsets[1])
+        }
+        let dataSize = size - 8 - Int(headerLength)
+        guard dataSize <= end else { throw CheckpointError(path, "\(dataSize - end) unexpected bytes after the last tensor") }
+        guard dataSize == end else { throw CheckpointError(path, "truncated: the tensors end at byte \(end) of the data section, the file holds \(dataSize)") }
+        return lengthBytes + header + (try readExactly(dataSize, at: 8 + Int(headerLength)))
+    }
+
     /// Parses and verifies a whole file; every failure names `path` and what is wrong.
     public static func decode(_ file: [UInt8], path: String) throws -> (tensors: [StoredTensor], metadata: [String: String]) {
         guard file.count >= 8 else { throw CheckpointError(path, "truncated: \(file.count) bytes, not even the 8-byte header length") }

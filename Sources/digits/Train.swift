@@ -210,8 +210,8 @@ struct Train: ParsableCommand {
                         for warning in found.warnings { printError("digits: warning: \(warning)") }
                         source = found.path
                     }
-                    _ = try CheckpointStore.read(source)
-                    bytes = [UInt8](try readWholeFile(source))
+                    bytes = try Safetensors.readFile(source)
+                    _ = try CheckpointStore.verify(Safetensors.decode(bytes, path: source), path: source)
                 }
                 var length = [Double(bytes.count)]
                 try communicator.allreduceMax(&length)

@@ -146,4 +146,25 @@ import Testing
     func badSpecsAreRejectedWithTheReason(text: String) {
         #expect(throws: ModelSpecError.self) { try ModelSpec(parsing: text) }
     }
+
+    /// Sizes that would overflow or exhaust memory are refused by the parser (specs also come from checkpoint files).
+    @Test(arguments: [("conv9223372036854775807k1-flatten-dense10", "limit of 100000"),
+                      ("flatten-dense4000000000-dense10", "limit of 100000"),
+                      ("flatten-dense100000-dense100000-dense10", "100000000 parameters"),
+                      ("conv4096k9p8-conv4096k9p8-flatten-dense10", "100000000 parameters"),
+                      ("conv100000k1-flatten-dense10", "activation values per image"),
+                      ("conv00000000000000000000001k1-flatten-dense10", "")])
+    func oversizedSpecsAreRefusedBeforeAnyArithmetic(text: String, reason: String) throws {
+        if reason.isEmpty {
+            // Leading zeros are only a long way to write a small number.
+            #expect(throws: ModelSpecError.self) { try ModelSpec(parsing: text) }  // ends in 784 values, not 10
+            return
+        }
+        do {
+            _ = try ModelSpec(parsing: text)
+            Issue.record("\(text) was accepted")
+        } catch let error as ModelSpecError {
+            #expect(error.description.contains(reason), "\(error)")
+        }
+    }
 }
