@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Heap statistics for the allocation check in `digits bench`.
         .target(name: "CHeapStats"),
+        // The SIGINT/SIGTERM handler of `digits train` (a stop request saves a checkpoint).
+        .target(name: "CStopSignals"),
         // Counter-based random numbers shared by data sharding, augmentation and initialisation.
         .target(name: "CounterRNG"),
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
@@ -35,7 +37,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
 
         .executableTarget(name: "digits", dependencies: [
-            "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats", "CKernels",
+            "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats", "CKernels", "CStopSignals",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.

@@ -147,7 +147,10 @@ public struct Augmenter: Sendable {
         self.seed = seed
         if let e = settings.elastic {
             let radius = Int((3 * e.sigma).rounded(.up))
-            var k = (-radius...radius).map { expf(-Float($0 * $0) / (2 * e.sigma * e.sigma)) }
+            // 2·sigma² underflows to 0 for a sigma below about 1e-19 (the parser takes any positive one):
+            // the kernel is then its limit, a single 1 (no smoothing), not 0/0 = NaN in every weight.
+            let twoSigmaSquared = max(2 * e.sigma * e.sigma, Float.leastNormalMagnitude)
+            var k = (-radius...radius).map { expf(-Float($0 * $0) / twoSigmaSquared) }
             let sum = k.reduce(0, +)
             for i in 0..<k.count { k[i] /= sum }
             gaussian = k

@@ -55,6 +55,9 @@ public final class ParameterStore {
     }
     /// (parameterCount) gradients, same layout as `parameters`.
     public var gradients: UnsafeMutablePointer<Float> { gradientArena.pointer }
+    /// (1) the float after the last gradient: room for a number that travels in the same
+    /// allreduce as the gradients (the gradient exchange's stop vote), so it needs no message of its own.
+    public var gradientTail: UnsafeMutablePointer<Float> { gradientArena.pointer + parameterCount }
     /// (bufferCount) non-trained state.
     public var buffers: UnsafeMutablePointer<Float> { bufferArena.pointer }
 
@@ -92,9 +95,9 @@ public final class ParameterStore {
         precondition(!sealed)
         sealed = true
         parameterArena.reserve(parameterCount)
-        gradientArena.reserve(parameterCount)
+        gradientArena.reserve(parameterCount + 1)
         bufferArena.reserve(bufferCount)
-        gradientArena.zero(parameterCount)
+        gradientArena.zero(parameterCount + 1)
         for (index, entry) in parameterEntries.enumerated() {
             fill(mutableParameters() + entry.slice.offset, entry.slice.count, entry.initial, seed: seed, stream: UInt64(index))
         }

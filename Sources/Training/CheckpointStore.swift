@@ -25,22 +25,80 @@ public struct TrainingPosition: Sendable, Equatable {
 
 /// Rank 0's checkpoints in one directory (DESIGN.md decision 6): `step-00001234.safetensors`
 /// files, each written to a temporary name, fsynced, renamed and the directory fsynced; a
-/// `latest` file naming the newest, updated the same way; the newest `keep` kept.
+/// `latest` file naming the newest, updated the same way; the newest `keep` of this run kept.
+///
+/// A directory belongs to one run at a time. Every checkpoint records its run's identity
+/// (metadata `run_id`, kept across resumes); while a run writes, it holds an exclusive `flock` on
+/// `.lock` in the directory, so a second run is refused at once; a run only ever prunes its own
+/// files; and a run is refused a directory that holds another run's checkpoints unless it is told
+/// to replace them (`adopt(run:replacingOthers:)`).
 public final class CheckpointStore {
     public static let formatVersion = "1"
+    /// The identity of checkpoints written before digits recorded one.
+    public static let unrecordedRun = "unrecorded"
     public let directory: String
     public let keep: Int
+    /// The run writing here, once `adopt` has named it.
+    public private(set) var runID: String?
+    /// Checkpoint files of this run in the directory, by step.
+    private var own: [Int: String] = [:]
+    /// What the directory held when it was opened.
+    public let found: [CheckpointFile]
+    private let lockDescriptor: Int32
 
+    /// Opens `directory` for writing: creates it (and its parents), takes its lock, proves a file
+    /// can be written there (before any training it would be meant to save), and lists its checkpoints.
     public init(directory: String, keep: Int = 3) throws {
         self.directory = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
         self.keep = max(1, keep)
-        var info = stat()
-        if stat(self.directory, &info) != 0 {
-            do { try FileManager.default.createDirectory(atPath: self.directory, withIntermediateDirectories: true) }
-            catch { throw CheckpointError(self.directory, "cannot create the checkpoint directory: \(error.localizedDescription)") }
-        } else if (info.st_mode & S_IFMT) != S_IFDIR {
-            throw CheckpointError(self.directory, "exists and is not a directory")
+        try CheckpointStore.makeDirectories(self.directory)
+        lockDescriptor = try CheckpointStore.lock(self.directory)
+        do {
+            try CheckpointStore.probeWritable(self.directory)
+        } catch {
+            close(lockDescriptor)
+            throw error
         }
+        found = CheckpointStore.scan(self.directory)
+    }
+
+    deinit { close(lockDescriptor) }
+
+    /// A new run identity: 128 random bits in hex.
+    public static func newRunID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+
+    /// Makes `run` the writer of this directory. Checkpoints of any other run here are refused
+    /// with a sentence saying what to do, or, with `replacingOthers`, deleted (their paths are returned).
+    @discardableResult
+    public func adopt(run: String, replacingOthers: Bool) throws -> [String] {
+        let others = found.filter { $0.runID != nil && $0.runID != run }
+        if !others.isEmpty && !replacingOthers {
+            let runs = Dictionary(grouping: others, by: { $0.runID! })
+            let described = runs.map { id, files -> String in
+                let newest = files.max { ($0.step ?? -1) < ($1.step ?? -1) }
+                return "run \(id == CheckpointStore.unrecordedRun ? "(identity not recorded)" : String(id.prefix(8)))"
+                    + (newest?.model.map { ", model \($0)" } ?? "") + (newest?.step.map { ", up to step \($0)" } ?? "")
+                    + " (\(files.count) file\(files.count == 1 ? "" : "s"))"
+            }.sorted().joined(separator: "; ")
+            throw CheckpointError(directory, "holds the checkpoints of another run: \(described). "
+                                  + "Continue that run with --resume, give this run another --checkpoint-dir, "
+                                  + "or pass --overwrite-checkpoints to delete them and start here")
+        }
+        for file in others { unlink(file.path) }
+        if !others.isEmpty {
+            let fd = open(directory, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 { fsync(fd); close(fd) }
+        }
+        runID = run
+        own = [:]
+        for file in found where file.runID == run { if let step = file.step { own[step] = file.path } }
+        return others.map(\.path)
     }
 
     public static func fileName(step: Int) -> String {
@@ -48,20 +106,39 @@ public final class CheckpointStore {
         return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".safetensors"
     }
 
-    /// Checkpoint files in the directory, newest (highest step) first. Temporary files never match.
-    public func checkpoints() -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
-        return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted(by: >).map { directory + "/" + $0 }
+    /// The step in a checkpoint file name (nil for any other name).
+    public static func step(ofFile name: String) -> Int? {
+        guard name.hasPrefix("step-"), name.hasSuffix(".safetensors") else { return nil }
+        let digits = name.dropFirst(5).dropLast(12)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int(digits)
     }
 
-    /// Writes a checkpoint atomically and returns its path and size.
+    /// Checkpoint files in the directory, newest (highest step) first. Temporary files never match.
+    public func checkpoints() -> [String] { CheckpointStore.scan(directory).map(\.path) }
+
+    /// Writes a checkpoint of this run (its identity added to the metadata) and returns its path and size.
+    @discardableResult
+    public func save(tensors: [StoredTensor], metadata: [String: String], step: Int) throws -> (path: String, bytes: Int) {
+        guard let runID else { throw CheckpointError(directory, "no run has adopted this checkpoint directory") }
+        var metadata = metadata
+        metadata["run_id"] = runID
+        let bytes = try Safetensors.encode(tensors, metadata: metadata)
+        return (try save(bytes, step: step), bytes.count)
+    }
+
+    /// Writes encoded checkpoint bytes atomically, then `latest`, then prunes this run's oldest files.
     @discardableResult
     public func save(_ bytes: [UInt8], step: Int) throws -> String {
         let name = CheckpointStore.fileName(step: step)
         let path = directory + "/" + name
         try writeDurably(bytes, to: path)
+        own[step] = path
+        // `latest` first: a failure after this point leaves both the new file and the old ones.
         try writeDurably(Array((name + "\n").utf8), to: directory + "/latest")
-        for old in checkpoints().dropFirst(keep) { unlink(old) }
+        for old in own.keys.sorted(by: >).dropFirst(keep) {
+            if let oldPath = own.removeValue(forKey: old) { unlink(oldPath) }
+        }
         return path
     }
 
@@ -113,21 +190,129 @@ public final class CheckpointStore {
         return decoded
     }
 
-    /// The newest checkpoint that reads and verifies, with a warning for each newer one that did not.
+    /// The newest checkpoint of this directory's run that reads and verifies (see the static form).
     public func newestGood() -> (path: String, checkpoint: (tensors: [StoredTensor], metadata: [String: String]), warnings: [String])? {
-        var warnings = [String]()
-        var candidates = checkpoints()
-        // `latest` names the newest complete write; prefer it, then the rest newest first.
-        if let text = try? String(contentsOfFile: directory + "/latest", encoding: .utf8) {
+        CheckpointStore.newestGood(in: directory, run: runID)
+    }
+
+    /// The newest checkpoint that reads and verifies, with a warning for each newer one that did not.
+    /// Only one run's files are candidates: `run`, or else the run of the file `latest` names, or else
+    /// the run of the newest readable file. The newest intact file of that run wins whatever `latest`
+    /// says (a write can fail between a checkpoint and `latest`).
+    public static func newestGood(in directory: String, run: String? = nil)
+        -> (path: String, checkpoint: (tensors: [StoredTensor], metadata: [String: String]), warnings: [String])? {
+        let files = scan(directory)
+        var chosen = run
+        if chosen == nil, let text = try? String(contentsOfFile: directory + "/latest", encoding: .utf8) {
             let named = directory + "/" + text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if let i = candidates.firstIndex(of: named) { candidates.remove(at: i); candidates.insert(named, at: 0) }
+            chosen = files.first { $0.path == named }?.runID
         }
-        for path in candidates {
-            do { return (path, try CheckpointStore.read(path), warnings) }
+        if chosen == nil { chosen = files.first { $0.runID != nil }?.runID }
+        var warnings = [String]()
+        // Files whose header does not read may be this run's: tried (and named in a warning).
+        for file in files where file.runID == nil || file.runID == chosen {
+            do { return (file.path, try read(file.path), warnings) }
             catch { warnings.append("skipping \(error)") }
         }
         return nil
     }
+
+    /// The checkpoint files of a directory with what their headers say, newest (highest step) first.
+    public static func scan(_ directory: String) -> [CheckpointFile] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+        return names.compactMap { name -> CheckpointFile? in
+            guard let step = step(ofFile: name) else { return nil }
+            let path = directory + "/" + name
+            let metadata = try? headerMetadata(path)
+            return CheckpointFile(path: path, step: step,
+                                  runID: metadata.map { $0["run_id"] ?? unrecordedRun },
+                                  model: metadata?["model"])
+        }.sorted { ($0.step ?? 0) > ($1.step ?? 0) }
+    }
+
+    /// The `__metadata__` of a safetensors file, reading only its header (not verified: for
+    /// telling runs apart; `read` verifies).
+    static func headerMetadata(_ path: String) throws -> [String: String] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw CheckpointError(path, "cannot open for reading") }
+        defer { try? handle.close() }
+        guard let prefix = try handle.read(upToCount: 8), prefix.count == 8 else { throw CheckpointError(path, "truncated") }
+        let length = prefix.enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
+        guard length <= UInt64(Safetensors.headerLimit), let header = try handle.read(upToCount: Int(length)), header.count == Int(length),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
+              let metadata = object["__metadata__"] as? [String: Any] else {
+            throw CheckpointError(path, "no readable header")
+        }
+        return metadata.compactMapValues { $0 as? String }
+    }
+
+    /// `mkdir -p`, with a sentence naming the part of the path that is in the way.
+    static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
+            var info = stat()
+            if stat(prefix, &info) == 0 {
+                guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                    throw CheckpointError(path, prefix == path ? "exists and is not a directory"
+                                          : "cannot be made: \(prefix) is a file, not a directory")
+                }
+                continue
+            }
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw CheckpointError(path, "cannot create the checkpoint directory \(prefix): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Takes the directory's lock for the life of the process (or of the store), or says who holds it.
+    static func lock(_ directory: String) throws -> Int32 {
+        let path = directory + "/.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CheckpointError(directory, "cannot write to the checkpoint directory (creating its lock file: \(String(cString: strerror(errno))))")
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let reason = errno
+            var holder = [UInt8](repeating: 0, count: 256)
+            let n = holder.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+            close(fd)
+            guard reason == EWOULDBLOCK else {
+                throw CheckpointError(directory, "cannot lock the checkpoint directory: \(String(cString: strerror(reason)))")
+            }
+            let who = n > 0 ? String(decoding: holder[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "another process"
+            throw CheckpointError(directory, "is in use by another digits run (\(who.isEmpty ? "another process" : who)); "
+                                  + "wait for it to finish, or give this run another --checkpoint-dir")
+        }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let text = Array("pid \(getpid()) on \(String(cString: host))\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        return fd
+    }
+
+    /// Creates, writes, syncs and removes a file: a read-only or full directory is found now.
+    static func probeWritable(_ directory: String) throws {
+        let probe = directory + "/.tmp-\(getpid())-probe"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CheckpointError(directory, "cannot write a file in the checkpoint directory: \(String(cString: strerror(errno)))")
+        }
+        let ok = write(fd, "digits\n", 7) == 7 && fsync(fd) == 0
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        unlink(probe)
+        guard ok else { throw CheckpointError(directory, "cannot write a file in the checkpoint directory: \(reason)") }
+    }
+}
+
+/// A checkpoint file in a directory and what its header says (nil fields: unreadable).
+public struct CheckpointFile: Sendable, Equatable {
+    public let path: String
+    public let step: Int?
+    /// The run that wrote it (`CheckpointStore.unrecordedRun` for files older than run identities).
+    public let runID: String?
+    public let model: String?
 }
 
 /// Metadata values that must round-trip exactly (Doubles as their bit patterns).

@@ -32,6 +32,11 @@ public struct ExchangeSettings: Sendable, Equatable {
 /// without a message) to put its largest value near 2^12: 16x headroom under the binary16 maximum
 /// and ~11 significant bits for values down to 2^-24 of the largest. A bucket with no scale yet (the
 /// first step), or whose reduced values overflowed, is reduced in Float32 for that step instead.
+///
+/// The first bucket (the top of the arena) carries one more number: each rank's stop vote (1 when
+/// it was asked to stop, e.g. by SIGTERM), in the float after the gradients (Float32) or an
+/// unscaled binary16 after them (fp16). Its sum is the same on every rank, so all ranks stop after
+/// the same step without a message of their own.
 public final class GradientExchange {
     public let settings: ExchangeSettings
     let communicator: Communicator
@@ -43,7 +48,9 @@ public final class GradientExchange {
     private var sentAsHalf: [Bool]
     private var started = 0
     private var failure: Error?
-    private let halves: UnsafeMutablePointer<UInt16>   // (parameterCount) the wire copy for fp16
+    private let halves: UnsafeMutablePointer<UInt16>   // (parameterCount + 1) the wire copy for fp16, then the stop vote
+    /// Ranks that voted to stop in the step just reduced.
+    public private(set) var stopVotes = 0
     /// Buckets reduced in Float32 because their binary16 sum overflowed (all steps so far).
     public private(set) var overflowFallbacks = 0
 
@@ -68,10 +75,11 @@ public final class GradientExchange {
             }
         }
         if let top = upper { buckets.append((lower..<top, first)) }
+        precondition(buckets.first?.range.upperBound == store.parameterCount, "the first bucket ends at the top of the arena")
         self.buckets = buckets
         scales = Array(repeating: nil, count: buckets.count)
         sentAsHalf = Array(repeating: false, count: buckets.count)
-        halves = .allocate(capacity: max(1, store.parameterCount))
+        halves = .allocate(capacity: store.parameterCount + 1)
     }
 
     deinit { halves.deallocate() }
@@ -80,8 +88,12 @@ public final class GradientExchange {
     /// Gradient bytes this rank puts into the reductions of a step (after the first, for fp16).
     public var bytesPerStep: Int { store.parameterCount * (settings.compression == .fp16 ? 2 : 4) }
 
-    /// Call before each step's backward.
-    public func beginStep() { started = 0 }
+    /// Call before each step's backward, with this rank's stop vote.
+    public func beginStep(stop: Bool = false) {
+        started = 0
+        store.gradientTail.pointee = stop ? 1 : 0
+        halves[store.parameterCount] = stop ? 0x3C00 : 0   // binary16 1.0: sums of votes stay exact to 2048 ranks
+    }
 
     /// Backward has finished layer `index`: starts every bucket whose layers are all done. Called
     /// from inside backward, so a failure is kept and thrown by `finish`.
@@ -120,6 +132,10 @@ public final class GradientExchange {
             started += 1
         }
         try communicator.waitReductions()
+        if settings.compression == .fp16 && sentAsHalf[0] {
+            ck_half_to_float(halves + store.parameterCount, store.gradientTail, 1, 1)
+        }
+        stopVotes = Int(store.gradientTail.pointee.rounded())
         guard settings.compression == .fp16 else { return }
         let gradients = store.gradients
         for (b, bucket) in buckets.enumerated() {
@@ -148,14 +164,16 @@ public final class GradientExchange {
     private func start(_ b: Int) throws {
         let range = buckets[b].range
         let gradients = store.gradients + range.lowerBound
+        // Bucket 0 ends at the top of the arena; the vote after it goes along.
+        let sent = range.count + (b == 0 ? 1 : 0)
         if settings.compression == .fp16, let scale = scales[b] {
             ck_float_to_half(gradients, halves + range.lowerBound, range.count, scale)
             sentAsHalf[b] = true
-            try communicator.startAllreduceSum(UnsafeMutableRawBufferPointer(start: halves + range.lowerBound, count: range.count * 2),
+            try communicator.startAllreduceSum(UnsafeMutableRawBufferPointer(start: halves + range.lowerBound, count: sent * 2),
                                                element: .float16)
         } else {
             sentAsHalf[b] = false
-            try communicator.startAllreduceSum(UnsafeMutableRawBufferPointer(start: gradients, count: range.count * 4),
+            try communicator.startAllreduceSum(UnsafeMutableRawBufferPointer(start: gradients, count: sent * 4),
                                                element: .float32)
         }
     }

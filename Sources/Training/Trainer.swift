@@ -165,6 +165,11 @@ public final class Trainer {
     public var afterStep: ((Trainer) throws -> Void)?
     /// Stop (cleanly, between steps) once this many steps are done in all; the plan is unchanged.
     public var stopAtStep: Int?
+    /// Asked before every step: has this rank been asked to stop (SIGINT/SIGTERM)? The ranks vote
+    /// in the step's gradient allreduce, and all stop after the step in which any rank voted.
+    public var stopRequest: (() -> Bool)?
+    /// A stop request ended the run after `globalStep` (it is not finished; a checkpoint resumes it).
+    public private(set) var interrupted = false
     /// Sees (epoch, global sample ids) of every batch this rank trains on (auditing, tests).
     public var sampleLog: ((Int, [Int32]) -> Void)?
 
@@ -198,7 +203,8 @@ public final class Trainer {
 
     /// True when every epoch is done, or --max-steps or the stop step is reached.
     public var isFinished: Bool {
-        epoch >= configuration.epochs
+        interrupted
+            || epoch >= configuration.epochs
             || globalStep >= (configuration.maxSteps ?? Int.max)
             || globalStep >= (stopAtStep ?? Int.max)
     }
@@ -241,7 +247,8 @@ public final class Trainer {
             let t1 = monotonicSeconds()
             if let sampleLog { sampleLog(epoch, plan.batch(step).map { train.ids[Int($0)] }) }
             network.store.zeroGradients()
-            exchange.beginStep()
+            let stopVote = stopRequest?() ?? false
+            exchange.beginStep(stop: stopVote)
             let result = network.accumulateGradients(
                 input: assembler.input.pointer, labels: assembler.labels, batch: batch,
                 context: PassContext(mode: .training, seed: configuration.seed, step: UInt64(globalStep), rank: communicator.rank),
@@ -251,6 +258,11 @@ public final class Trainer {
             if communicator.size > 1 { try exchange.finish() }
             let t3 = monotonicSeconds()
             lr = schedule.rate(at: samplesConsumed / scheduleBatch)
+            // The reduced gradients are the same on every rank, so every rank stops here together;
+            // the weights stay those of the last good step.
+            guard allFinite(network.store.gradients, network.store.parameterCount) else {
+                throw TrainingDiverged(step: globalStep + 1, what: "the gradients", learningRate: lr)
+            }
             optimizer.step(learningRate: lr)
             let t4 = monotonicSeconds()
             time.data += t1 - t0
@@ -264,6 +276,10 @@ public final class Trainer {
             localSums[1] += Double(result.correct)
             localSums[2] += Double(batch)
             progress?(step + 1, plan.steps)
+            if communicator.size > 1 ? exchange.stopVotes > 0 : stopVote {
+                interrupted = true
+                break
+            }
             if step + 1 < plan.steps { try afterStep?(self) }
         }
         let seconds = monotonicSeconds() - start
@@ -297,6 +313,15 @@ public final class Trainer {
         try communicator.allreduceSum(buffers)
         let scale = 1 / Float(communicator.size)
         for i in 0..<buffers.count { buffers[i] *= scale }
+    }
+
+    /// Refuses (TrainingDiverged) when a parameter or BatchNorm statistic is NaN or infinite:
+    /// called before a checkpoint is written, so none holds such values.
+    public func checkWeightsAreFinite() throws {
+        let store = network.store
+        guard allFinite(store.parameters, store.parameterCount), allFinite(store.buffers, store.bufferCount) else {
+            throw TrainingDiverged(step: globalStep, what: "the weights", learningRate: schedule.rate(at: samplesConsumed / scheduleBatch))
+        }
     }
 
     /// Test loss and accuracy over `test`, split across ranks and reduced; `test` is this rank's part.
@@ -490,6 +515,27 @@ public final class Trainer {
         hasher.update(UnsafeRawBufferPointer(network.store.bufferBuffer))
         return hexString(hasher.finalize())
     }
+}
+
+/// Training produced a non-finite number: the run stops rather than save or spread it.
+public struct TrainingDiverged: Error, CustomStringConvertible, Sendable {
+    public let step: Int
+    public let what: String
+    public let learningRate: Float
+    public var description: String {
+        "step \(step): \(what) are not finite (NaN or infinity): training diverged. The usual cause is a learning rate "
+            + "too high for the model (the rate at this step was \(learningRate)); lower --lr or add --warmup. "
+            + "No checkpoint holds the non-finite values"
+    }
+}
+
+/// True when no value is NaN or infinite: the exponent fields, compared as integers (which vectorises).
+public func allFinite(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
+    var largest: UInt32 = 0
+    values.withMemoryRebound(to: UInt32.self, capacity: count) { bits in
+        for i in 0..<count { largest = max(largest, bits[i] & 0x7f80_0000) }
+    }
+    return largest != 0x7f80_0000
 }
 
 /// Seconds on a monotonic clock.

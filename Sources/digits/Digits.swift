@@ -56,6 +56,13 @@ func startKernels(threads: Int) throws {
 
 /// Runs a command body as one rank of the world (a world of one without mpirun). An error on
 /// any rank ends every rank with a sentence naming the rank; nobody is left waiting in a collective.
+/// A stop request (SIGINT/SIGTERM) ended the run cleanly after a checkpoint; the exit status is
+/// the one a shell gives a command stopped by that signal (130, 143), so scripts and schedulers
+/// read "interrupted".
+struct Interrupted: Error {
+    let signal: Int32
+}
+
 func runAsRank(collectiveTimeout: Double? = nil, _ body: (Communicator) throws -> Void) throws {
     let communicator: Communicator
     do {
@@ -71,6 +78,14 @@ func runAsRank(collectiveTimeout: Double? = nil, _ body: (Communicator) throws -
         if communicator.isRoot { printError("digits: error: \(mismatch)") }
         (communicator as? MPICommunicator)?.finalize()
         throw ExitCode.failure
+    } catch let interrupted as Interrupted {
+        // Every rank stopped after the same step and the checkpoint is written: leave together.
+        (communicator as? MPICommunicator)?.finalize()
+        throw ExitCode(128 + interrupted.signal)
+    } catch let interrupted as Interrupted {
+        // Every rank stopped after the same step and the checkpoint is written: leave together.
+        (communicator as? MPICommunicator)?.finalize()
+        throw ExitCode(128 + interrupted.signal)
     } catch let exit as ExitCode {
         if communicator.size > 1 && exit != .success { communicator.abort("digits: \(communicator.rankDescription): stopping", code: exit.rawValue) }
         throw exit

@@ -1,9 +1,13 @@
 import ArgumentParser
 import Augmentation
+import CStopSignals
 import Collective
 import Datasets
 import NeuralNet
 import Training
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,6 +76,8 @@ struct Train: ParsableCommand {
     var keep: Int = 3
     @Flag(help: "Write no checkpoints.")
     var noCheckpoints = false
+    @Flag(help: "Start a new run in a --checkpoint-dir that holds another run's checkpoints, deleting them (without this, such a run is refused).")
+    var overwriteCheckpoints = false
     @Option(help: "Continue from a checkpoint: 'latest' (the newest good one in --checkpoint-dir; a bare --resume means this) or a file.")
     var resume: String?
     @Option(help: "Each rank appends 'epoch id id …' per step to FILE.rank<N> (which samples were used; for audits and tests).")
@@ -132,6 +138,33 @@ struct Train: ParsableCommand {
             try startKernels(threads: threads)
             let rank = communicator.rank, worldSize = communicator.size
             let root = communicator.isRoot
+            // From here a first SIGINT/SIGTERM/SIGUSR1 asks for a stop after the step in progress, with a checkpoint.
+            stop_signals_install(root ? 1 : 0)
+
+            // Rank 0 owns the checkpoint directory: locked, proved writable and checked for other
+            // runs' files before any data is loaded or any step is trained.
+            let store = (root && !noCheckpoints) ? try CheckpointStore(directory: checkpointDir, keep: keep) : nil
+            var resumeBytes = [UInt8]()
+            var resumeSource = resume ?? ""
+            var runID = CheckpointStore.newRunID()
+            if root, let resume {
+                if resume == "latest" {
+                    guard let found = store?.newestGood() ?? CheckpointStore.newestGood(in: checkpointDir) else {
+                        throw CommandError("\(checkpointDir): no readable checkpoint to resume from")
+                    }
+                    for warning in found.warnings { printError("digits: warning: \(warning)") }
+                    resumeSource = found.path
+                }
+                resumeBytes = try Safetensors.readFile(resumeSource)
+                let checkpoint = try CheckpointStore.verify(Safetensors.decode(resumeBytes, path: resumeSource), path: resumeSource)
+                runID = checkpoint.metadata["run_id"] ?? CheckpointStore.unrecordedRun
+            }
+            if let store {
+                let removed = try store.adopt(run: runID, replacingOthers: overwriteCheckpoints)
+                if !removed.isEmpty {
+                    print("--overwrite-checkpoints: deleted \(removed.count) checkpoint(s) of another run from \(checkpointDir)/")
+                }
+            }
             let spec = try ModelSpec.named(model)
             let placement = DataPlacement(rawValue: dataPlacement) ?? .shard
             let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
@@ -169,50 +202,41 @@ struct Train: ParsableCommand {
 
             let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
             trainer.stopAtStep = stopAtStep
+            trainer.stopRequest = { stop_signals_received() != 0 }
             if let recordSamples {
                 let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
                 trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
             }
-            let store = (root && !noCheckpoints) ? try CheckpointStore(directory: checkpointDir, keep: keep) : nil
             var lastMetrics = ""
             var checkpointSeconds: [Double] = []
             var checkpointBytes = 0
 
             // Every rank takes part (buffers are averaged, per-rank sums gathered); rank 0 writes.
             var lastSavedStep = -1
+            var lastSavedPath: String?
             func saveCheckpoint() throws {
                 guard !noCheckpoints, lastSavedStep != trainer.globalStep else { return }
                 lastSavedStep = trainer.globalStep
                 let t0 = monotonicSeconds()
                 try trainer.synchronizeBuffers()
+                // The same weights on every rank, so every rank refuses together.
+                try trainer.checkWeightsAreFinite()
                 let metadata = try trainer.checkpointMetadata(extra: [
                     ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
                 ])
                 guard let store else { return }
-                let bytes = try Safetensors.encode(trainer.checkpointTensors(), metadata: metadata)
-                try store.save(bytes, step: trainer.globalStep)
+                let saved = try store.save(tensors: trainer.checkpointTensors(), metadata: metadata, step: trainer.globalStep)
+                lastSavedPath = saved.path
                 checkpointSeconds.append(monotonicSeconds() - t0)
-                checkpointBytes = bytes.count
+                checkpointBytes = saved.bytes
             }
 
             if let resume {
                 let resumeStart = monotonicSeconds()
                 // Rank 0 finds and reads the checkpoint (it may be the only rank that can see the
                 // directory) and sends the bytes to every rank; each verifies and restores.
-                var bytes = [UInt8]()
-                var source = resume
-                if root {
-                    if resume == "latest" {
-                        let directoryStore = try CheckpointStore(directory: checkpointDir, keep: keep)
-                        guard let found = directoryStore.newestGood() else {
-                            throw CommandError("\(checkpointDir): no readable checkpoint to resume from")
-                        }
-                        for warning in found.warnings { printError("digits: warning: \(warning)") }
-                        source = found.path
-                    }
-                    bytes = try Safetensors.readFile(source)
-                    _ = try CheckpointStore.verify(Safetensors.decode(bytes, path: source), path: source)
-                }
+                var bytes = resumeBytes
+                let source = resumeSource
                 var length = [Double(bytes.count)]
                 try communicator.allreduceMax(&length)
                 if !root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
@@ -268,9 +292,11 @@ struct Train: ParsableCommand {
                 if interactive { clearProgress() }
                 let reachedMaxSteps = maxSteps.map { trainer.globalStep >= $0 } ?? false
                 guard trainer.atEpochBoundary || reachedMaxSteps else {
-                    // Interrupted inside the epoch (--stop-at-step): keep the place.
+                    // Stopped inside the epoch (--stop-at-step or a stop request): keep the place.
                     try saveCheckpoint()
-                    if root { print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written")) }
+                    if root && !trainer.interrupted {
+                        print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written"))
+                    }
                     break
                 }
                 if let test {
@@ -296,6 +322,16 @@ struct Train: ParsableCommand {
                                                   part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
                       + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
                 try metricsFile?.write(metrics.jsonLine)
+            }
+            if trainer.interrupted {
+                let signal = stop_signals_received()
+                if root {
+                    let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1"][signal] ?? "signal \(signal)"
+                    print("interrupted by \(name) after step \(trainer.globalStep) (epoch \(trainer.epoch + (trainer.atEpochBoundary ? 0 : 1)))"
+                          + (lastSavedPath.map { "; checkpoint \($0) written. To continue, run the same command with --resume" }
+                             ?? "; no checkpoint written (--no-checkpoints)"))
+                }
+                throw Interrupted(signal: signal)
             }
             if root, let report, let metricsOut {
                 try writeReport(try readMetricsLines(metricsOut), source: metricsOut, to: report)

@@ -153,6 +153,15 @@ import Testing
         out = draw(Augmenter(settings: settings, seed: 3), epoch: 0, id: 2, image: image)
         #expect(out.allSatisfy { $0.isFinite })
     }
+
+    /// A sigma whose square underflows smooths nothing, as its limit does; it made every kernel
+    /// weight 0/0 = NaN, and so every augmented image black (found by Fuzz/augspec.swift: `--elastic 34,4.1e-39`).
+    @Test func elasticSigmaTooSmallToSquareIsNoSmoothing() throws {
+        var settings = try AugmentationSettings(parsing: "none")
+        settings.elastic = try AugmentationSettings.parseElastic("0,4.1e-39")
+        // alpha 0: no displacement, so the identity warp gives the image back (NaN fields gave zeros).
+        #expect(draw(Augmenter(settings: settings, seed: 3), epoch: 0, id: 4, image: image) == image.map(Float.init))
+    }
 }
 
 @Suite struct PNGWriterTests {
