@@ -148,6 +148,18 @@ elif grep -q -- "--epochs must be from 1 to 1,000,000, not 100000000000000000" "
   pass "train --epochs 1e17 and --bucket-kb 2^63-1: refused with a sentence (they trapped on overflow)"
 else fail "train --epochs 1e17 / --bucket-kb 2^63-1 messages" "$work/huge"; fi
 
+# --- Fuzzing of the input parsers (Fuzz/README.md): every target 15 s on its seed corpus; a crash,
+# leak, out-of-memory or timeout fails. Without the toolchain's libFuzzer it cannot run: a failure
+# in CI (CI=true), elsewhere a line that says so, repeated before the summary.
+fuzz_status=0; bash scripts/fuzz.sh all 15 > "$work/fuzz" 2>&1 || fuzz_status=$?
+if [ "$fuzz_status" -eq 0 ]; then
+  pass "fuzzing, 15 s per target, no crash: $(sed -nE 's/^fuzz: ([a-z]+): [0-9]+ s, ([0-9]+) executions.*/\1 \2/p' "$work/fuzz" | paste -sd, | sed 's/,/, /g') executions"
+elif [ "$fuzz_status" -eq 2 ]; then
+  reason="$(sed -n 's/^fuzz: NOT RUN: //p' "$work/fuzz" | head -1)"
+  if [ "${CI:-}" = true ]; then fail "fuzz: NOT RUN: $reason (CI: the Swift toolchain brings libFuzzer)" "$work/fuzz"
+  else not_run+=("fuzz: NOT RUN: $reason"); echo "fuzz: NOT RUN: $reason"; fi
+else fail "fuzzing (scripts/fuzz.sh all 15; reproducers under .build-fuzz/work/*/crashes)" "$work/fuzz"; fi
+
 # --- Data-parallel training under real mpirun.
 digits=("$bin/digits" train --data-dir data/mnist --no-eval --progress never)
 bnnet="conv8k3p1-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-drop0.25-dense10"

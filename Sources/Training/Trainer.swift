@@ -315,11 +315,12 @@ public final class Trainer {
         for i in 0..<buffers.count { buffers[i] *= scale }
     }
 
-    /// Refuses (TrainingDiverged) when a parameter or BatchNorm statistic is NaN or infinite:
-    /// called before a checkpoint is written, so none holds such values.
+    /// Refuses (TrainingDiverged) when a parameter is NaN or infinite (the same on every rank):
+    /// called before a checkpoint is written, so none holds such values; `checkpointTensors` checks
+    /// the buffers it saves.
     public func checkWeightsAreFinite() throws {
         let store = network.store
-        guard allFinite(store.parameters, store.parameterCount), allFinite(store.buffers, store.bufferCount) else {
+        guard allFinite(store.parameters, store.parameterCount) else {
             throw TrainingDiverged(step: globalStep, what: "the weights", learningRate: schedule.rate(at: samplesConsumed / scheduleBatch))
         }
     }
@@ -338,20 +339,46 @@ public final class Trainer {
 
     static let scaleTensorName = "exchange.fp16_scales"
 
-    /// Scales carry over only to the same world size (another size sums other values).
+    /// Scales and per-rank buffers carry over only to the same world size (another size sums other values).
     private func oldWorldForScales(_ metadata: [String: String]) -> Int { metadata["world_size"].flatMap { Int($0) } ?? 0 }
 
-    /// Tensors of a checkpoint: parameters and buffers by layer name, optimizer state per parameter.
-    public func checkpointTensors() -> [StoredTensor] {
+    static let rankBuffersTensorName = "ranks.buffers"
+
+    /// Tensors of a checkpoint: parameters, and buffers by layer name (BatchNorm running statistics
+    /// as the mean over ranks, what evaluation uses), optimizer state per parameter. Collective: every
+    /// rank calls it at the same step. Under several ranks each rank's own buffers are saved as well
+    /// (`ranks.buffers`, (ranks, bufferCount)), and no rank's live buffers change: so a checkpoint
+    /// written at any step leaves the run as it was, and a resume on the same world size continues
+    /// bit for bit as if never stopped.
+    public func checkpointTensors() throws -> [StoredTensor] {
         let store = network.store
         var tensors = [StoredTensor]()
         for entry in store.parameterEntries {
             tensors.append(StoredTensor(name: entry.name, shape: entry.shape,
                                         values: Array(UnsafeBufferPointer(start: store.parameters + entry.slice.offset, count: entry.slice.count))))
         }
+        var buffers = Array(store.bufferBuffer)
+        if communicator.size > 1 && store.bufferCount > 0 {
+            let perRank = try communicator.allgather(buffers.withUnsafeBytes { Array($0) }).map { bytes in
+                bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            }
+            guard perRank.allSatisfy({ $0.count == store.bufferCount }) else {
+                throw CheckpointError("<checkpoint>", "the ranks hold different numbers of buffer values")
+            }
+            // The mean in rank order, as `synchronizeBuffers` computes it.
+            var sums = perRank[0]
+            for r in 1..<perRank.count { for i in 0..<sums.count { sums[i] += perRank[r][i] } }
+            let scale = 1 / Float(communicator.size)
+            buffers = sums.map { $0 * scale }
+            tensors.append(StoredTensor(name: Trainer.rankBuffersTensorName, shape: [communicator.size, store.bufferCount],
+                                        values: perRank.flatMap { $0 }))
+        }
+        guard allFinite(buffers, buffers.count) else {
+            throw TrainingDiverged(step: globalStep, what: "the BatchNorm running statistics", learningRate: schedule.rate(at: samplesConsumed / scheduleBatch))
+        }
         for entry in store.bufferEntries {
             tensors.append(StoredTensor(name: entry.name, shape: entry.shape,
-                                        values: Array(UnsafeBufferPointer(start: store.buffers + entry.slice.offset, count: entry.slice.count))))
+                                        values: Array(buffers[entry.slice.offset..<(entry.slice.offset + entry.slice.count)])))
         }
         for (stateName, buffer) in optimizer.stateTensors {
             for entry in store.parameterEntries {
@@ -429,6 +456,15 @@ public final class Trainer {
         }
         if let scales = byName[Trainer.scaleTensorName], communicator.size == oldWorldForScales(metadata) {
             exchange.restoreScales(scales.values)
+        }
+        // On the same world size each rank takes back its own running statistics (see checkpointTensors).
+        if let perRank = byName[Trainer.rankBuffersTensorName], communicator.size == oldWorldForScales(metadata) {
+            guard perRank.shape == [communicator.size, store.bufferCount] else {
+                throw CheckpointError(path, "tensor \(Trainer.rankBuffersTensorName) has shape \(perRank.shape), this run needs \([communicator.size, store.bufferCount])")
+            }
+            perRank.values.withUnsafeBufferPointer {
+                store.buffers.update(from: $0.baseAddress! + communicator.rank * store.bufferCount, count: store.bufferCount)
+            }
         }
         guard let steps = Int(try need("optimizer_steps")), let step = Int(try need("global_step")),
               let oldWorld = Int(try need("world_size")), let savedEpoch = Int(try need("epoch")),

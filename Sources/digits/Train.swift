@@ -218,14 +218,14 @@ struct Train: ParsableCommand {
                 guard !noCheckpoints, lastSavedStep != trainer.globalStep else { return }
                 lastSavedStep = trainer.globalStep
                 let t0 = monotonicSeconds()
-                try trainer.synchronizeBuffers()
-                // The same weights on every rank, so every rank refuses together.
+                // The same weights on every rank (and the mean of the buffers), so every rank refuses together.
                 try trainer.checkWeightsAreFinite()
+                let tensors = try trainer.checkpointTensors()
                 let metadata = try trainer.checkpointMetadata(extra: [
                     ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
                 ])
                 guard let store else { return }
-                let saved = try store.save(tensors: trainer.checkpointTensors(), metadata: metadata, step: trainer.globalStep)
+                let saved = try store.save(tensors: tensors, metadata: metadata, step: trainer.globalStep)
                 lastSavedPath = saved.path
                 checkpointSeconds.append(monotonicSeconds() - t0)
                 checkpointBytes = saved.bytes
@@ -333,6 +333,8 @@ struct Train: ParsableCommand {
                 }
                 throw Interrupted(signal: signal)
             }
+            // Every rank's BatchNorm statistics become their mean (as a checkpoint stores them).
+            try trainer.synchronizeBuffers()
             if root, let report, let metricsOut {
                 try writeReport(try readMetricsLines(metricsOut), source: metricsOut, to: report)
                 print("wrote \(report)")

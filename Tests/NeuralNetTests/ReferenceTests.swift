@@ -151,13 +151,13 @@ import Testing
     @Test(arguments: [("conv9223372036854775807k1-flatten-dense10", "limit of 100000"),
                       ("flatten-dense4000000000-dense10", "limit of 100000"),
                       ("flatten-dense100000-dense100000-dense10", "100000000 parameters"),
-                      ("conv4096k9p8-conv4096k9p8-flatten-dense10", "100000000 parameters"),
+                      ("conv256k3p1-conv4096k13p6-gap-dense10", "100000000 parameters"),
                       ("conv100000k1-flatten-dense10", "activation values per image"),
                       ("conv00000000000000000000001k1-flatten-dense10", "")])
     func oversizedSpecsAreRefusedBeforeAnyArithmetic(text: String, reason: String) throws {
         if reason.isEmpty {
             // Leading zeros are only a long way to write a small number.
-            #expect(throws: ModelSpecError.self) { try ModelSpec(parsing: text) }  // ends in 784 values, not 10
+            #expect(try ModelSpec(parsing: text).description == "conv1k1-flatten-dense10")
             return
         }
         do {
