@@ -161,7 +161,9 @@ elif [ "$fuzz_status" -eq 2 ]; then
 else fail "fuzzing (scripts/fuzz.sh all 15; reproducers under .build-fuzz/work/*/crashes)" "$work/fuzz"; fi
 
 # --- Data-parallel training under real mpirun.
-digits=("$bin/digits" train --data-dir data/mnist --no-eval --progress never)
+base=("$bin/digits" train --data-dir data/mnist --no-eval --progress never)
+# Runs that need no checkpoint write none (a checkpoint directory belongs to one run).
+digits=("${base[@]}" --no-checkpoints)
 bnnet="conv8k3p1-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-drop0.25-dense10"
 for np in 2 3; do
   if mpirun -np "$np" "${digits[@]}" --model "$bnnet" --max-steps 300 --digest > "$work/ranks$np" 2>&1 \
@@ -206,7 +208,7 @@ for np in 2 3; do
     pass "mpirun -np $np, fp16 gradients in 3 overlapped buckets: bit-identical weights on all ranks"
   else fail "mpirun -np $np with fp16 buckets" "$work/fp16-$np"; fi
 done
-fp=("${digits[@]}" --model "$bnnet" --max-steps 300 --checkpoint-every 50 "${wire[@]}")
+fp=("${base[@]}" --model "$bnnet" --max-steps 300 --checkpoint-every 50 "${wire[@]}")
 if mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-full" --digest > "$work/fp-full" 2>&1 \
    && mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-cut" --stop-at-step 150 > "$work/fp-cut1" 2>&1 \
    && mpirun -np 2 "${fp[@]}" --checkpoint-dir "$work/ck-fp-cut" --resume --digest > "$work/fp-cut2" 2>&1 \
@@ -316,6 +318,79 @@ if [ "$crash_ok" -eq "$crash_runs" ] && mpirun -np 2 "${train[@]}" --model refer
      --checkpoint-dir "$work/ck-crash" --resume --stop-at-step $(( newest_step + 3 )) > "$work/crash-final" 2>&1; then
   pass "crash test: $crash_runs runs killed with kill -9 at random moments; every checkpoint intact, every --resume worked, at most $lost_max steps lost (checkpoint every 5)"
 else fail "crash test ($crash_ok of $crash_runs good, lost up to $lost_max)" "$work/crash-final"; fi
+
+# --- A checkpoint directory belongs to one run (issue 21): another run is refused with a sentence
+# and loses nothing; --overwrite-checkpoints replaces; a second writer is refused at once.
+own=("$bin/digits" train --data-dir data/mnist --no-eval --progress never --checkpoint-every 10)
+"${own[@]}" --model lenet5 --max-steps 30 --checkpoint-dir "$work/ck-own" > "$work/own1" 2>&1 || true
+before="$(cd "$work/ck-own" && sha256sum step-* latest | sha256sum)"
+if "${own[@]}" --model default --max-steps 20 --checkpoint-dir "$work/ck-own" > "$work/own2" 2>&1; then
+  fail "a new run in a directory holding another run's checkpoints was accepted" "$work/own2"
+elif grep -q "ck-own: holds the checkpoints of another run: run [0-9a-f]*, model conv6k5p2.*, up to step 30 (3 files). Continue that run with --resume, give this run another --checkpoint-dir, or pass --overwrite-checkpoints" "$work/own2" \
+   && [ "$before" = "$(cd "$work/ck-own" && sha256sum step-* latest | sha256sum)" ] \
+   && "${own[@]}" --model lenet5 --max-steps 40 --checkpoint-dir "$work/ck-own" --resume > "$work/own3" 2>&1 \
+   && [ "$(ls "$work/ck-own" | grep -c '^step-')" -eq 3 ] && [ "$(cat "$work/ck-own/latest")" = step-00000040.safetensors ] \
+   && "${own[@]}" --model default --max-steps 20 --checkpoint-dir "$work/ck-own" --overwrite-checkpoints > "$work/own4" 2>&1 \
+   && [ "$(ls "$work/ck-own" | grep '^step-' | tr '\n' ' ')" = "step-00000010.safetensors step-00000020.safetensors " ]; then
+  pass "checkpoint directory of another run: refused with a sentence, nothing lost; --resume continues it; --overwrite-checkpoints replaces it"
+else fail "checkpoint directory ownership" "$work/own2"; tail -3 "$work/own3" "$work/own4" 2>/dev/null || true; fi
+
+# A second writer while the first runs; then SIGTERM to the first: it finishes its step, writes a
+# checkpoint, says how to go on and exits 143; resumed, it ends with the uninterrupted weights.
+"${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term" --digest > "$work/term1" 2>&1 &
+term_job=$!
+sleep 3
+if "${own[@]}" --model "$bnnet" --max-steps 20 --checkpoint-dir "$work/ck-term" > "$work/term-second" 2>&1; then
+  fail "a second run was allowed to write into a directory in use" "$work/term-second"
+elif grep -q "ck-term: is in use by another digits run (pid $term_job on " "$work/term-second"; then
+  pass "a second run in a directory in use: refused at once, naming the holder's pid and host"
+else fail "second writer message" "$work/term-second"; fi
+kill -TERM "$term_job"; term_status=0; wait "$term_job" || term_status=$?
+term_step=$(sed -nE 's/^interrupted by SIGTERM after step ([0-9]+) .*/\1/p' "$work/term1")
+if [ "$term_status" -eq 143 ] && [ -n "$term_step" ] && grep -q "checkpoint .*ck-term/step-0*$term_step.safetensors written. To continue, run the same command with --resume" "$work/term1" \
+   && "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term" --resume --digest > "$work/term2" 2>&1 \
+   && grep -q "resumed from .*step-0*$term_step.safetensors" "$work/term2" \
+   && "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term-full" --digest > "$work/term-full" 2>&1 \
+   && [ "$(grep -m1 'weights sha256' "$work/term2" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/term-full" | awk '{ print $5 }')" ]; then
+  pass "SIGTERM: checkpoint at step $term_step, exit 143, resumed = uninterrupted (same weights SHA-256)"
+else fail "SIGTERM stop and resume (exit $term_status, step ${term_step:-none})" "$work/term1"; tail -3 "$work/term2" 2>/dev/null || true; fi
+
+# Under mpirun: SIGUSR1 to mpirun (which forwards it to every rank) stops the job with a checkpoint.
+mpirun -np 2 "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-usr1" > "$work/usr1" 2>&1 &
+usr1_job=$!
+sleep 5
+kill -USR1 "$usr1_job"; usr1_status=0; wait "$usr1_job" || usr1_status=$?
+usr1_step=$(sed -nE 's/^interrupted by SIGUSR1 after step ([0-9]+) .*/\1/p' "$work/usr1")
+if [ -n "$usr1_step" ] && [ -f "$work/ck-usr1/step-$(printf %08d "$usr1_step").safetensors" ] && [ "$usr1_status" -ne 0 ]; then
+  pass "mpirun -np 2 and SIGUSR1 to mpirun: both ranks stopped after step $usr1_step with a checkpoint (mpirun exit $usr1_status)"
+else fail "SIGUSR1 under mpirun (exit $usr1_status)" "$work/usr1"; fi
+
+# Kill-and-resume at random moments: SIGTERM to every rank, and kill -9 of one rank (the 20-run
+# table is in the README; here one of each).
+if KILL_RESUME_SCRATCH="$work/kill-resume" DIGITS="$bin/digits" bash scripts/kill-resume.sh 1 > "$work/kill-resume.out" 2>&1; then
+  pass "kill-resume: $(tail -1 "$work/kill-resume.out" | sed 's/^kill-resume: //')"
+else fail "kill-resume" "$work/kill-resume.out"; fi
+
+every_checkpoint_inspects() {
+  local f
+  for f in "$1"/step-*.safetensors; do [ -e "$f" ] || continue; "$bin/digits" inspect "$f" > /dev/null 2>&1 || return 1; done
+}
+# Numbers stay numbers: a learning rate that diverges stops the run with a sentence and a non-zero
+# exit, and no checkpoint holds NaN.
+if "${own[@]}" --lr 1e30 --max-steps 50 --checkpoint-every 1 --checkpoint-dir "$work/ck-nan" > "$work/nan" 2>&1; then
+  fail "a diverging run (--lr 1e30) exited 0" "$work/nan"
+elif grep -q "training diverged. The usual cause is a learning rate too high" "$work/nan" \
+   && every_checkpoint_inspects "$work/ck-nan"; then
+  pass "--lr 1e30: stopped at $(grep -o 'step [0-9]*: the [a-z ]* are not finite' "$work/nan"), non-zero exit, every checkpoint written finite"
+else fail "--lr 1e30 divergence" "$work/nan"; fi
+for bad in "--lr inf" "--weight-decay nan" "--epochs -1" "--checkpoint-dir $work/nan/x"; do
+  read -r -a bad_args <<<"$bad"
+  if "${own[@]}" "${bad_args[@]}" --max-steps 5 > "$work/badopt" 2>&1; then
+    fail "train $bad was accepted" "$work/badopt"
+  elif grep -qE -- "--lr must be a positive finite number, not inf|--weight-decay must be a finite number, 0 or more, not nan|--epochs must be from 1 to 1,000,000, not -1|nan/x: cannot be made: $work/nan is a file, not a directory" "$work/badopt"; then
+    pass "train $bad: $(grep -m1 -E 'Error|error' "$work/badopt" | sed -E 's/^(Error|digits: error): //' | cut -c1-90)"
+  else fail "train $bad message" "$work/badopt"; fi
+done
 
 # A 2-rank checkpoint inside epoch 1, resumed on 1 and on 3 ranks: the epoch finishes and no sample is used twice in it.
 rm -f "$work"/resize*.samples.*

@@ -21,6 +21,8 @@ public struct TrainedModel {
             for e in entries {
                 guard let t = byName[e.name] else { throw CheckpointError(path, "tensor \(e.name) is missing") }
                 guard t.shape == e.shape else { throw CheckpointError(path, "tensor \(e.name) has shape \(t.shape), the model needs \(e.shape)") }
+                let bad = t.values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                guard bad == 0 else { throw CheckpointError(path, "tensor \(e.name) holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s")") }
                 t.values.withUnsafeBufferPointer { (base + e.slice.offset).update(from: $0.baseAddress!, count: $0.count) }
             }
         }

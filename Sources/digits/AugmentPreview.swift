@@ -13,10 +13,10 @@ struct AugmentPreview: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "The PNG file to write.") var out: String = "augment-preview.png"
     @Option(help: "Augmentation, as for train --augment.") var augment: String = "default"
-    @Option(help: "Elastic distortion alpha,sigma, as for train --elastic.") var elastic: String?
-    @Option(help: "Rows (training images, from the start of the set).") var rows: Int = 8
-    @Option(help: "Augmented versions per row.") var versions: Int = 8
-    @Option(help: "Seed of the draws.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Elastic distortion alpha,sigma, as for train --elastic.") var elastic: String?
+    @Option(parsing: .unconditional, help: "Rows (training images, from the start of the set).") var rows: Int = 8
+    @Option(parsing: .unconditional, help: "Augmented versions per row.") var versions: Int = 8
+    @Option(parsing: .unconditional, help: "Seed of the draws.") var seed: UInt64 = 1
     @Option(help: "Magnification of each 28x28 tile.") var zoom: Int = 3
 
     func validate() throws {

@@ -21,22 +21,22 @@ struct Bench: ParsableCommand {
     )
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Model preset or spec.") var model: String = "reference"
-    @Option(help: "Images per step.") var batchSize: Int = 64
-    @Option(help: "Kernel threads.") var threads: Int = 1
-    @Option(help: "Timed training steps.") var steps: Int = 200
-    @Option(help: "Untimed steps first.") var warmupSteps: Int = 20
+    @Option(parsing: .unconditional, help: "Model preset or spec.") var model: String = "reference"
+    @Option(parsing: .unconditional, help: "Images per step.") var batchSize: Int = 64
+    @Option(parsing: .unconditional, help: "Kernel threads.") var threads: Int = 1
+    @Option(parsing: .unconditional, help: "Timed training steps.") var steps: Int = 200
+    @Option(parsing: .unconditional, help: "Untimed steps first.") var warmupSteps: Int = 20
     @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Also time augmenting one batch (settings as for train --augment) against one training step.")
     var augment: String?
-    @Option(help: "Instead of a model, time an in-place allreduce of this many floats under mpirun (rank 0 reports).")
+    @Option(parsing: .unconditional, help: "Instead of a model, time an in-place allreduce of this many floats under mpirun (rank 0 reports).")
     var allreduceFloats: Int?
-    @Option(help: "Instead of a model, time a square sgemm of this size (the GEMM ceiling of the kernel set in use).")
+    @Option(parsing: .unconditional, help: "Instead of a model, time a square sgemm of this size (the GEMM ceiling of the kernel set in use).")
     var gemmSize: Int?
     @Flag(help: "Instead of a model, measure the fused multiply-add peak of --threads threads with the kernel set in use.")
     var fmaPeak = false
-    @Option(help: "Also time this many single-image forward passes (evaluation mode) and report the median latency.")
+    @Option(parsing: .unconditional, help: "Also time this many single-image forward passes (evaluation mode) and report the median latency.")
     var latencyRuns: Int = 0
 
     func run() throws {

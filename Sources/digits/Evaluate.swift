@@ -16,7 +16,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
-    @Option(help: "Kernel threads per process.") var threads: Int = 1
+    @Option(parsing: .unconditional, help: "Kernel threads per process.") var threads: Int = 1
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
 
     func run() throws {

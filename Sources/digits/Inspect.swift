@@ -4,7 +4,7 @@ import Training
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint: metadata, parameter count, tensors with shapes, and the checksum verdict.",
-        discussion: "Exits non-zero when the file is not a readable, intact digits checkpoint."
+        discussion: "Exits non-zero when the file is not a readable, intact digits checkpoint of a model evaluate can rebuild: the checksums, the model spec, every tensor the spec needs with its shape, no overlapping tensors, no NaN or infinite weights."
     )
 
     @Argument(help: "A .safetensors checkpoint written by digits train.")
@@ -13,8 +13,11 @@ struct Inspect: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let (tensors, metadata) = try CheckpointStore.read(checkpoint)
+            // What evaluate and predict check: the spec parses and every tensor it needs is there, finite, with its shape.
+            let model = try TrainedModel(checkpoint: checkpoint)
             print("checkpoint \(checkpoint)")
             print("checksums: header and tensor bytes verified (tensor_sha256 \(metadata["tensor_sha256"] ?? "?"))")
+            print("model: \(metadata["model"] ?? "?") rebuilt; its \(model.network.store.parameterEntries.count + model.network.store.bufferEntries.count) tensors present with their shapes, all finite")
             print("")
             let keys = metadata.keys.filter { $0 != "tensor_sha256" && $0 != "header_sha256" }.sorted()
             let width = keys.map(\.count).max() ?? 0

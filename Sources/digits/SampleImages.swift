@@ -10,8 +10,8 @@ struct SampleImages: ParsableCommand {
     )
 
     @OptionGroup var data: DataOptions
-    @Option(help: "Directory to write digit-NNNNN-label-L.png files into.") var out: String = "sample-digits"
-    @Option(help: "How many test images, from the first.") var count: Int = 20
+    @Option(parsing: .unconditional, help: "Directory to write digit-NNNNN-label-L.png files into.") var out: String = "sample-digits"
+    @Option(parsing: .unconditional, help: "How many test images, from the first.") var count: Int = 20
     @Option(help: "Magnification.") var scale: Int = 3
     @Flag(help: "Keep MNIST's light ink on black instead of dark ink on white.") var mnistPolarity = false
 

@@ -28,33 +28,33 @@ struct Train: ParsableCommand {
 
     @Option(help: "Model preset or spec.")
     var model: String = "default"
-    @Option(help: "Passes over the training set.")
+    @Option(parsing: .unconditional, help: "Passes over the training set.")
     var epochs: Int = 2
-    @Option(help: "Images per rank per step.")
+    @Option(parsing: .unconditional, help: "Images per rank per step.")
     var batchSize: Int = 64
     @Option(help: "sgd, nesterov, adam or adamw.")
     var optimizer: String = "adam"
-    @Option(help: "Peak learning rate.")
+    @Option(parsing: .unconditional, help: "Peak learning rate.")
     var lr: Float = 2e-3
     @Option(help: "none, or linear: multiply --lr by global batch / --lr-base-batch.")
     var lrScaling: String = "none"
-    @Option(help: "The global batch --lr is meant for, with --lr-scaling linear.")
+    @Option(parsing: .unconditional, help: "The global batch --lr is meant for, with --lr-scaling linear.")
     var lrBaseBatch: Int = 64
-    @Option(help: "Momentum for sgd and nesterov.")
+    @Option(parsing: .unconditional, help: "Momentum for sgd and nesterov.")
     var momentum: Float = 0.9
     @Option(help: "constant, step, cosine or onecycle.")
     var schedule: String = "onecycle"
-    @Option(help: "With --schedule step: multiply the rate by --step-factor every this many epochs.")
+    @Option(parsing: .unconditional, help: "With --schedule step: multiply the rate by --step-factor every this many epochs.")
     var stepEvery: Int = 1
-    @Option(help: "With --schedule step: the factor.")
+    @Option(parsing: .unconditional, help: "With --schedule step: the factor.")
     var stepFactor: Float = 0.5
-    @Option(help: "Linear warmup steps before the schedule.")
+    @Option(parsing: .unconditional, help: "Linear warmup steps before the schedule.")
     var warmup: Int = 0
-    @Option(help: "Weight decay (L2 for sgd/adam, decoupled for adamw); weights only, not biases or BatchNorm.")
+    @Option(parsing: .unconditional, help: "Weight decay (L2 for sgd/adam, decoupled for adamw); weights only, not biases or BatchNorm.")
     var weightDecay: Float = 0
-    @Option(help: "Seed of every random choice: initialisation, shards, order, dropout.")
+    @Option(parsing: .unconditional, help: "Seed of every random choice: initialisation, shards, order, dropout.")
     var seed: UInt64 = 1
-    @Option(help: "Kernel threads in each process (1 when ranks fill the cores).")
+    @Option(parsing: .unconditional, help: "Kernel threads in each process (1 when ranks fill the cores).")
     var threads: Int = 1
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
     var dataPlacement: String = "shard"
@@ -62,17 +62,17 @@ struct Train: ParsableCommand {
     var augment: String = "none"
     @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
     var elastic: String?
-    @Option(help: "Stop after this many steps in all (the schedule is planned for this many).")
+    @Option(parsing: .unconditional, help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
     @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
     var gradientCompression: String = "none"
-    @Option(help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward). The sums are the same either way.")
+    @Option(parsing: .unconditional, help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward). The sums are the same either way.")
     var bucketKb: Int = 256
     @Option(help: "Directory for checkpoints (rank 0 writes them).")
     var checkpointDir: String = "checkpoints"
-    @Option(help: "Write a checkpoint every this many steps, besides each epoch end (0: epoch ends only).")
+    @Option(parsing: .unconditional, help: "Write a checkpoint every this many steps, besides each epoch end (0: epoch ends only).")
     var checkpointEvery: Int = 500
-    @Option(help: "Checkpoints to keep.")
+    @Option(parsing: .unconditional, help: "Checkpoints to keep.")
     var keep: Int = 3
     @Flag(help: "Write no checkpoints.")
     var noCheckpoints = false
@@ -82,7 +82,7 @@ struct Train: ParsableCommand {
     var resume: String?
     @Option(help: "Each rank appends 'epoch id id …' per step to FILE.rank<N> (which samples were used; for audits and tests).")
     var recordSamples: String?
-    @Option(help: "Stop cleanly after this many steps in all, writing a checkpoint; unlike --max-steps the plan (schedule) is unchanged.")
+    @Option(parsing: .unconditional, help: "Stop cleanly after this many steps in all, writing a checkpoint; unlike --max-steps the plan (schedule) is unchanged.")
     var stopAtStep: Int?
     @Option(help: "Write one JSON line of metrics per epoch to this file (rank 0).")
     var metricsOut: String?
@@ -94,7 +94,7 @@ struct Train: ParsableCommand {
     var digest = false
     @Option(help: "At the end, rank 0 writes the parameter arena to this file as raw little-endian float32.")
     var parametersOut: String?
-    @Option(help: "Under mpirun: stop this rank (and so the job) when a collective makes no progress for this many seconds (a lost host). 0: wait forever.")
+    @Option(parsing: .unconditional, help: "Under mpirun: stop this rank (and so the job) when a collective makes no progress for this many seconds (a lost host). 0: wait forever.")
     var collectiveTimeout: Double = 30
     @Option(help: "auto (a progress bar when stdout is a terminal and not under mpirun), always, or never.")
     var progress: String = "auto"
@@ -103,22 +103,27 @@ struct Train: ParsableCommand {
         // Upper bounds too: these values are multiplied (epochs by steps per epoch, kilobytes by 1024)
         // before anything else could refuse them.
         if epochs < 1 || epochs > 1_000_000 { throw ValidationError("--epochs must be from 1 to 1,000,000, not \(epochs)") }
-        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if !(lr > 0) { throw ValidationError("--lr must be positive") }
+        if batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be from 1 to 65536 images per rank, not \(batchSize)") }
+        if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive finite number, not \(lr)") }
+        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum must be at least 0 and below 1, not \(momentum)") }
+        if !(stepFactor > 0) || !stepFactor.isFinite { throw ValidationError("--step-factor must be a positive finite number, not \(stepFactor)") }
+        if stepEvery < 1 || stepEvery > 1_000_000 { throw ValidationError("--step-every must be from 1 to 1,000,000 epochs, not \(stepEvery)") }
+        if !(collectiveTimeout >= 0) || !collectiveTimeout.isFinite { throw ValidationError("--collective-timeout must be 0 (wait forever) or a positive number of seconds, not \(collectiveTimeout)") }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be from 1 to 64 kernel threads per process, not \(threads)") }
-        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+        if let maxSteps, maxSteps < 1 || maxSteps > 1_000_000_000 { throw ValidationError("--max-steps must be from 1 to 1,000,000,000, not \(maxSteps)") }
         if ExchangeSettings.Compression(rawValue: gradientCompression) == nil {
             throw ValidationError("--gradient-compression must be none or fp16, not '\(gradientCompression)'")
         }
         if bucketKb < 0 || bucketKb > 4_194_304 { throw ValidationError("--bucket-kb must be from 0 to 4194304 (4 GiB), not \(bucketKb)") }
-        if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
-        if weightDecay < 0 { throw ValidationError("--weight-decay must be 0 or more") }
+        if warmup < 0 || warmup > 1_000_000_000 { throw ValidationError("--warmup must be from 0 to 1,000,000,000 steps, not \(warmup)") }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw ValidationError("--weight-decay must be a finite number, 0 or more, not \(weightDecay)") }
         if report != nil && metricsOut == nil { throw ValidationError("--report draws from --metrics-out; give both") }
         if let report, !report.lowercased().hasSuffix(".svg") { throw ValidationError("--report writes an SVG drawing; name the file .svg") }
-        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more") }
-        if keep < 1 { throw ValidationError("--keep must be at least 1") }
-        if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1") }
-        if lrBaseBatch < 1 { throw ValidationError("--lr-base-batch must be at least 1") }
+        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every must be 0 or more, not \(checkpointEvery)") }
+        if keep < 1 || keep > 100_000 { throw ValidationError("--keep must be from 1 to 100000 checkpoints, not \(keep)") }
+        if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1, not \(stopAtStep)") }
+        if lrBaseBatch < 1 || lrBaseBatch > 1 << 30 { throw ValidationError("--lr-base-batch must be from 1 to 2^30, not \(lrBaseBatch)") }
+        if noCheckpoints && overwriteCheckpoints { throw ValidationError("--overwrite-checkpoints replaces checkpoints; it does nothing with --no-checkpoints") }
         if OptimizerKind.named(optimizer) == nil { throw ValidationError("--optimizer must be sgd, nesterov, adam or adamw, not '\(optimizer)'") }
         if !["constant", "step", "cosine", "onecycle"].contains(schedule) {
             throw ValidationError("--schedule must be constant, step, cosine or onecycle, not '\(schedule)'")
@@ -201,6 +206,15 @@ struct Train: ParsableCommand {
             ], communicator: communicator)
 
             let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
+            // Activations, their gradients and the layers' saved inputs grow with the batch: refuse a
+            // batch that cannot fit in memory before the first step tries to allocate it.
+            let valuesPerImage = trainer.network.layers.reduce(ModelSpec.inputShape.count) { $0 + $1.outputShape.count }
+            let needed = Double(batchSize) * Double(valuesPerImage) * 4 * 3
+            let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+            if physical > 0 && needed > physical / 2 {
+                throw CommandError("--batch-size \(batchSize) with this model needs about \(fixed(needed / 1_073_741_824, 1)) GiB of activations per rank, "
+                                   + "more than half of this machine's \(fixed(physical / 1_073_741_824, 1)) GiB; use a smaller --batch-size")
+            }
             trainer.stopAtStep = stopAtStep
             trainer.stopRequest = { stop_signals_received() != 0 }
             if let recordSamples {

@@ -186,6 +186,51 @@ import Testing
         #expect(problem(edited, restoreInto: trainer)?.contains("tensor layers.0.weight has shape [2, 2, 3, 3], the model needs [4, 1, 3, 3]") == true)
     }
 
+    /// What `inspect`, `evaluate` and `predict` rebuild (TrainedModel) refuses: a tensor the spec
+    /// needs missing or of another shape, a spec that does not parse, non-finite weights.
+    @Test func aTrainedModelIsRefusedWhatItCannotUse() throws {
+        let (bytes, _) = try good()
+        let dir = ScratchDir()
+        func refusal(_ edited: [UInt8]) -> String {
+            let path = dir.path + "/edited.safetensors"
+            _ = FileManager.default.createFile(atPath: path, contents: Data(edited))
+            do { _ = try TrainedModel(checkpoint: path); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(refusal(bytes) == "accepted")
+        let shape = try editHeader(bytes) { header in
+            var entry = header["layers.0.weight"] as! [String: Any]
+            entry["shape"] = [2, 2, 3, 3]
+            header["layers.0.weight"] = entry
+        }
+        #expect(refusal(shape).contains("tensor layers.0.weight has shape [2, 2, 3, 3], the model needs [4, 1, 3, 3]"))
+        let renamed = try editHeader(bytes) { header in
+            header["layers.0.weightX"] = header["layers.0.weight"]
+            header["layers.0.weight"] = nil
+        }
+        #expect(refusal(renamed).contains("tensor layers.0.weight is missing"))
+        for spec in ["conv4k3p1-nonsense-dense10", "conv9223372036854775807k1-flatten-dense10", "flatten-dense4000000000-dense10"] {
+            let nonsense = try editHeader(bytes) { header in
+                var meta = header["__metadata__"] as! [String: String]
+                meta["model"] = spec
+                header["__metadata__"] = meta
+            }
+            #expect(refusal(nonsense).contains("model spec '\(spec)'"), "\(refusal(nonsense))")
+        }
+        // A NaN weight with valid checksums (as a diverged run would once have saved).
+        let n = headerLength(bytes)
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as! [String: Any]
+        let start = ((header["layers.0.weight"] as! [String: Any])["data_offsets"] as! [Int])[0]
+        var data = Array(bytes[(8 + n)...])
+        withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { for i in 0..<4 { data[start + i] = $0[i] } }
+        var poisoned = Array(bytes[0..<(8 + n)]) + data
+        poisoned = try editHeader(poisoned) { header in
+            var meta = header["__metadata__"] as! [String: String]
+            meta["tensor_sha256"] = SHA256.hex(data)
+            header["__metadata__"] = meta
+        }
+        #expect(refusal(poisoned).contains("tensor layers.0.weight holds 1 NaN or infinite value"))
+    }
+
     @Test func anotherFormatVersion() throws {
         let (bytes, _) = try good()
         let edited = try editHeader(bytes) { header in
