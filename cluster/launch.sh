@@ -57,9 +57,33 @@ if [ -f "$CHECKPOINT_DIR/latest" ] && [[ " $* " != *" --resume"* ]]; then
   train+=(--resume)
 fi
 echo "launch: $NP rank(s) from $HOSTFILE, $THREADS kernel thread(s) each"
+# mpirun in a session of its own, so a Ctrl-C reaches only this script: the first SIGINT/SIGTERM
+# becomes SIGUSR1 for mpirun, which forwards it to every rank (each finishes its step, rank 0
+# writes a checkpoint, all exit 138); mpirun's own answer to SIGINT/SIGTERM is to kill the ranks
+# within about a second, too soon to save. A second request stops at once.
+setsid mpirun "${args[@]}" "${train[@]}" &
+job=$!
+requests=0
+stop_request() {
+  requests=$((requests + 1))
+  if [ "$requests" -eq 1 ]; then
+    echo "launch: stop requested: every rank finishes its step and rank 0 writes a checkpoint (again to stop at once)" >&2
+    kill -USR1 "$job" 2>/dev/null || true
+  else
+    kill -TERM "$job" 2>/dev/null || true
+  fi
+}
+trap stop_request INT TERM
 status=0
-mpirun "${args[@]}" "${train[@]}" || status=$?
-if [ "$status" -ne 0 ]; then
+# `wait` returns early when a trapped signal arrives; wait again until mpirun has really ended.
+while true; do
+  status=0; wait "$job" || status=$?
+  kill -0 "$job" 2>/dev/null || break
+done
+trap - INT TERM
+if [ "$status" -eq 138 ] || { [ "$requests" -gt 0 ] && [ "$status" -ne 0 ]; }; then
+  echo "launch: stopped on request (mpirun exit status $status). Run this script again to resume from $CHECKPOINT_DIR." >&2
+elif [ "$status" -ne 0 ]; then
   echo "launch: the job stopped (mpirun exit status $status)." >&2
   # Open MPI does not always say which host went away; ask each one (as mpirun reaches them).
   agent="${RSH_AGENT:-ssh}"
