@@ -179,7 +179,7 @@ bench_scaling() {
   local model="${BENCH_MODEL:-reference}" steps="${BENCH_STEPS:-200}"
   export OMPI_MCA_rmaps_base_oversubscribe=1
   if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-  local train=("$bin" train --model "$model" --max-steps "$steps" --no-eval --progress never --threads 1 --data-dir data/mnist)
+  local train=("$bin" train --model "$model" --max-steps "$steps" --no-eval --no-checkpoints --progress never --threads 1 --data-dir data/mnist)
   local one=() two=() share1=() share2=() bytes=""
   for i in $(seq "$runs"); do
     # Alternate the two so drift on this shared machine hits both alike.
@@ -212,7 +212,7 @@ bench_accuracy() {
     local model="$1" epochs="$2"; shift 2
     local log="$out/accuracy-$model-$epochs.jsonl" t0 t1
     t0=$(date +%s.%N)
-    "$bin" train --model "$model" --epochs "$epochs" --threads "$threads" --metrics-out "$log" "$@" > "$log.txt"
+    "$bin" train --model "$model" --epochs "$epochs" --threads "$threads" --no-checkpoints --metrics-out "$log" "$@" > "$log.txt"
     t1=$(date +%s.%N)
     local last best
     last=$(tail -1 "$log" | field test_accuracy)

@@ -28,7 +28,7 @@ mkdir -p "$scratch"
 
 every=25
 model="conv8k3p1-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-drop0.25-dense10"
-train=("$bin" train --data-dir "${MNIST_DIR:-data/mnist}" --progress never --no-eval --model "$model" --max-steps 400
+train=("$bin" train --data-dir "${MNIST_DIR:-data/mnist}" --progress never --no-eval --model "$model" --max-steps 800
        --checkpoint-every "$every" --keep 2 --gradient-compression fp16 --bucket-kb 4)
 digest_of() { grep -m1 'weights sha256' "$1" | awk '{ print $5 }'; }
 
@@ -37,9 +37,9 @@ mpirun -np 2 "${train[@]}" --checkpoint-dir "$scratch/reference" --digest > "$sc
 seconds=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 reference=$(digest_of "$scratch/reference.out")
 [ -n "$reference" ] || { echo "kill-resume: the uninterrupted run failed" >&2; tail -5 "$scratch/reference.out" >&2; exit 1; }
-echo "uninterrupted: 400 steps in ${seconds} s, weights sha256 ${reference:0:16}…"
+echo "uninterrupted: 800 steps in ${seconds} s, weights sha256 ${reference:0:16}…"
 echo
-echo "| run | signal | after (s) | steps done | resumed from step | steps lost | exit status | final weights |"
+echo "| run | signal | after (s) | steps begun | resumed from step | steps lost | exit status | final weights |"
 echo "|---|---|---|---|---|---|---|---|"
 
 failures=0
@@ -47,12 +47,14 @@ for i in $(seq $((2 * runs))); do
   if [ "$i" -le "$runs" ]; then how=SIGTERM; else how="kill -9"; fi
   dir="$scratch/run$i"
   rm -rf "$dir" "$scratch/samples$i".*
-  # A moment inside the run: from start-up (before the first step) to 90% of its length.
-  delay=$(awk -v s="$i" -v t="$seconds" 'BEGIN { srand(s * 7919); printf "%.2f", 0.5 + rand() * (0.9 * t - 0.5) }')
+  # A moment inside the run, from start-up (before the first step) to 90% of its length, spread
+  # evenly over the runs of each kind (golden-ratio sequence) and in another order for each.
+  delay=$(awk -v s="$i" -v t="$seconds" 'BEGIN { f = s * 0.6180339887; f -= int(f); printf "%.2f", 0.5 + f * (0.9 * t - 0.5) }')
   mpirun -np 2 "${train[@]}" --checkpoint-dir "$dir" --record-samples "$scratch/samples$i" > "$scratch/cut$i.out" 2>&1 &
   job=$!
   sleep "$delay"
-  ranks=$(pgrep -f -- "--checkpoint-dir $dir " || true)
+  # The ranks only (not mpirun, whose own answer to SIGTERM is to kill them).
+  ranks=$(pgrep -f -- "^$bin train .*--checkpoint-dir $dir " || true)
   if [ "$how" = SIGTERM ]; then
     [ -n "$ranks" ] && kill -TERM $ranks 2>/dev/null || true
   else
@@ -77,7 +79,7 @@ for i in $(seq $((2 * runs))); do
   [ "$final" = "$reference" ] || ok=0
   if [ "$how" = SIGTERM ]; then
     # Stopped cleanly (143 from each rank, which mpirun passes on) unless the run had already ended.
-    if [ "$done_steps" -lt 400 ]; then
+    if [ "$done_steps" -lt 800 ]; then
       [ "$lost" -eq 0 ] || ok=0
       grep -q "interrupted by SIGTERM after step $done_steps" "$scratch/cut$i.out" || ok=0
     fi

@@ -392,6 +392,25 @@ for bad in "--lr inf" "--weight-decay nan" "--epochs -1" "--checkpoint-dir $work
   else fail "train $bad message" "$work/badopt"; fi
 done
 
+# A read-only file system and a full disk (small tmpfs mounts; root only): named before the first
+# step / at the checkpoint that does not fit, non-zero exit, the checkpoints already written intact.
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$work/ro" "$work/full" && mount -t tmpfs -o ro,size=1m tmpfs "$work/ro" 2>/dev/null; then
+  if mount -t tmpfs -o size=2600k tmpfs "$work/full" 2>/dev/null; then
+    "${own[@]}" --max-steps 5 --checkpoint-dir "$work/ro/ck" > "$work/rofs" 2>&1 && echo "accepted" >> "$work/rofs"
+    "${own[@]}" --max-steps 40 --checkpoint-dir "$work/full/ck" > "$work/fullfs" 2>&1 && echo "accepted" >> "$work/fullfs"
+    if grep -q "ro/ck: cannot create the checkpoint directory .*: Read-only file system" "$work/rofs" && ! grep -q "^epoch" "$work/rofs" \
+       && grep -q "write failed: No space left on device; the checkpoint of step 30 was not written, the newest written is .*full/ck/step-00000020.safetensors" "$work/fullfs" \
+       && every_checkpoint_inspects "$work/full/ck" && [ "$(cat "$work/full/ck/latest")" = step-00000020.safetensors ] \
+       && ! ls -a "$work/full/ck" | grep -q '^\.tmp-'; then
+      pass "read-only checkpoint directory refused before the first step; a full disk stops the run at step 30 naming step 20, intact"
+    else fail "read-only / full checkpoint directory" "$work/fullfs"; cat "$work/rofs"; fi
+    umount "$work/full"
+  else echo "skip full-disk check: cannot mount a tmpfs"; fi
+  umount "$work/ro"
+else
+  echo "skip read-only and full-disk checks: they need root and tmpfs mounts"
+fi
+
 # A 2-rank checkpoint inside epoch 1, resumed on 1 and on 3 ranks: the epoch finishes and no sample is used twice in it.
 rm -f "$work"/resize*.samples.*
 if mpirun -np 2 "${train[@]}" --model "$bnnet" --epochs 2 --no-eval --checkpoint-every 100 --checkpoint-dir "$work/ck-resize" \

@@ -239,7 +239,15 @@ struct Train: ParsableCommand {
                     ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
                 ])
                 guard let store else { return }
-                let saved = try store.save(tensors: tensors, metadata: metadata, step: trainer.globalStep)
+                let saved: (path: String, bytes: Int)
+                do {
+                    saved = try store.save(tensors: tensors, metadata: metadata, step: trainer.globalStep)
+                } catch {
+                    // Say what is still safe: the files already written are intact.
+                    throw CommandError("\(error); the checkpoint of step \(trainer.globalStep) was not written"
+                                       + (lastSavedPath.map { ", the newest written is \($0)" } ?? "")
+                                       + ". Free space (each checkpoint is \(checkpointBytes > 0 ? "\(checkpointBytes) bytes" : "about the model's size times 3"), and --keep + 1 must fit) and run the same command with --resume")
+                }
                 lastSavedPath = saved.path
                 checkpointSeconds.append(monotonicSeconds() - t0)
                 checkpointBytes = saved.bytes

@@ -186,6 +186,26 @@ import Testing
         #expect(problem(edited, restoreInto: trainer)?.contains("tensor layers.0.weight has shape [2, 2, 3, 3], the model needs [4, 1, 3, 3]") == true)
     }
 
+    /// A 1 GB file that is not a checkpoint (sparse here) is refused from its header, before its
+    /// data section would be read into memory.
+    @Test func aLargeFileThatIsNotACheckpointIsRefusedFromItsHeader() throws {
+        let dir = ScratchDir()
+        let path = dir.path + "/big.bin"
+        let header = Array("{\"__metadata__\":{}}    ".utf8)
+        var bytes = [UInt8](repeating: 0, count: 8) + header
+        bytes[0] = UInt8(header.count)
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(truncate(path, 1 << 30) == 0)
+        let error = #expect(throws: CheckpointError.self) { _ = try Safetensors.readFile(path) }
+        #expect(error?.description == "\(path): \((1 << 30) - 8 - header.count) unexpected bytes after the last tensor")
+        var absurd = [UInt8](repeating: 0x78, count: 64)   // "xxxxxxxx…": a header length of 8.7e18
+        _ = FileManager.default.createFile(atPath: path, contents: Data(absurd))
+        #expect(truncate(path, 1 << 30) == 0)
+        absurd = []
+        let second = #expect(throws: CheckpointError.self) { _ = try Safetensors.readFile(path) }
+        #expect(second?.description.contains("header length 8680820740569200760 bytes is absurd") == true)
+    }
+
     /// What `inspect`, `evaluate` and `predict` rebuild (TrainedModel) refuses: a tensor the spec
     /// needs missing or of another shape, a spec that does not parse, non-finite weights.
     @Test func aTrainedModelIsRefusedWhatItCannotUse() throws {
