@@ -319,6 +319,10 @@ if [ "$crash_ok" -eq "$crash_runs" ] && mpirun -np 2 "${train[@]}" --model refer
   pass "crash test: $crash_runs runs killed with kill -9 at random moments; every checkpoint intact, every --resume worked, at most $lost_max steps lost (checkpoint every 5)"
 else fail "crash test ($crash_ok of $crash_runs good, lost up to $lost_max)" "$work/crash-final"; fi
 
+every_checkpoint_inspects() {
+  local f
+  for f in "$1"/step-*.safetensors; do [ -e "$f" ] || continue; "$bin/digits" inspect "$f" > /dev/null 2>&1 || return 1; done
+}
 # --- A checkpoint directory belongs to one run (issue 21): another run is refused with a sentence
 # and loses nothing; --overwrite-checkpoints replaces; a second writer is refused at once.
 own=("$bin/digits" train --data-dir data/mnist --no-eval --progress never --checkpoint-every 10)
@@ -355,6 +359,16 @@ if [ "$term_status" -eq 143 ] && [ -n "$term_step" ] && grep -q "checkpoint .*ck
   pass "SIGTERM: checkpoint at step $term_step, exit 143, resumed = uninterrupted (same weights SHA-256)"
 else fail "SIGTERM stop and resume (exit $term_status, step ${term_step:-none})" "$work/term1"; tail -3 "$work/term2" 2>/dev/null || true; fi
 
+# Ctrl-C (SIGINT) alone: the same, with exit 130.
+"${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-int" > "$work/int" 2>&1 &
+int_job=$!
+sleep 3
+kill -INT "$int_job"; int_status=0; wait "$int_job" || int_status=$?
+if [ "$int_status" -eq 130 ] && grep -q "^interrupted by SIGINT after step [0-9]* (epoch 1); checkpoint .*ck-int/step-" "$work/int" \
+   && every_checkpoint_inspects "$work/ck-int"; then
+  pass "SIGINT: $(grep -o 'interrupted by SIGINT after step [0-9]*' "$work/int"), checkpoint written, exit 130"
+else fail "SIGINT stop (exit $int_status)" "$work/int"; fi
+
 # Under mpirun: SIGUSR1 to mpirun (which forwards it to every rank) stops the job with a checkpoint.
 mpirun -np 2 "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-usr1" > "$work/usr1" 2>&1 &
 usr1_job=$!
@@ -371,10 +385,6 @@ if KILL_RESUME_SCRATCH="$work/kill-resume" DIGITS="$bin/digits" bash scripts/kil
   pass "kill-resume: $(tail -1 "$work/kill-resume.out" | sed 's/^kill-resume: //')"
 else fail "kill-resume" "$work/kill-resume.out"; fi
 
-every_checkpoint_inspects() {
-  local f
-  for f in "$1"/step-*.safetensors; do [ -e "$f" ] || continue; "$bin/digits" inspect "$f" > /dev/null 2>&1 || return 1; done
-}
 # Numbers stay numbers: a learning rate that diverges stops the run with a sentence and a non-zero
 # exit, and no checkpoint holds NaN.
 if "${own[@]}" --lr 1e30 --max-steps 50 --checkpoint-every 1 --checkpoint-dir "$work/ck-nan" > "$work/nan" 2>&1; then
@@ -383,12 +393,13 @@ elif grep -q "training diverged. The usual cause is a learning rate too high" "$
    && every_checkpoint_inspects "$work/ck-nan"; then
   pass "--lr 1e30: stopped at $(grep -o 'step [0-9]*: the [a-z ]* are not finite' "$work/nan"), non-zero exit, every checkpoint written finite"
 else fail "--lr 1e30 divergence" "$work/nan"; fi
-for bad in "--lr inf" "--weight-decay nan" "--epochs -1" "--checkpoint-dir $work/nan/x"; do
+for bad in "--lr inf" "--weight-decay nan" "--epochs -1" "--checkpoint-dir $work/nan/x" \
+           "--model conv9223372036854775807k1-flatten-dense10" "--model flatten-dense100000-dense100000-dense10"; do
   read -r -a bad_args <<<"$bad"
   if "${own[@]}" "${bad_args[@]}" --max-steps 5 > "$work/badopt" 2>&1; then
     fail "train $bad was accepted" "$work/badopt"
-  elif grep -qE -- "--lr must be a positive finite number, not inf|--weight-decay must be a finite number, 0 or more, not nan|--epochs must be from 1 to 1,000,000, not -1|nan/x: cannot be made: $work/nan is a file, not a directory" "$work/badopt"; then
-    pass "train $bad: $(grep -m1 -E 'Error|error' "$work/badopt" | sed -E 's/^(Error|digits: error): //' | cut -c1-90)"
+  elif grep -qE -- "--lr must be a positive finite number, not inf|--weight-decay must be a finite number, 0 or more, not nan|--epochs must be from 1 to 1,000,000, not -1|nan/x: cannot be made: $work/nan is a file, not a directory|9223372036854775807 is more than the limit of 100000|layer 3 'dense100000' needs more than 100000000 parameters" "$work/badopt"; then
+    pass "train $bad: $(grep -m1 -E 'Error|error' "$work/badopt" | sed -E 's/^(Error|digits: error): //' | cut -c1-110)"
   else fail "train $bad message" "$work/badopt"; fi
 done
 

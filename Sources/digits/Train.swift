@@ -133,6 +133,7 @@ struct Train: ParsableCommand {
             _ = try AugmentationSettings(parsing: augment)
             if let elastic { _ = try AugmentationSettings.parseElastic(elastic) }
         } catch { throw ValidationError("\(error)") }
+        do { _ = try ModelSpec.named(model) } catch { throw ValidationError("\(error)") }
         if !["auto", "always", "never"].contains(progress) { throw ValidationError("--progress must be auto, always or never, not '\(progress)'") }
         if DataPlacement(rawValue: dataPlacement) == nil { throw ValidationError("--data-placement must be shard or replicate, not '\(dataPlacement)'") }
     }
