@@ -46,6 +46,15 @@ for index, token in enumerate(metadata["model"].split("-")):
         expected[name + ".bias"] = (int(m[1]),)
         channels, height, width = int(m[1]), 1, 1
 
+# Several ranks: each rank's own BatchNorm statistics, (ranks, all running_* values), for an exact resume.
+buffer_values = sum(shape[0] for name, shape in expected.items() if ".running_" in name)
+world = int(metadata.get("world_size", "1"))
+if world > 1 and buffer_values > 0:
+    expected["ranks.buffers"] = (world, buffer_values)
+# fp16 gradients: the per-bucket scales of the next step.
+if "exchange.fp16_scales" in tensors and tensors["exchange.fp16_scales"].ndim == 1:
+    expected["exchange.fp16_scales"] = tensors["exchange.fp16_scales"].shape
+
 problems = []
 for name, shape in expected.items():
     if name not in tensors:
@@ -61,7 +70,7 @@ for name, array in tensors.items():
     if base not in expected:
         problems.append(f"unexpected tensor {name}")
 
-parameters = sum(tensors[n].size for n in expected if "running_" not in n and n in tensors)
+parameters = sum(tensors[n].size for n in expected if n.startswith("layers.") and "running_" not in n and n in tensors)
 print(f"{path}: {len(tensors)} tensors, {parameters} parameters, model {metadata['model']}, "
       f"epoch {metadata.get('epoch')}, step {metadata.get('global_step')}")
 for problem in problems:
