@@ -405,19 +405,19 @@ done
 
 # A read-only file system and a full disk (small tmpfs mounts; root only): named before the first
 # step / at the checkpoint that does not fit, non-zero exit, the checkpoints already written intact.
-if [ "$(id -u)" -eq 0 ] && mkdir -p "$work/ro" "$work/full" && mount -t tmpfs -o ro,size=1m tmpfs "$work/ro" 2>/dev/null; then
-  if mount -t tmpfs -o size=2600k tmpfs "$work/full" 2>/dev/null; then
-    "${own[@]}" --max-steps 5 --checkpoint-dir "$work/ro/ck" > "$work/rofs" 2>&1 && echo "accepted" >> "$work/rofs"
-    "${own[@]}" --max-steps 40 --checkpoint-dir "$work/full/ck" > "$work/fullfs" 2>&1 && echo "accepted" >> "$work/fullfs"
-    if grep -q "ro/ck: cannot create the checkpoint directory .*: Read-only file system" "$work/rofs" && ! grep -q "^epoch" "$work/rofs" \
-       && grep -q "write failed: No space left on device; the checkpoint of step 30 was not written, the newest written is .*full/ck/step-00000020.safetensors" "$work/fullfs" \
-       && every_checkpoint_inspects "$work/full/ck" && [ "$(cat "$work/full/ck/latest")" = step-00000020.safetensors ] \
-       && ! ls -a "$work/full/ck" | grep -q '^\.tmp-'; then
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$work/mnt-ro" "$work/mnt-full" && mount -t tmpfs -o ro,size=1m tmpfs "$work/mnt-ro" 2>/dev/null; then
+  if mount -t tmpfs -o size=2600k tmpfs "$work/mnt-full" 2>/dev/null; then
+    "${own[@]}" --max-steps 5 --checkpoint-dir "$work/mnt-ro/ck" > "$work/rofs" 2>&1 && echo "accepted" >> "$work/rofs"
+    "${own[@]}" --max-steps 40 --checkpoint-dir "$work/mnt-full/ck" > "$work/fullfs" 2>&1 && echo "accepted" >> "$work/fullfs"
+    if grep -q "mnt-ro/ck: cannot create the checkpoint directory .*: Read-only file system" "$work/rofs" && ! grep -q "^epoch" "$work/rofs" \
+       && grep -q "write failed: No space left on device; the checkpoint of step 30 was not written, the newest written is .*mnt-full/ck/step-00000020.safetensors" "$work/fullfs" \
+       && every_checkpoint_inspects "$work/mnt-full/ck" && [ "$(cat "$work/mnt-full/ck/latest")" = step-00000020.safetensors ] \
+       && ! ls -a "$work/mnt-full/ck" | grep -q '^\.tmp-'; then
       pass "read-only checkpoint directory refused before the first step; a full disk stops the run at step 30 naming step 20, intact"
     else fail "read-only / full checkpoint directory" "$work/fullfs"; cat "$work/rofs"; fi
-    umount "$work/full"
+    umount "$work/mnt-full"
   else echo "skip full-disk check: cannot mount a tmpfs"; fi
-  umount "$work/ro"
+  umount "$work/mnt-ro"
 else
   echo "skip read-only and full-disk checks: they need root and tmpfs mounts"
 fi
