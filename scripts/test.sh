@@ -339,44 +339,61 @@ elif grep -q "ck-own: holds the checkpoints of another run: run [0-9a-f]*, model
   pass "checkpoint directory of another run: refused with a sentence, nothing lost; --resume continues it; --overwrite-checkpoints replaces it"
 else fail "checkpoint directory ownership" "$work/own2"; tail -3 "$work/own3" "$work/own4" 2>/dev/null || true; fi
 
+# Long runs that a signal stops: started, then signalled once their first checkpoint exists (so
+# training is under way on any machine, fast or slow); `timeout` ends them if a signal were lost.
+long=(--model "$bnnet" --max-steps 100000)
+until_checkpoint() { # DIR: wait up to 60 s for DIR/latest
+  local i
+  for i in $(seq 120); do [ -f "$1/latest" ] && return 0; sleep 0.5; done
+  return 1
+}
+
 # A second writer while the first runs; then SIGTERM to the first: it finishes its step, writes a
 # checkpoint, says how to go on and exits 143; resumed, it ends with the uninterrupted weights.
-"${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term" --digest > "$work/term1" 2>&1 &
+timeout 300 "${own[@]}" "${long[@]}" --checkpoint-dir "$work/ck-term" > "$work/term1" 2>&1 &
 term_job=$!
-sleep 3
+until_checkpoint "$work/ck-term" || true
+term_pid=$(pgrep -f -- "^$bin/digits train .*--checkpoint-dir $work/ck-term\$" | head -1 || true)
 if "${own[@]}" --model "$bnnet" --max-steps 20 --checkpoint-dir "$work/ck-term" > "$work/term-second" 2>&1; then
   fail "a second run was allowed to write into a directory in use" "$work/term-second"
-elif grep -q "ck-term: is in use by another digits run (pid $term_job on " "$work/term-second"; then
+elif grep -q "ck-term: is in use by another digits run (pid ${term_pid:-?} on " "$work/term-second"; then
   pass "a second run in a directory in use: refused at once, naming the holder's pid and host"
 else fail "second writer message" "$work/term-second"; fi
-kill -TERM "$term_job"; term_status=0; wait "$term_job" || term_status=$?
+[ -n "$term_pid" ] && kill -TERM "$term_pid" 2>/dev/null || true
+term_status=0; wait "$term_job" || term_status=$?
 term_step=$(sed -nE 's/^interrupted by SIGTERM after step ([0-9]+) .*/\1/p' "$work/term1")
+end_step=$(( ${term_step:-0} + 40 ))
 if [ "$term_status" -eq 143 ] && [ -n "$term_step" ] && grep -q "checkpoint .*ck-term/step-0*$term_step.safetensors written. To continue, run the same command with --resume" "$work/term1" \
-   && "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term" --resume --digest > "$work/term2" 2>&1 \
+   && "${own[@]}" "${long[@]}" --checkpoint-dir "$work/ck-term" --resume --stop-at-step "$end_step" --digest > "$work/term2" 2>&1 \
    && grep -q "resumed from .*step-0*$term_step.safetensors" "$work/term2" \
-   && "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-term-full" --digest > "$work/term-full" 2>&1 \
+   && "${own[@]}" "${long[@]}" --checkpoint-dir "$work/ck-term-full" --stop-at-step "$end_step" --digest > "$work/term-full" 2>&1 \
+   && [ -n "$(grep -m1 'weights sha256' "$work/term2" | awk '{ print $5 }')" ] \
    && [ "$(grep -m1 'weights sha256' "$work/term2" | awk '{ print $5 }')" = "$(grep -m1 'weights sha256' "$work/term-full" | awk '{ print $5 }')" ]; then
-  pass "SIGTERM: checkpoint at step $term_step, exit 143, resumed = uninterrupted (same weights SHA-256)"
+  pass "SIGTERM: checkpoint at step $term_step, exit 143; resumed to step $end_step = uninterrupted to step $end_step (same weights SHA-256)"
 else fail "SIGTERM stop and resume (exit $term_status, step ${term_step:-none})" "$work/term1"; tail -3 "$work/term2" 2>/dev/null || true; fi
 
 # Ctrl-C (SIGINT) alone: the same, with exit 130.
-"${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-int" > "$work/int" 2>&1 &
+timeout 300 "${own[@]}" "${long[@]}" --checkpoint-dir "$work/ck-int" > "$work/int" 2>&1 &
 int_job=$!
-sleep 3
-kill -INT "$int_job"; int_status=0; wait "$int_job" || int_status=$?
-if [ "$int_status" -eq 130 ] && grep -q "^interrupted by SIGINT after step [0-9]* (epoch 1); checkpoint .*ck-int/step-" "$work/int" \
+until_checkpoint "$work/ck-int" || true
+int_pid=$(pgrep -f -- "^$bin/digits train .*--checkpoint-dir $work/ck-int\$" | head -1 || true)
+[ -n "$int_pid" ] && kill -INT "$int_pid" 2>/dev/null || true
+int_status=0; wait "$int_job" || int_status=$?
+if [ "$int_status" -eq 130 ] && grep -q "^interrupted by SIGINT after step [0-9]* (epoch [0-9]*); checkpoint .*ck-int/step-" "$work/int" \
    && every_checkpoint_inspects "$work/ck-int"; then
   pass "SIGINT: $(grep -o 'interrupted by SIGINT after step [0-9]*' "$work/int"), checkpoint written, exit 130"
 else fail "SIGINT stop (exit $int_status)" "$work/int"; fi
 
 # Under mpirun: SIGUSR1 to mpirun (which forwards it to every rank) stops the job with a checkpoint.
-mpirun -np 2 "${own[@]}" --model "$bnnet" --max-steps 2000 --checkpoint-dir "$work/ck-usr1" > "$work/usr1" 2>&1 &
+timeout 300 mpirun -np 2 "${own[@]}" "${long[@]}" --checkpoint-dir "$work/ck-usr1" > "$work/usr1" 2>&1 &
 usr1_job=$!
-sleep 5
-kill -USR1 "$usr1_job"; usr1_status=0; wait "$usr1_job" || usr1_status=$?
+until_checkpoint "$work/ck-usr1" || true
+mpirun_pid=$(pgrep -f -- "^mpirun .*--checkpoint-dir $work/ck-usr1\$" | head -1 || true)
+[ -n "$mpirun_pid" ] && kill -USR1 "$mpirun_pid" 2>/dev/null || true
+usr1_status=0; wait "$usr1_job" || usr1_status=$?
 usr1_step=$(sed -nE 's/^interrupted by SIGUSR1 after step ([0-9]+) .*/\1/p' "$work/usr1")
-if [ -n "$usr1_step" ] && [ -f "$work/ck-usr1/step-$(printf %08d "$usr1_step").safetensors" ] && [ "$usr1_status" -ne 0 ]; then
-  pass "mpirun -np 2 and SIGUSR1 to mpirun: both ranks stopped after step $usr1_step with a checkpoint (mpirun exit $usr1_status)"
+if [ -n "$usr1_step" ] && [ -f "$work/ck-usr1/step-$(printf %08d "$usr1_step").safetensors" ] && [ "$usr1_status" -eq 138 ]; then
+  pass "mpirun -np 2 and SIGUSR1 to mpirun: both ranks stopped after step $usr1_step with a checkpoint (mpirun exit 138)"
 else fail "SIGUSR1 under mpirun (exit $usr1_status)" "$work/usr1"; fi
 
 # Kill-and-resume at random moments: SIGTERM to every rank, and kill -9 of one rank (the 20-run
