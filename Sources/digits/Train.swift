@@ -142,236 +142,215 @@ struct Train: ParsableCommand {
         let processStart = monotonicSeconds()
         try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
             try startKernels(threads: threads)
-            let rank = communicator.rank, worldSize = communicator.size
             let root = communicator.isRoot
             // From here a first SIGINT/SIGTERM/SIGUSR1 asks for a stop after the step in progress, with a checkpoint.
             stop_signals_install(root ? 1 : 0)
-
             // Rank 0 owns the checkpoint directory: locked, proved writable and checked for other
             // runs' files before any data is loaded or any step is trained.
-            let store = (root && !noCheckpoints) ? try CheckpointStore(directory: checkpointDir, keep: keep) : nil
-            var resumeBytes = [UInt8]()
-            var resumeSource = resume ?? ""
-            var runID = CheckpointStore.newRunID()
-            if root, let resume {
-                if resume == "latest" {
-                    guard let found = store?.newestGood() ?? CheckpointStore.newestGood(in: checkpointDir) else {
-                        throw CommandError("\(checkpointDir): no readable checkpoint to resume from")
-                    }
-                    for warning in found.warnings { printError("digits: warning: \(warning)") }
-                    resumeSource = found.path
-                }
-                resumeBytes = try Safetensors.readFile(resumeSource)
-                let checkpoint = try CheckpointStore.verify(Safetensors.decode(resumeBytes, path: resumeSource), path: resumeSource)
-                runID = checkpoint.metadata["run_id"] ?? CheckpointStore.unrecordedRun
+            let checkpoints = try CheckpointSession(communicator: communicator, directory: checkpointDir, keep: keep,
+                                                    writes: !noCheckpoints, resume: resume, replacingOthers: overwriteCheckpoints,
+                                                    warning: { printError("digits: warning: \($0)") })
+            if root && !checkpoints.replaced.isEmpty {
+                print("--overwrite-checkpoints: deleted \(checkpoints.replaced.count) checkpoint(s) of another run from \(checkpointDir)/")
             }
-            if let store {
-                let removed = try store.adopt(run: runID, replacingOthers: overwriteCheckpoints)
-                if !removed.isEmpty {
-                    print("--overwrite-checkpoints: deleted \(removed.count) checkpoint(s) of another run from \(checkpointDir)/")
-                }
-            }
-            let spec = try ModelSpec.named(model)
-            let placement = DataPlacement(rawValue: dataPlacement) ?? .shard
-            let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
-            let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
-            // Evaluation always splits the test set across ranks.
-            let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
+            let (trainer, test) = try makeTrainer(communicator)
             let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0, append: resume != nil) } : nil
-
-            let stepsPerEpoch = placement == .shard ? (train.totalCount / worldSize) / batchSize : train.totalCount / (worldSize * batchSize)
-            if stepsPerEpoch < 1 {
-                throw CommandError("a global batch of \(worldSize * batchSize) does not fit in \(train.totalCount) training images")
-            }
-            let scheduleKind: LearningRateSchedule.Kind
-            switch schedule {
-            case "step": scheduleKind = .step(every: max(1, stepEvery * stepsPerEpoch), factor: stepFactor)
-            case "cosine": scheduleKind = .cosine
-            case "onecycle": scheduleKind = .oneCycle(rise: 0.25)
-            default: scheduleKind = .constant
-            }
-            var augmentation = try AugmentationSettings(parsing: augment)
-            if let elastic { augmentation.elastic = try AugmentationSettings.parseElastic(elastic) }
-            let peak = lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
-            var configuration = TrainingConfiguration(
-                model: spec, epochs: epochs, batchSize: batchSize,
-                optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
-                learningRate: peak, schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
-                seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
-            configuration.exchange = ExchangeSettings(compression: ExchangeSettings.Compression(rawValue: gradientCompression) ?? .none,
-                                                      bucketBytes: bucketKb * 1024)
-            try ConfigurationCheck.verify(configuration.fields + [
-                ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
-                ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
-                ("digits version", digitsVersion),
-            ], communicator: communicator)
-
-            let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
-            // Activations, their gradients and the layers' saved inputs grow with the batch: refuse a
-            // batch that cannot fit in memory before the first step tries to allocate it.
-            let valuesPerImage = trainer.network.layers.reduce(ModelSpec.inputShape.count) { $0 + $1.outputShape.count }
-            let needed = Double(batchSize) * Double(valuesPerImage) * 4 * 3
-            let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-            if physical > 0 && needed > physical / 2 {
-                throw CommandError("--batch-size \(batchSize) with this model needs about \(fixed(needed / 1_073_741_824, 1)) GiB of activations per rank, "
-                                   + "more than half of this machine's \(fixed(physical / 1_073_741_824, 1)) GiB; use a smaller --batch-size")
-            }
-            trainer.stopAtStep = stopAtStep
-            trainer.stopRequest = { stop_signals_received() != 0 }
-            if let recordSamples {
-                let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
-                trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
-            }
-            var lastMetrics = ""
-            var checkpointSeconds: [Double] = []
-            var checkpointBytes = 0
-
-            // Every rank takes part (buffers are averaged, per-rank sums gathered); rank 0 writes.
-            var lastSavedStep = -1
-            var lastSavedPath: String?
-            func saveCheckpoint() throws {
-                guard !noCheckpoints, lastSavedStep != trainer.globalStep else { return }
-                lastSavedStep = trainer.globalStep
-                let t0 = monotonicSeconds()
-                // The same weights on every rank (and the mean of the buffers), so every rank refuses together.
-                try trainer.checkWeightsAreFinite()
-                let tensors = try trainer.checkpointTensors()
-                let metadata = try trainer.checkpointMetadata(extra: [
-                    ("digits_version", digitsVersion), ("last_metrics", lastMetrics),
-                ])
-                guard let store else { return }
-                let saved: (path: String, bytes: Int)
-                do {
-                    saved = try store.save(tensors: tensors, metadata: metadata, step: trainer.globalStep)
-                } catch {
-                    // Say what is still safe: the files already written are intact.
-                    throw CommandError("\(error); the checkpoint of step \(trainer.globalStep) was not written"
-                                       + (lastSavedPath.map { ", the newest written is \($0)" } ?? "")
-                                       + ". Free space (each checkpoint is \(checkpointBytes > 0 ? "\(checkpointBytes) bytes" : "about the model's size times 3"), and --keep + 1 must fit) and run the same command with --resume")
-                }
-                lastSavedPath = saved.path
-                checkpointSeconds.append(monotonicSeconds() - t0)
-                checkpointBytes = saved.bytes
-            }
-
-            if let resume {
-                let resumeStart = monotonicSeconds()
-                // Rank 0 finds and reads the checkpoint (it may be the only rank that can see the
-                // directory) and sends the bytes to every rank; each verifies and restores.
-                var bytes = resumeBytes
-                let source = resumeSource
-                var length = [Double(bytes.count)]
-                try communicator.allreduceMax(&length)
-                if !root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
-                try bytes.withUnsafeMutableBytes { try communicator.broadcast($0, root: 0) }
-                let checkpoint = try Safetensors.decode(bytes, path: source)
-                try trainer.restore(tensors: checkpoint.tensors, metadata: checkpoint.metadata, path: source)
-                lastMetrics = checkpoint.metadata["last_metrics"] ?? ""
-                if root {
-                    print("resumed from \(source): epoch \(trainer.epoch + 1), step \(trainer.globalStep), "
-                          + "saved by \(checkpoint.metadata["world_size"] ?? "?") rank(s), now \(worldSize); "
-                          + "\(fixed(monotonicSeconds() - resumeStart, 3)) s to restore")
-                }
-            }
+            try restore(checkpoints, into: trainer, communicator: communicator)
             var reportFirstStep = resume != nil && root
             trainer.afterStep = { t in
                 if reportFirstStep {
                     reportFirstStep = false
                     print("first resumed step done \(fixed(monotonicSeconds() - processStart, 3)) s after the process started")
                 }
-                if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try saveCheckpoint() }
+                if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try save(checkpoints, t) }
             }
-
-            if root {
-                print("model \(spec)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
-                print("\(train.totalCount) training images on \(worldSize) rank(s) (\(placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
-                      + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peak) \(schedule)"
-                      + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) kernel thread(s) per rank (\(Kernels.isa.rawValue) kernels), seed \(seed)")
-                if !augmentation.isIdentity { print("augmentation: \(augmentation) (training images only; a new draw per sample and epoch)") }
-                if worldSize > 1 {
-                    let buckets = trainer.exchange.bucketCount
-                    print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == "fp16" ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
-                }
-                if !noCheckpoints {
-                    print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
-                }
-                print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
-                      + pad("img/s", 9) + pad("seconds", 9))
-            }
-            let interactive = root && (progress == "always"
-                || (progress == "auto" && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
+            if root { printHeader(trainer, communicator: communicator) }
             while !trainer.isFinished {
-                let epochNumber = trainer.epoch + 1
-                var lastDraw = 0.0
-                var metrics = try trainer.runEpoch { done, total in
-                    guard interactive else { return }
-                    let now = monotonicSeconds()
-                    if now - lastDraw < 0.1 && done < total { return }
-                    lastDraw = now
-                    let width = 30, filled = width * done / max(1, total)
-                    drawProgress("epoch \(epochNumber) [" + String(repeating: "#", count: filled)
-                                 + String(repeating: ".", count: width - filled) + "] \(done)/\(total)")
-                }
-                if interactive { clearProgress() }
-                let reachedMaxSteps = maxSteps.map { trainer.globalStep >= $0 } ?? false
-                guard trainer.atEpochBoundary || reachedMaxSteps else {
-                    // Stopped inside the epoch (--stop-at-step or a stop request): keep the place.
-                    try saveCheckpoint()
-                    if root && !trainer.interrupted {
-                        print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written"))
-                    }
-                    break
-                }
-                if let test {
-                    let t0 = monotonicSeconds()
-                    let evaluation = try trainer.evaluate(test)
-                    metrics.time.evaluation = monotonicSeconds() - t0
-                    metrics.testLoss = evaluation.loss
-                    metrics.testAccuracy = evaluation.accuracy
-                }
-                lastMetrics = metrics.jsonLine
-                try saveCheckpoint()
-                guard root else { continue }
-                print(pad(String(metrics.epoch), 5) + pad(fixed(metrics.trainLoss, 4), 12)
-                      + pad(fixed(100 * metrics.trainAccuracy, 2) + "%", 11)
-                      + pad(metrics.testLoss.map { fixed($0, 4) } ?? "-", 11)
-                      + pad(metrics.testAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 10)
-                      + pad(fixed(metrics.imagesPerSecond, 0), 9) + pad(fixed(metrics.seconds, 1), 9))
-                let t = metrics.time, whole = max(t.total, 1e-9)
-                func part(_ name: String, _ seconds: Double) -> String {
-                    "\(name) \(fixed(seconds, 2)) s (\(fixed(100 * seconds / whole, 1))%)"
-                }
-                print("      time on rank 0: " + [part("compute", t.compute), part("allreduce", t.allreduce),
-                                                  part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
-                      + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
+                guard let metrics = try runEpoch(trainer, test: test, checkpoints: checkpoints, root: root) else { break }
+                if root { printEpoch(metrics) }
                 try metricsFile?.write(metrics.jsonLine)
             }
-            if trainer.interrupted {
-                let signal = stop_signals_received()
-                if root {
-                    let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1"][signal] ?? "signal \(signal)"
-                    print("interrupted by \(name) after step \(trainer.globalStep) (epoch \(trainer.epoch + (trainer.atEpochBoundary ? 0 : 1)))"
-                          + (lastSavedPath.map { "; checkpoint \($0) written. To continue, run the same command with --resume" }
-                             ?? "; no checkpoint written (--no-checkpoints)"))
-                }
-                throw Interrupted(signal: signal)
+            try finish(trainer, checkpoints: checkpoints, communicator: communicator)
+        }
+    }
+
+    private func save(_ checkpoints: CheckpointSession, _ trainer: Trainer) throws {
+        try checkpoints.save(trainer, extra: [("digits_version", digitsVersion)])
+    }
+
+    /// The data of this rank, the configuration every rank checks against the others, and the trainer.
+    private func makeTrainer(_ communicator: Communicator) throws -> (Trainer, Dataset?) {
+        let rank = communicator.rank, worldSize = communicator.size
+        let spec = try ModelSpec.named(model)
+        let placement = DataPlacement(rawValue: dataPlacement) ?? .shard
+        let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
+        let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
+        // Evaluation always splits the test set across ranks.
+        let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
+        let stepsPerEpoch = placement == .shard ? (train.totalCount / worldSize) / batchSize : train.totalCount / (worldSize * batchSize)
+        if stepsPerEpoch < 1 {
+            throw CommandError("a global batch of \(worldSize * batchSize) does not fit in \(train.totalCount) training images")
+        }
+        let scheduleKind: LearningRateSchedule.Kind
+        switch schedule {
+        case "step": scheduleKind = .step(every: max(1, stepEvery * stepsPerEpoch), factor: stepFactor)
+        case "cosine": scheduleKind = .cosine
+        case "onecycle": scheduleKind = .oneCycle(rise: 0.25)
+        default: scheduleKind = .constant
+        }
+        var augmentation = try AugmentationSettings(parsing: augment)
+        if let elastic { augmentation.elastic = try AugmentationSettings.parseElastic(elastic) }
+        var configuration = TrainingConfiguration(
+            model: spec, epochs: epochs, batchSize: batchSize,
+            optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
+            learningRate: peakLearningRate(worldSize: worldSize), schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
+            seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
+        configuration.exchange = ExchangeSettings(compression: ExchangeSettings.Compression(rawValue: gradientCompression) ?? .none,
+                                                  bucketBytes: bucketKb * 1024)
+        try ConfigurationCheck.verify(configuration.fields + [
+            ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
+            ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
+            ("digits version", digitsVersion),
+        ], communicator: communicator)
+        let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
+        try checkActivationsFit(trainer)
+        trainer.stopAtStep = stopAtStep
+        trainer.stopRequest = { stop_signals_received() != 0 }
+        if let recordSamples {
+            let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
+            trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
+        }
+        return (trainer, test)
+    }
+
+    private func peakLearningRate(worldSize: Int) -> Float {
+        lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
+    }
+
+    /// Activations, their gradients and the layers' saved inputs grow with the batch: a batch that
+    /// cannot fit in memory is refused before the first step tries to allocate it.
+    private func checkActivationsFit(_ trainer: Trainer) throws {
+        let valuesPerImage = trainer.network.layers.reduce(ModelSpec.inputShape.count) { $0 + $1.outputShape.count }
+        let needed = Double(batchSize) * Double(valuesPerImage) * 4 * 3
+        let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        if physical > 0 && needed > physical / 2 {
+            throw CommandError("--batch-size \(batchSize) with this model needs about \(fixed(needed / 1_073_741_824, 1)) GiB of activations per rank, "
+                               + "more than half of this machine's \(fixed(physical / 1_073_741_824, 1)) GiB; use a smaller --batch-size")
+        }
+    }
+
+    /// Restores a resumed run (every rank).
+    private func restore(_ checkpoints: CheckpointSession, into trainer: Trainer, communicator: Communicator) throws {
+        let start = monotonicSeconds()
+        guard let resumed = try checkpoints.restore(trainer) else { return }
+        if communicator.isRoot {
+            print("resumed from \(resumed.source): epoch \(trainer.epoch + 1), step \(trainer.globalStep), "
+                  + "saved by \(resumed.metadata["world_size"] ?? "?") rank(s), now \(communicator.size); "
+                  + "\(fixed(monotonicSeconds() - start, 3)) s to restore")
+        }
+    }
+
+    private func printHeader(_ trainer: Trainer, communicator: Communicator) {
+        let configuration = trainer.configuration
+        print("model \(configuration.model)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
+        print("\(trainer.train.totalCount) training images on \(communicator.size) rank(s) (\(configuration.placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
+              + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peakLearningRate(worldSize: communicator.size)) \(schedule)"
+              + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) kernel thread(s) per rank (\(Kernels.isa.rawValue) kernels), seed \(seed)")
+        if !configuration.augmentation.isIdentity {
+            print("augmentation: \(configuration.augmentation) (training images only; a new draw per sample and epoch)")
+        }
+        if communicator.size > 1 {
+            let buckets = trainer.exchange.bucketCount
+            print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == "fp16" ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
+        }
+        if !noCheckpoints {
+            print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
+        }
+        print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
+              + pad("img/s", 9) + pad("seconds", 9))
+    }
+
+    /// One epoch (or the rest of one), its evaluation and checkpoint; nil when the run stopped inside it.
+    private func runEpoch(_ trainer: Trainer, test: Dataset?, checkpoints: CheckpointSession, root: Bool) throws -> EpochMetrics? {
+        let epochNumber = trainer.epoch + 1
+        let interactive = root && (progress == "always"
+            || (progress == "auto" && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
+        var lastDraw = 0.0
+        var metrics = try trainer.runEpoch { done, total in
+            guard interactive else { return }
+            let now = monotonicSeconds()
+            if now - lastDraw < 0.1 && done < total { return }
+            lastDraw = now
+            let width = 30, filled = width * done / max(1, total)
+            drawProgress("epoch \(epochNumber) [" + String(repeating: "#", count: filled)
+                         + String(repeating: ".", count: width - filled) + "] \(done)/\(total)")
+        }
+        if interactive { clearProgress() }
+        let reachedMaxSteps = maxSteps.map { trainer.globalStep >= $0 } ?? false
+        guard trainer.atEpochBoundary || reachedMaxSteps else {
+            // Stopped inside the epoch (--stop-at-step or a stop request): keep the place.
+            try save(checkpoints, trainer)
+            if root && !trainer.interrupted {
+                print("stopped at step \(trainer.globalStep), inside epoch \(epochNumber)" + (noCheckpoints ? "" : "; checkpoint written"))
             }
-            // Every rank's BatchNorm statistics become their mean (as a checkpoint stores them).
-            try trainer.synchronizeBuffers()
-            if root, let report, let metricsOut {
-                try writeReport(try readMetricsLines(metricsOut), source: metricsOut, to: report)
-                print("wrote \(report)")
+            return nil
+        }
+        if let test {
+            let t0 = monotonicSeconds()
+            let evaluation = try trainer.evaluate(test)
+            metrics.time.evaluation = monotonicSeconds() - t0
+            metrics.testLoss = evaluation.loss
+            metrics.testAccuracy = evaluation.accuracy
+        }
+        checkpoints.lastMetrics = metrics.jsonLine
+        try save(checkpoints, trainer)
+        return metrics
+    }
+
+    private func printEpoch(_ metrics: EpochMetrics) {
+        print(pad(String(metrics.epoch), 5) + pad(fixed(metrics.trainLoss, 4), 12)
+              + pad(fixed(100 * metrics.trainAccuracy, 2) + "%", 11)
+              + pad(metrics.testLoss.map { fixed($0, 4) } ?? "-", 11)
+              + pad(metrics.testAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 10)
+              + pad(fixed(metrics.imagesPerSecond, 0), 9) + pad(fixed(metrics.seconds, 1), 9))
+        let t = metrics.time, whole = max(t.total, 1e-9)
+        func part(_ name: String, _ seconds: Double) -> String {
+            "\(name) \(fixed(seconds, 2)) s (\(fixed(100 * seconds / whole, 1))%)"
+        }
+        print("      time on rank 0: " + [part("compute", t.compute), part("allreduce", t.allreduce),
+                                          part("data", t.data), part("evaluation", t.evaluation)].joined(separator: ", ")
+              + (t.augmentationBackground > 0 ? "; augmentation \(fixed(t.augmentationBackground, 2)) s on the prefetch thread, overlapped" : ""))
+    }
+
+    /// After the loop: an interrupted run says where its checkpoint is and exits "interrupted";
+    /// a finished one averages the BatchNorm statistics and writes what was asked for.
+    private func finish(_ trainer: Trainer, checkpoints: CheckpointSession, communicator: Communicator) throws {
+        let root = communicator.isRoot
+        if trainer.interrupted {
+            let signal = stop_signals_received()
+            if root {
+                let name = [SIGINT: "SIGINT", SIGTERM: "SIGTERM", SIGUSR1: "SIGUSR1"][signal] ?? "signal \(signal)"
+                print("interrupted by \(name) after step \(trainer.globalStep) (epoch \(trainer.epoch + (trainer.atEpochBoundary ? 0 : 1)))"
+                      + (checkpoints.lastSavedPath.map { "; checkpoint \($0) written. To continue, run the same command with --resume" }
+                         ?? "; no checkpoint written (--no-checkpoints)"))
             }
-            if root, !checkpointSeconds.isEmpty {
-                let sorted = checkpointSeconds.sorted()
-                print("checkpoints: \(checkpointSeconds.count) written, \(checkpointBytes) bytes each, median \(fixed(sorted[sorted.count / 2] * 1000, 1)) ms to write")
-            }
-            if digest {
-                print("rank \(rank) weights sha256 \(trainer.weightsDigest())")
-            }
-            if root, let path = parametersOut {
-                try writeFile(path, UnsafeRawBufferPointer(trainer.network.store.parameterBuffer))
-            }
+            throw Interrupted(signal: signal)
+        }
+        // Every rank's BatchNorm statistics become their mean (as a checkpoint stores them).
+        try trainer.synchronizeBuffers()
+        if root, let report, let metricsOut {
+            try writeReport(try readMetricsLines(metricsOut), source: metricsOut, to: report)
+            print("wrote \(report)")
+        }
+        if root, !checkpoints.writeSeconds.isEmpty {
+            let sorted = checkpoints.writeSeconds.sorted()
+            print("checkpoints: \(sorted.count) written, \(checkpoints.bytesPerCheckpoint) bytes each, median \(fixed(sorted[sorted.count / 2] * 1000, 1)) ms to write")
+        }
+        if digest {
+            print("rank \(communicator.rank) weights sha256 \(trainer.weightsDigest())")
+        }
+        if root, let path = parametersOut {
+            try writeFile(path, UnsafeRawBufferPointer(trainer.network.store.parameterBuffer))
         }
     }
 }
