@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
         .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
         .target(name: "Collective", dependencies: ["CMPI", "CKernels"]),
-        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG"]),
+        .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG", "CKernels"]),
 
         .executableTarget(name: "digits", dependencies: [
             "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats", "CKernels", "CStopSignals",

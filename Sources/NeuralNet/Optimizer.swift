@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Which update rule, with its constants.
 public enum OptimizerKind: Equatable, Sendable, CustomStringConvertible {
     /// SGD with momentum (heavy ball, or Nesterov); weight decay as L2 added to the gradient.
@@ -94,8 +100,3 @@ public final class Optimizer {
 }
 
 import CKernels
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

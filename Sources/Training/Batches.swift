@@ -283,3 +283,18 @@ final class Accumulator: @unchecked Sendable {
 }
 
 extension BatchAssembler: @unchecked Sendable {}
+
+/// The steps of one epoch on one rank: an order over this rank's data and how many batches of it.
+public struct EpochPlan: Sendable {
+    public let order: [Int32]
+    public let steps: Int
+    /// Position in `order` of this rank's first sample at step 0, and the stride between steps.
+    let start: Int
+    let stride: Int
+    let batchSize: Int
+
+    public func batch(_ step: Int) -> ArraySlice<Int32> {
+        let first = start + step * stride
+        return order[first..<(first + batchSize)]
+    }
+}

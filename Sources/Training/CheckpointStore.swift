@@ -7,22 +7,6 @@ import Glibc
 import Darwin
 #endif
 
-/// Where a run stands: enough, with the tensors, to continue exactly where it stopped.
-public struct TrainingPosition: Sendable, Equatable {
-    /// The epoch in progress (0-based) and the steps of it already taken.
-    public var epoch: Int
-    public var stepInEpoch: Int
-    /// Optimizer updates taken in all (the schedule's position).
-    public var globalStep: Int
-    /// Training samples consumed in all, over every rank.
-    public var samplesConsumed: Int
-    /// Loss sum, correct count and sample count of the epoch in progress, over all ranks.
-    public var epochSums: [Double]
-    /// The world size and per-rank batch that produced this position.
-    public var worldSize: Int
-    public var batchSize: Int
-}
-
 /// Rank 0's checkpoints in one directory (DESIGN.md decision 6): `step-00001234.safetensors`
 /// files, each written to a temporary name, fsynced, renamed and the directory fsynced; a
 /// `latest` file naming the newest, updated the same way; the newest `keep` of this run kept.

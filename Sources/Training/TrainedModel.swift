@@ -1,5 +1,10 @@
 import Datasets
 import NeuralNet
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A trained network read back from a checkpoint, for evaluation and prediction.
 public struct TrainedModel {
@@ -96,9 +101,3 @@ extension Double {
         #endif
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -4,6 +4,9 @@ import Glibc
 import Darwin
 #endif
 
+/// write(2), named apart from the `write` methods below (Glibc on Linux, Darwin on macOS).
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { write(fd, buffer, count) }
+
 let digitsVersion = "0.1.0"
 
 func printError(_ message: String) {
@@ -42,7 +45,7 @@ final class LineWriter {
 
     func write(_ line: String) throws {
         let text = line + "\n"
-        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        let written = text.withCString { systemWrite(fd, $0, strlen($0)) }
         if written != text.utf8.count { throw CommandError("\(path): write failed: \(String(cString: strerror(errno)))") }
     }
 }
@@ -59,12 +62,12 @@ var standardOutputIsTerminal: Bool { isatty(1) == 1 }
 /// Redraws one line in place on a terminal.
 func drawProgress(_ text: String) {
     let line = "\r" + text + "\u{1B}[K"
-    _ = line.withCString { Glibc.write(1, $0, strlen($0)) }
+    _ = line.withCString { systemWrite(1, $0, strlen($0)) }
 }
 
 func clearProgress() {
     let line = "\r\u{1B}[K"
-    _ = line.withCString { Glibc.write(1, $0, strlen($0)) }
+    _ = line.withCString { systemWrite(1, $0, strlen($0)) }
 }
 
 /// Writes bytes to a new file beside `path` and renames it into place, so a reader never sees
@@ -75,7 +78,7 @@ func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
     if fd < 0 { throw CommandError("\(temporary): cannot open for writing: \(String(cString: strerror(errno)))") }
     var offset = 0
     while offset < bytes.count {
-        let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
         if n <= 0 {
             let reason = String(cString: strerror(errno))
             close(fd); unlink(temporary)
@@ -101,7 +104,7 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
     let bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, $0.count - offset) }
+        let n = bytes.withUnsafeBytes { systemWrite(1, $0.baseAddress! + offset, $0.count - offset) }
         if n <= 0 { break }
         offset += n
     }

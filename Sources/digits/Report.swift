@@ -51,7 +51,7 @@ func writeReport(_ lines: [[String: Double]], source: String, to path: String) t
 
     """
     let epochs = lines.map { $0["epoch"] ?? 0 }
-    func panel(_ index: Int, title: String, series: [(String, String, [Double?])], yLabel: String, percent: Bool) {
+    func panel(_ index: Int, title: String, series: [(String, String, [Double?])], percent: Bool) {
         let x0 = margin + Double(index) * (panelW + margin), y0 = margin
         let values = series.flatMap { $0.2.compactMap { $0 } }
         guard let lo0 = values.min(), let hi0 = values.max() else { return }
@@ -74,12 +74,11 @@ func writeReport(_ lines: [[String: Double]], source: String, to path: String) t
             for p in points { let xy = p.split(separator: ","); svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(color)\"/>" }
             svg += "<text x=\"\(x0 + panelW - 90)\" y=\"\(y0 + 16 + Double(n) * 14)\" fill=\"\(color)\">\(name)</text>\n"
         }
-        _ = yLabel
     }
     panel(0, title: "loss", series: [("train", "#1f77b4", lines.map { $0["train_loss"] }), ("test", "#d62728", lines.map { $0["test_loss"] })],
-          yLabel: "loss", percent: false)
+          percent: false)
     panel(1, title: "accuracy", series: [("train", "#1f77b4", lines.map { $0["train_accuracy"] }), ("test", "#d62728", lines.map { $0["test_accuracy"] })],
-          yLabel: "accuracy", percent: true)
+          percent: true)
     // Stacked time bars.
     let x0 = margin + 2 * (panelW + margin), y0 = margin
     let parts = [("compute", "compute_seconds", "#2ca02c"), ("allreduce", "allreduce_seconds", "#ff7f0e"),
