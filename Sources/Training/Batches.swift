@@ -60,9 +60,14 @@ public struct EpochSampler: Sendable {
         self.batchSize = batchSize
         self.seed = seed
         self.rank = rank
+        stepsPerEpoch = EpochSampler.stepsPerEpoch(placement: placement, totalCount: totalCount, worldSize: worldSize, batchSize: batchSize)
+    }
+
+    /// Steps in an epoch: every rank takes the same number of full batches.
+    public static func stepsPerEpoch(placement: DataPlacement, totalCount: Int, worldSize: Int, batchSize: Int) -> Int {
         switch placement {
-        case .shard: stepsPerEpoch = (totalCount / worldSize) / batchSize
-        case .replicate: stepsPerEpoch = totalCount / (worldSize * batchSize)
+        case .shard: return (totalCount / worldSize) / batchSize
+        case .replicate: return totalCount / (worldSize * batchSize)
         }
     }
 

@@ -267,9 +267,10 @@ public final class CheckpointStore {
             throw CheckpointError(directory, "is in use by another digits run (\(who.isEmpty ? "another process" : who)); "
                                   + "wait for it to finish, or give this run another --checkpoint-dir")
         }
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        let text = Array("pid \(getpid()) on \(String(cString: host))\n".utf8)
+        var host = [UInt8](repeating: 0, count: 256)
+        _ = host.withUnsafeMutableBufferPointer { gethostname(UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), 255) }
+        let name = String(decoding: host.prefix { $0 != 0 }, as: UTF8.self)
+        let text = Array("pid \(getpid()) on \(name)\n".utf8)
         _ = ftruncate(fd, 0)
         _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
         return fd

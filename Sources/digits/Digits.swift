@@ -82,10 +82,6 @@ func runAsRank(collectiveTimeout: Double? = nil, _ body: (Communicator) throws -
         // Every rank stopped after the same step and the checkpoint is written: leave together.
         (communicator as? MPICommunicator)?.finalize()
         throw ExitCode(128 + interrupted.signal)
-    } catch let interrupted as Interrupted {
-        // Every rank stopped after the same step and the checkpoint is written: leave together.
-        (communicator as? MPICommunicator)?.finalize()
-        throw ExitCode(128 + interrupted.signal)
     } catch let exit as ExitCode {
         if communicator.size > 1 && exit != .success { communicator.abort("digits: \(communicator.rankDescription): stopping", code: exit.rawValue) }
         throw exit

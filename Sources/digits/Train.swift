@@ -33,17 +33,17 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Images per rank per step.")
     var batchSize: Int = 64
     @Option(help: "sgd, nesterov, adam or adamw.")
-    var optimizer: String = "adam"
+    var optimizer: OptimizerChoice = .adam
     @Option(parsing: .unconditional, help: "Peak learning rate.")
     var lr: Float = 2e-3
     @Option(help: "none, or linear: multiply --lr by global batch / --lr-base-batch.")
-    var lrScaling: String = "none"
+    var lrScaling: LearningRateScaling = .none
     @Option(parsing: .unconditional, help: "The global batch --lr is meant for, with --lr-scaling linear.")
     var lrBaseBatch: Int = 64
     @Option(parsing: .unconditional, help: "Momentum for sgd and nesterov.")
     var momentum: Float = 0.9
     @Option(help: "constant, step, cosine or onecycle.")
-    var schedule: String = "onecycle"
+    var schedule: ScheduleChoice = .onecycle
     @Option(parsing: .unconditional, help: "With --schedule step: multiply the rate by --step-factor every this many epochs.")
     var stepEvery: Int = 1
     @Option(parsing: .unconditional, help: "With --schedule step: the factor.")
@@ -57,7 +57,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Kernel threads in each process (1 when ranks fill the cores).")
     var threads: Int = 1
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
-    var dataPlacement: String = "shard"
+    var dataPlacement: DataPlacement = .shard
     @Option(help: "Random warps of training images: none, default (rotation=10,scale=0.1,shift=2), or key=value pairs of rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees); unnamed keys take the defaults.")
     var augment: String = "none"
     @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
@@ -65,7 +65,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
     @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
-    var gradientCompression: String = "none"
+    var gradientCompression: ExchangeSettings.Compression = .none
     @Option(parsing: .unconditional, help: "Send gradients in buckets of this many KiB, each started while backward still runs (0: one allreduce after backward). The sums are the same either way.")
     var bucketKb: Int = 256
     @Option(help: "Directory for checkpoints (rank 0 writes them).")
@@ -97,7 +97,7 @@ struct Train: ParsableCommand {
     @Option(parsing: .unconditional, help: "Under mpirun: stop this rank (and so the job) when a collective makes no progress for this many seconds (a lost host). 0: wait forever.")
     var collectiveTimeout: Double = 30
     @Option(help: "auto (a progress bar when stdout is a terminal and not under mpirun), always, or never.")
-    var progress: String = "auto"
+    var progress: ProgressDisplay = .auto
 
     func validate() throws {
         // Upper bounds too: these values are multiplied (epochs by steps per epoch, kilobytes by 1024)
@@ -111,9 +111,6 @@ struct Train: ParsableCommand {
         if !(collectiveTimeout >= 0) || !collectiveTimeout.isFinite { throw ValidationError("--collective-timeout must be 0 (wait forever) or a positive number of seconds, not \(collectiveTimeout)") }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be from 1 to 64 kernel threads per process, not \(threads)") }
         if let maxSteps, maxSteps < 1 || maxSteps > 1_000_000_000 { throw ValidationError("--max-steps must be from 1 to 1,000,000,000, not \(maxSteps)") }
-        if ExchangeSettings.Compression(rawValue: gradientCompression) == nil {
-            throw ValidationError("--gradient-compression must be none or fp16, not '\(gradientCompression)'")
-        }
         if bucketKb < 0 || bucketKb > 4_194_304 { throw ValidationError("--bucket-kb must be from 0 to 4194304 (4 GiB), not \(bucketKb)") }
         if warmup < 0 || warmup > 1_000_000_000 { throw ValidationError("--warmup must be from 0 to 1,000,000,000 steps, not \(warmup)") }
         if !(weightDecay >= 0) || !weightDecay.isFinite { throw ValidationError("--weight-decay must be a finite number, 0 or more, not \(weightDecay)") }
@@ -124,18 +121,11 @@ struct Train: ParsableCommand {
         if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1, not \(stopAtStep)") }
         if lrBaseBatch < 1 || lrBaseBatch > 1 << 30 { throw ValidationError("--lr-base-batch must be from 1 to 2^30, not \(lrBaseBatch)") }
         if noCheckpoints && overwriteCheckpoints { throw ValidationError("--overwrite-checkpoints replaces checkpoints; it does nothing with --no-checkpoints") }
-        if OptimizerKind.named(optimizer) == nil { throw ValidationError("--optimizer must be sgd, nesterov, adam or adamw, not '\(optimizer)'") }
-        if !["constant", "step", "cosine", "onecycle"].contains(schedule) {
-            throw ValidationError("--schedule must be constant, step, cosine or onecycle, not '\(schedule)'")
-        }
-        if !["none", "linear"].contains(lrScaling) { throw ValidationError("--lr-scaling must be none or linear, not '\(lrScaling)'") }
         do {
             _ = try AugmentationSettings(parsing: augment)
             if let elastic { _ = try AugmentationSettings.parseElastic(elastic) }
         } catch { throw ValidationError("\(error)") }
         do { _ = try ModelSpec.named(model) } catch { throw ValidationError("\(error)") }
-        if !["auto", "always", "never"].contains(progress) { throw ValidationError("--progress must be auto, always or never, not '\(progress)'") }
-        if DataPlacement(rawValue: dataPlacement) == nil { throw ValidationError("--data-placement must be shard or replicate, not '\(dataPlacement)'") }
     }
 
     func run() throws {
@@ -182,30 +172,30 @@ struct Train: ParsableCommand {
     private func makeTrainer(_ communicator: Communicator) throws -> (Trainer, Dataset?) {
         let rank = communicator.rank, worldSize = communicator.size
         let spec = try ModelSpec.named(model)
-        let placement = DataPlacement(rawValue: dataPlacement) ?? .shard
+        let placement = dataPlacement
         let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
         let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
         // Evaluation always splits the test set across ranks.
         let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
-        let stepsPerEpoch = placement == .shard ? (train.totalCount / worldSize) / batchSize : train.totalCount / (worldSize * batchSize)
+        let stepsPerEpoch = EpochSampler.stepsPerEpoch(placement: placement, totalCount: train.totalCount, worldSize: worldSize, batchSize: batchSize)
         if stepsPerEpoch < 1 {
             throw CommandError("a global batch of \(worldSize * batchSize) does not fit in \(train.totalCount) training images")
         }
         let scheduleKind: LearningRateSchedule.Kind
         switch schedule {
-        case "step": scheduleKind = .step(every: max(1, stepEvery * stepsPerEpoch), factor: stepFactor)
-        case "cosine": scheduleKind = .cosine
-        case "onecycle": scheduleKind = .oneCycle(rise: 0.25)
-        default: scheduleKind = .constant
+        case .step: scheduleKind = .step(every: max(1, stepEvery * stepsPerEpoch), factor: stepFactor)
+        case .cosine: scheduleKind = .cosine
+        case .onecycle: scheduleKind = .oneCycle(rise: 0.25)
+        case .constant: scheduleKind = .constant
         }
         var augmentation = try AugmentationSettings(parsing: augment)
         if let elastic { augmentation.elastic = try AugmentationSettings.parseElastic(elastic) }
         var configuration = TrainingConfiguration(
             model: spec, epochs: epochs, batchSize: batchSize,
-            optimizer: OptimizerKind.named(optimizer, momentum: momentum) ?? .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
+            optimizer: optimizer.kind(momentum: momentum),
             learningRate: peakLearningRate(worldSize: worldSize), schedule: scheduleKind, warmupSteps: warmup, weightDecay: weightDecay,
             seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
-        configuration.exchange = ExchangeSettings(compression: ExchangeSettings.Compression(rawValue: gradientCompression) ?? .none,
+        configuration.exchange = ExchangeSettings(compression: gradientCompression,
                                                   bucketBytes: bucketKb * 1024)
         try ConfigurationCheck.verify(configuration.fields + [
             ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
@@ -224,7 +214,7 @@ struct Train: ParsableCommand {
     }
 
     private func peakLearningRate(worldSize: Int) -> Float {
-        lrScaling == "linear" ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
+        lrScaling == .linear ? lr * Float(worldSize * batchSize) / Float(lrBaseBatch) : lr
     }
 
     /// Activations, their gradients and the layers' saved inputs grow with the batch: a batch that
@@ -261,7 +251,7 @@ struct Train: ParsableCommand {
         }
         if communicator.size > 1 {
             let buckets = trainer.exchange.bucketCount
-            print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == "fp16" ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
+            print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == .fp16 ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
         }
         if !noCheckpoints {
             print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
@@ -273,8 +263,8 @@ struct Train: ParsableCommand {
     /// One epoch (or the rest of one), its evaluation and checkpoint; nil when the run stopped inside it.
     private func runEpoch(_ trainer: Trainer, test: Dataset?, checkpoints: CheckpointSession, root: Bool) throws -> EpochMetrics? {
         let epochNumber = trainer.epoch + 1
-        let interactive = root && (progress == "always"
-            || (progress == "auto" && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
+        let interactive = root && (progress == .always
+            || (progress == .auto && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
         var lastDraw = 0.0
         var metrics = try trainer.runEpoch { done, total in
             guard interactive else { return }

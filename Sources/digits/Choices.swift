@@ -1,0 +1,37 @@
+import ArgumentParser
+import NeuralNet
+import Training
+
+// Options with a fixed set of values are enums: --help lists the values, a wrong one gets the
+// parser's sentence naming the choices, and nothing re-parses a String.
+
+enum OptimizerChoice: String, CaseIterable, ExpressibleByArgument {
+    case sgd, nesterov, adam, adamw
+
+    func kind(momentum: Float) -> OptimizerKind {
+        switch self {
+        case .sgd: return .sgd(momentum: momentum, nesterov: false)
+        case .nesterov: return .sgd(momentum: momentum, nesterov: true)
+        case .adam: return .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+        case .adamw: return .adamW(beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+        }
+    }
+}
+
+enum ScheduleChoice: String, CaseIterable, ExpressibleByArgument {
+    case constant, step, cosine, onecycle
+}
+
+enum LearningRateScaling: String, CaseIterable, ExpressibleByArgument {
+    /// --lr as given.
+    case none
+    /// --lr times global batch / --lr-base-batch (Goyal et al. 2017).
+    case linear
+}
+
+enum ProgressDisplay: String, CaseIterable, ExpressibleByArgument {
+    case auto, always, never
+}
+
+extension DataPlacement: ExpressibleByArgument {}
+extension ExchangeSettings.Compression: ExpressibleByArgument {}
