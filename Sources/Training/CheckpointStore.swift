@@ -126,34 +126,8 @@ public final class CheckpointStore {
         return path
     }
 
-    /// temp file in the same directory -> write -> fsync -> rename -> fsync the directory.
     func writeDurably(_ bytes: [UInt8], to path: String) throws {
-        let temporary = directory + "/.tmp-\(getpid())-" + (path as NSString).lastPathComponent
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CheckpointError(temporary, "cannot create: \(String(cString: strerror(errno)))") }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 {
-                let reason = String(cString: strerror(errno))
-                close(fd); unlink(temporary)
-                throw CheckpointError(temporary, "write failed: \(reason)")
-            }
-            offset += n
-        }
-        if fsync(fd) != 0 {
-            let reason = String(cString: strerror(errno))
-            close(fd); unlink(temporary)
-            throw CheckpointError(temporary, "fsync failed: \(reason)")
-        }
-        close(fd)
-        if rename(temporary, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw CheckpointError(path, "cannot rename into place: \(reason)")
-        }
-        let dirfd = open(directory, O_RDONLY | O_CLOEXEC)
-        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        try bytes.withUnsafeBytes { try Training.writeDurably($0, to: path) }
     }
 
     /// Reads and verifies one checkpoint file.

@@ -22,15 +22,8 @@ public struct TrainedModel {
         var byName = [String: StoredTensor]()
         for t in tensors { byName[t.name] = t }
         let store = network.store
-        for (entries, base) in [(store.parameterEntries, store.mutableParameters()), (store.bufferEntries, store.buffers)] {
-            for e in entries {
-                guard let t = byName[e.name] else { throw CheckpointError(path, "tensor \(e.name) is missing") }
-                guard t.shape == e.shape else { throw CheckpointError(path, "tensor \(e.name) has shape \(t.shape), the model needs \(e.shape)") }
-                let bad = t.values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-                guard bad == 0 else { throw CheckpointError(path, "tensor \(e.name) holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s")") }
-                t.values.withUnsafeBufferPointer { (base + e.slice.offset).update(from: $0.baseAddress!, count: $0.count) }
-            }
-        }
+        for e in store.parameterEntries { try copyStoredTensor(e.name, shape: e.shape, from: byName, into: store.mutableParameters() + e.slice.offset, path: path) }
+        for e in store.bufferEntries { try copyStoredTensor(e.name, shape: e.shape, from: byName, into: store.buffers + e.slice.offset, path: path) }
         self.network = network
         self.metadata = metadata
         self.path = path
@@ -100,4 +93,15 @@ extension Double {
         return Darwin.log(self)
         #endif
     }
+}
+
+/// Copies the tensor `name` of a checkpoint into `target`, once it is known to be there, to have
+/// `shape` and to hold only finite values (what a resume and a trained model both need).
+func copyStoredTensor(_ name: String, shape: [Int], from byName: [String: StoredTensor], into target: UnsafeMutablePointer<Float>,
+                      path: String) throws {
+    guard let t = byName[name] else { throw CheckpointError(path, "tensor \(name) is missing") }
+    guard t.shape == shape else { throw CheckpointError(path, "tensor \(name) has shape \(t.shape), the model needs \(shape)") }
+    let bad = t.values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+    guard bad == 0 else { throw CheckpointError(path, "tensor \(name) holds \(bad) NaN or infinite value\(bad == 1 ? "" : "s")") }
+    t.values.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: $0.count) }
 }

@@ -126,9 +126,7 @@ extension Trainer {
         for t in tensors { byName[t.name] = t }
         let store = network.store
         func copy(_ name: String, _ shape: [Int], into target: UnsafeMutablePointer<Float>) throws {
-            guard let t = byName[name] else { throw CheckpointError(path, "tensor \(name) is missing") }
-            guard t.shape == shape else { throw CheckpointError(path, "tensor \(name) has shape \(t.shape), the model needs \(shape)") }
-            t.values.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: $0.count) }
+            try copyStoredTensor(name, shape: shape, from: byName, into: target, path: path)
         }
         for e in store.parameterEntries { try copy(e.name, e.shape, into: store.mutableParameters() + e.slice.offset) }
         for e in store.bufferEntries { try copy(e.name, e.shape, into: store.buffers + e.slice.offset) }

@@ -70,33 +70,6 @@ func clearProgress() {
     _ = line.withCString { systemWrite(1, $0, strlen($0)) }
 }
 
-/// Writes bytes to a new file beside `path` and renames it into place, so a reader never sees
-/// a partial file. Float arenas are written in host order: little-endian on x86-64 and aarch64.
-func writeFile(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
-    let temporary = path + ".partial"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    if fd < 0 { throw CommandError("\(temporary): cannot open for writing: \(String(cString: strerror(errno)))") }
-    var offset = 0
-    while offset < bytes.count {
-        let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if n <= 0 {
-            let reason = String(cString: strerror(errno))
-            close(fd); unlink(temporary)
-            throw CommandError("\(temporary): write failed: \(reason)")
-        }
-        offset += n
-    }
-    if fsync(fd) != 0 || close(fd) != 0 {
-        unlink(temporary)
-        throw CommandError("\(temporary): could not be flushed to disk")
-    }
-    if rename(temporary, path) != 0 {
-        let reason = String(cString: strerror(errno))
-        unlink(temporary)
-        throw CommandError("\(path): cannot rename into place: \(reason)")
-    }
-}
-
 /// Standard output, one write(2) per call: lines appear at once in a log file or through mpirun
 /// (the C library would block-buffer them when stdout is not a terminal).
 func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {

@@ -340,7 +340,7 @@ struct Train: ParsableCommand {
             print("rank \(communicator.rank) weights sha256 \(trainer.weightsDigest())")
         }
         if root, let path = parametersOut {
-            try writeFile(path, UnsafeRawBufferPointer(trainer.network.store.parameterBuffer))
+            try writeDurably(UnsafeRawBufferPointer(trainer.network.store.parameterBuffer), to: path)
         }
     }
 }
