@@ -54,6 +54,11 @@ static void run_indices(int own) {
     }
 }
 
+// A thread's own thread count (ck_use_threads), 0 for the process's: jobs it submits use it, so a
+// test that changes it is never seen by another test running at the same time.
+static _Thread_local int own_thread_count = 0;
+// The submitter's count, which workers take for the job (as they take its kernel table).
+static int job_threads = 1;
 static _Thread_local int inside_job = 0;
 static _Thread_local int slot = 0;  // 0: whichever thread calls ck_parallel_for; workers 1 ...
 
@@ -78,7 +83,9 @@ static void *worker_main(void *argument) {
         seen = now;
         if (id < share_count) {
             ck_set_thread_kernels(job_table);
+            own_thread_count = job_threads;
             run_indices((int)id);
+            own_thread_count = 0;
             ck_set_thread_kernels(NULL);
         }
         if (atomic_fetch_sub(&busy_workers, 1) == 1) {
@@ -90,7 +97,8 @@ static void *worker_main(void *argument) {
     return NULL;
 }
 
-void ck_set_threads(int count) {
+/// Starts workers until the pool has `count` threads (or pthread_create fails); returns how many it has.
+static int grow_pool(int count) {
     if (count < 1) count = 1;
     if (count > max_threads) count = max_threads;
     pthread_mutex_lock(&submit);
@@ -100,26 +108,34 @@ void ck_set_threads(int count) {
         pthread_detach(thread);
         workers_started++;
     }
-    thread_count = workers_started + 1 < count ? workers_started + 1 : count;
+    int available = workers_started + 1 < count ? workers_started + 1 : count;
     pthread_mutex_unlock(&submit);
+    return available;
 }
 
-int ck_threads(void) { return thread_count; }
+
+void ck_set_threads(int count) { thread_count = grow_pool(count); }
+
+void ck_use_threads(int count) { own_thread_count = count > 0 ? grow_pool(count) : 0; }
+
+int ck_threads(void) { return own_thread_count > 0 ? own_thread_count : thread_count; }
 
 void ck_parallel_for(long count, void (*body)(void *, long), void *context) {
     if (count <= 0) return;
     // A body that itself calls ck_parallel_for (a GEMM inside a parallel loop) runs serially.
-    if (thread_count == 1 || count == 1 || inside_job) {
+    int threads = ck_threads();   // the submitting thread's count, read once
+    if (threads == 1 || count == 1 || inside_job) {
         for (long i = 0; i < count; i++) body(context, i);
         return;
     }
     pthread_mutex_lock(&submit);
-    // Workers numbered thread_count and above (left from a higher ck_set_threads) wake and
+    // Workers numbered `threads` and above (left from a higher count) wake and
     // go back to sleep without taking an index.
     job_body = body;
     job_context = context;
     job_table = ck_thread_kernels();
-    share_count = thread_count;
+    share_count = threads;
+    job_threads = threads;
     for (int t = 0; t < share_count; t++) {
         atomic_store_explicit(&shares[t].next, count * t / share_count, memory_order_relaxed);
         shares[t].end = count * (t + 1) / share_count;

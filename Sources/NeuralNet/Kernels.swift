@@ -50,6 +50,14 @@ public enum Kernels {
         ck_set_threads(Int32(max(1, count)))
     }
 
+    /// This thread's own kernel thread count for the jobs it submits (nil: the process's,
+    /// `setThreads`). Tests set it, so that suites running at the same time never see each other's
+    /// count (layers size per-thread scratch from `threads` just before a parallel loop).
+    public static func useThreads(_ count: Int?) {
+        ck_use_threads(Int32(count.map { max(1, $0) } ?? 0))
+    }
+
+    /// The kernel threads of the jobs this thread submits.
     public static var threads: Int { Int(ck_threads()) }
 
     /// The pool thread running the caller, in 0..<threads: bodies of one `parallelFor` running at

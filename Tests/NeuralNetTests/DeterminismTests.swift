@@ -122,12 +122,11 @@ import Testing
     @Test func oneImageEqualsItsRowOfABatchAndPackedWeightsFollowChanges() throws {
         let spec = try ModelSpec(parsing: "conv16k5p2-bn-relu-pool2-conv32k3p1-bn-relu-pool2-flatten-dense40-relu-dense10")
         let network = Network(spec: spec, seed: 5)
-        let saved = Kernels.threads
-        defer { Kernels.setThreads(saved) }
+        defer { Kernels.useThreads(nil) }
         var random = KeyedRandom(seed: 11, purpose: .test)
         let input = (0..<(5 * 784)).map { _ in random.nextUniform(0, 1) }
         func logits(_ net: Network, _ images: ArraySlice<Float>, batch: Int, threads: Int = 2) -> [Float] {
-            Kernels.setThreads(threads)
+            Kernels.useThreads(threads)
             var x = Array(images)
             return x.withUnsafeMutableBufferPointer { xp in
                 Array(UnsafeBufferPointer(start: net.forward(xp.baseAddress!, batch: batch, context: PassContext(mode: .evaluation)),
@@ -162,9 +161,8 @@ import Testing
     @Test func trainingDoesNotDependOnTheThreadCount() {
         let spec = "conv8k5p2-bn-relu-pool2-conv16k3p1-bn-relu-pool2-flatten-dense64-relu-drop0.2-dense10"
         func train(threads: Int) -> [UInt32] {
-            let saved = Kernels.threads
-            Kernels.setThreads(threads)
-            defer { Kernels.setThreads(saved) }
+            Kernels.useThreads(threads)
+            defer { Kernels.useThreads(nil) }
             return self.train(spec, seed: 3, batch: 32, steps: 20, optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8))
                 .map(\.bitPattern)
         }

@@ -23,9 +23,8 @@ struct KernelTableTests {
 
     @Test(arguments: KernelTableTests.isas, [1, 2])
     func gemmEqualsDoublePrecisionLoopsAndTheReferenceBits(isa: Kernels.ISA, threads: Int) {
-        let saved = Kernels.threads
-        Kernels.setThreads(threads)
-        defer { Kernels.setThreads(saved) }
+        Kernels.useThreads(threads)
+        defer { Kernels.useThreads(nil) }
         for (m, n, k) in KernelTableTests.shapes {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
@@ -77,9 +76,8 @@ struct KernelTableTests {
     /// order), whichever operand is packed, at every tile edge; columns past n are never written.
     @Test(arguments: KernelTableTests.isas, [1, 2])
     func packedOperandsGiveTheSameSumsAsGemm(isa: Kernels.ISA, threads: Int) {
-        let saved = Kernels.threads
-        Kernels.setThreads(threads)
-        defer { Kernels.setThreads(saved) }
+        Kernels.useThreads(threads)
+        defer { Kernels.useThreads(nil) }
         Kernels.withISA(isa) { packedOperandsGiveTheSameSumsAsGemm() }
     }
 
@@ -152,9 +150,8 @@ struct KernelTableTests {
         w.withUnsafeBufferPointer { Kernels.Packed.packA(transpose: false, $0.baseAddress!, lda: patch, m: outputs, k: patch, into: packedW.pointer) }
         let ldc = pixels + 3
         for threads in [1, 2] {
-            let saved = Kernels.threads
-            Kernels.setThreads(threads)
-            defer { Kernels.setThreads(saved) }
+            Kernels.useThreads(threads)
+            defer { Kernels.useThreads(nil) }
             var explicit = [Float](repeating: .nan, count: outputs * ldc), viaTables = explicit
             cols.withUnsafeBufferPointer { c in
                 explicit.withUnsafeMutableBufferPointer {
@@ -248,9 +245,8 @@ struct KernelTableTests {
             }
             let scratch = FloatBuffer(capacity: Kernels.Packed.winogradScratchFloats(g, m: outputs))
             func run(_ first: Int, _ count: Int, threads: Int) -> [Float] {
-                let saved = Kernels.threads
-                Kernels.setThreads(threads)
-                defer { Kernels.setThreads(saved) }
+                Kernels.useThreads(threads)
+                defer { Kernels.useThreads(nil) }
                 var out = [Float](repeating: .nan, count: count * outCount)
                 x.withUnsafeBufferPointer { xs in
                     bias.withUnsafeBufferPointer { b in

@@ -25,7 +25,8 @@ func prefix(_ set: Dataset, _ count: Int) -> Dataset {
         // The whole test set: on 1,000 images one standard error is 0.7 points, as much as a change of
         // convolution algorithm moves the result (95.85% direct, 95.82% Winograd on all 10,000).
         let test = try MNIST.load(.test, from: directory)
-        Kernels.setThreads(1)
+        Kernels.useThreads(1)
+        defer { Kernels.useThreads(nil) }
         let configuration = TrainingConfiguration(model: try ModelSpec.named("default"), epochs: 1, batchSize: 32,
                                                   optimizer: .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                                                   learningRate: 2e-3, schedule: .oneCycle(rise: 0.25), seed: 1)

@@ -24,6 +24,9 @@ const char *ck_thread_isa(void);
 
 /// Threads used by ck_sgemm and ck_parallel_for, the calling thread included (>= 1).
 void ck_set_threads(int count);
+/// The calling thread's own count for the jobs it submits (0: the process's, ck_set_threads).
+void ck_use_threads(int count);
+/// The count jobs submitted by the calling thread use.
 int ck_threads(void);
 
 /// Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; beta == 0 never reads C.
