@@ -79,19 +79,34 @@ public struct EpochSampler: Sendable {
         }
     }
 
-    /// This rank's samples (indices into its data set) at `step` of an epoch with `order`.
-    public func batch(_ order: [Int32], step: Int) -> ArraySlice<Int32> {
+    /// This rank's batches of `epoch`: its visiting order, cut into steps (a rank of a replicated
+    /// world takes every worldSize-th batch of the one global order).
+    public func plan(epoch: Int) -> EpochPlan {
+        let order = order(epoch: epoch)
         switch placement {
-        case .shard: return order[(step * batchSize)..<((step + 1) * batchSize)]
+        case .shard:
+            return EpochPlan(order: order, steps: stepsPerEpoch, start: 0, stride: batchSize, batchSize: batchSize)
         case .replicate:
-            let start = (step * worldSize + rank) * batchSize
-            return order[start..<(start + batchSize)]
+            return EpochPlan(order: order, steps: stepsPerEpoch, start: rank * batchSize, stride: worldSize * batchSize, batchSize: batchSize)
         }
     }
 }
 
 /// Fills the input and label buffers of one batch from a data set.
 public final class BatchAssembler {
+    /// Every record of `dataset` in order, `batchSize` at a time (the last batch may be short):
+    /// `body` sees the filled assembler and the records' range.
+    public static func forEachBatch(of dataset: Dataset, batchSize: Int, _ body: (BatchAssembler, Range<Int>) -> Void) {
+        let assembler = BatchAssembler(dataset: dataset, capacity: batchSize)
+        var start = 0
+        while start < dataset.count {
+            let end = min(dataset.count, start + batchSize)
+            assembler.assemble(range: start..<end)
+            body(assembler, start..<end)
+            start = end
+        }
+    }
+
     public let dataset: Dataset
     let normalizer = InputNormalizer()
     public let input = FloatBuffer()          // (N, 1, 28, 28)
@@ -172,18 +187,13 @@ public struct Evaluation: Sendable {
 
     /// Loss and accuracy over every record of `dataset` (under MPI, this rank's part of the test set).
     public static func run(_ network: Network, on dataset: Dataset, batchSize: Int = 500) -> Evaluation {
-        let assembler = BatchAssembler(dataset: dataset, capacity: batchSize)
         var result = Evaluation(lossSum: 0, correct: 0, count: 0)
-        var start = 0
-        while start < dataset.count {
-            let end = min(dataset.count, start + batchSize)
-            assembler.assemble(range: start..<end)
-            let logits = network.forward(assembler.input.pointer, batch: end - start, context: PassContext(mode: .evaluation))
-            let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: assembler.labels, batch: end - start, classes: network.classes)
+        BatchAssembler.forEachBatch(of: dataset, batchSize: batchSize) { assembler, range in
+            let logits = network.forward(assembler.input.pointer, batch: range.count, context: PassContext(mode: .evaluation))
+            let r = SoftmaxCrossEntropy.evaluate(logits: logits, labels: assembler.labels, batch: range.count, classes: network.classes)
             result.lossSum += r.lossSum
             result.correct += r.correct
-            result.count += end - start
-            start = end
+            result.count += range.count
         }
         return result
     }

@@ -64,14 +64,10 @@ public struct ClassificationReport: Sendable {
         let classes = model.network.classes
         var report = ClassificationReport(confusion: Array(repeating: Array(repeating: 0, count: classes), count: classes),
                                           lossSum: 0, misses: [])
-        let assembler = BatchAssembler(dataset: dataset, capacity: batchSize)
-        var start = 0
-        while start < dataset.count {
-            let end = min(dataset.count, start + batchSize)
-            assembler.assemble(range: start..<end)
-            let probabilities = model.probabilities(assembler.input.pointer, batch: end - start)
+        BatchAssembler.forEachBatch(of: dataset, batchSize: batchSize) { assembler, range in
+            let probabilities = model.probabilities(assembler.input.pointer, batch: range.count)
             for (offset, p) in probabilities.enumerated() {
-                let index = start + offset
+                let index = range.lowerBound + offset
                 let label = Int(dataset.labels[index])
                 var best = 0
                 for k in 1..<classes where p[k] > p[best] { best = k }
@@ -79,7 +75,6 @@ public struct ClassificationReport: Sendable {
                 report.lossSum += -Double(max(p[label], 1e-30)).logarithm
                 if best != label { report.misses.append((Int(dataset.ids[index]), label, best, p[best])) }
             }
-            start = end
         }
         return report
     }

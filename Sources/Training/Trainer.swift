@@ -90,17 +90,7 @@ public final class Trainer {
     }
 
     /// The plan of the epoch in progress.
-    public func currentPlan() -> EpochPlan {
-        if let resumedPlan { return resumedPlan }
-        let order = sampler.order(epoch: epoch)
-        switch sampler.placement {
-        case .shard:
-            return EpochPlan(order: order, steps: sampler.stepsPerEpoch, start: 0, stride: sampler.batchSize, batchSize: sampler.batchSize)
-        case .replicate:
-            return EpochPlan(order: order, steps: sampler.stepsPerEpoch, start: sampler.rank * sampler.batchSize,
-                             stride: sampler.worldSize * sampler.batchSize, batchSize: sampler.batchSize)
-        }
-    }
+    public func currentPlan() -> EpochPlan { resumedPlan ?? sampler.plan(epoch: epoch) }
 
     /// Continues the epoch in progress to its end (or until maxSteps, the stop step, or `stepLimit`
     /// more steps). Train loss and accuracy are summed over all ranks. `progress(done, total)` is

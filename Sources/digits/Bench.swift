@@ -23,7 +23,8 @@ struct Bench: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(parsing: .unconditional, help: "Model preset or spec.") var model: String = "reference"
     @Option(parsing: .unconditional, help: "Images per step.") var batchSize: Int = 64
-    @Option(parsing: .unconditional, help: "Kernel threads.") var threads: Int = 1
+    @OptionGroup var kernel: KernelOptions
+    var threads: Int { kernel.threads }
     @Option(parsing: .unconditional, help: "Timed training steps.") var steps: Int = 200
     @Option(parsing: .unconditional, help: "Untimed steps first.") var warmupSteps: Int = 20
     @Option(help: "Also time inference: batches of this size over the test set (0: skip).") var inferenceBatch: Int = 0
@@ -98,11 +99,11 @@ struct Bench: ParsableCommand {
             if let augment {
                 let augmenter = Augmenter(settings: try AugmentationSettings(parsing: augment), seed: 1)
                 let assembler = BatchAssembler(dataset: train, capacity: batchSize)
-                let order = trainer.sampler.order(epoch: 0)
+                let plan = trainer.sampler.plan(epoch: 0)
                 let rounds = 200
                 let t0 = monotonicSeconds()
                 for round in 0..<rounds {
-                    assembler.assemble(trainer.sampler.batch(order, step: round % trainer.sampler.stepsPerEpoch), augmenter: augmenter, epoch: 0)
+                    assembler.assemble(plan.batch(round % plan.steps), augmenter: augmenter, epoch: 0)
                 }
                 augmentMilliseconds = (monotonicSeconds() - t0) / Double(rounds) * 1000
             }

@@ -27,6 +27,17 @@ struct Digits: ParsableCommand {
     )
 }
 
+/// The kernel thread count, shared by every command that computes (train, evaluate, bench).
+struct KernelOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Kernel threads per process (1 when ranks fill the cores).")
+    var threads: Int = 1
+
+    func validate() throws {
+        // The pool's limit (Sources/CKernels/threads.c): refused here rather than silently capped.
+        guard (1...64).contains(threads) else { throw ValidationError("--threads \(threads): use 1 to 64 kernel threads per process") }
+    }
+}
+
 /// Options every command that reads MNIST shares.
 struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "Directory holding the four MNIST IDX files (raw or .gz).")

@@ -16,12 +16,12 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
-    @Option(parsing: .unconditional, help: "Kernel threads per process.") var threads: Int = 1
+    @OptionGroup var kernel: KernelOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
 
     func run() throws {
         try runAsRank { communicator in
-            try startKernels(threads: threads)
+            try startKernels(threads: kernel.threads)
             let start = monotonicSeconds()
             let model = try TrainedModel(checkpoint: checkpoint)
             var part = try MNIST.load(.test, from: data.dataDir,

@@ -54,8 +54,7 @@ struct Train: ParsableCommand {
     var weightDecay: Float = 0
     @Option(parsing: .unconditional, help: "Seed of every random choice: initialisation, shards, order, dropout.")
     var seed: UInt64 = 1
-    @Option(parsing: .unconditional, help: "Kernel threads in each process (1 when ranks fill the cores).")
-    var threads: Int = 1
+    @OptionGroup var kernel: KernelOptions
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
     var dataPlacement: DataPlacement = .shard
     @Option(help: "Random warps of training images: none, default (rotation=10,scale=0.1,shift=2), or key=value pairs of rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees); unnamed keys take the defaults.")
@@ -109,7 +108,6 @@ struct Train: ParsableCommand {
         if !(stepFactor > 0) || !stepFactor.isFinite { throw ValidationError("--step-factor must be a positive finite number, not \(stepFactor)") }
         if stepEvery < 1 || stepEvery > 1_000_000 { throw ValidationError("--step-every must be from 1 to 1,000,000 epochs, not \(stepEvery)") }
         if !(collectiveTimeout >= 0) || !collectiveTimeout.isFinite { throw ValidationError("--collective-timeout must be 0 (wait forever) or a positive number of seconds, not \(collectiveTimeout)") }
-        if threads < 1 || threads > 64 { throw ValidationError("--threads must be from 1 to 64 kernel threads per process, not \(threads)") }
         if let maxSteps, maxSteps < 1 || maxSteps > 1_000_000_000 { throw ValidationError("--max-steps must be from 1 to 1,000,000,000, not \(maxSteps)") }
         if bucketKb < 0 || bucketKb > 4_194_304 { throw ValidationError("--bucket-kb must be from 0 to 4194304 (4 GiB), not \(bucketKb)") }
         if warmup < 0 || warmup > 1_000_000_000 { throw ValidationError("--warmup must be from 0 to 1,000,000,000 steps, not \(warmup)") }
@@ -131,7 +129,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let processStart = monotonicSeconds()
         try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
-            try startKernels(threads: threads)
+            try startKernels(threads: kernel.threads)
             let root = communicator.isRoot
             // From here a first SIGINT/SIGTERM/SIGUSR1 asks for a stop after the step in progress, with a checkpoint.
             stop_signals_install(root ? 1 : 0)
@@ -245,7 +243,7 @@ struct Train: ParsableCommand {
         print("model \(configuration.model)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
         print("\(trainer.train.totalCount) training images on \(communicator.size) rank(s) (\(configuration.placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
               + "\(trainer.sampler.stepsPerEpoch) steps per epoch, \(optimizer) lr \(peakLearningRate(worldSize: communicator.size)) \(schedule)"
-              + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(threads) kernel thread(s) per rank (\(Kernels.isa.rawValue) kernels), seed \(seed)")
+              + (warmup > 0 ? " after \(warmup) warmup steps" : "") + ", \(kernel.threads) kernel thread(s) per rank (\(Kernels.isa.rawValue) kernels), seed \(seed)")
         if !configuration.augmentation.isIdentity {
             print("augmentation: \(configuration.augmentation) (training images only; a new draw per sample and epoch)")
         }

@@ -27,9 +27,9 @@ import Testing
             let ids = try ShardSpec(rank: rank, worldSize: worldSize, seed: 3).indices(sampleCount: total)
             let sampler = EpochSampler(localCount: ids.count, totalCount: total, worldSize: worldSize, batchSize: batch, seed: 3, rank: rank)
             steps.insert(sampler.stepsPerEpoch)
-            let order = sampler.order(epoch: 2)
-            for step in 0..<sampler.stepsPerEpoch {
-                for local in sampler.batch(order, step: step) { used[Int(ids[Int(local)])] += 1 }
+            let plan = sampler.plan(epoch: 2)
+            for step in 0..<plan.steps {
+                for local in plan.batch(step) { used[Int(ids[Int(local)])] += 1 }
             }
         }
         #expect(steps.count == 1)                                   // every rank takes the same number of steps
@@ -40,14 +40,14 @@ import Testing
 
     @Test func replicatedSamplingIsTheSameGlobalBatchForAnyWorldSize() {
         let one = EpochSampler(placement: .replicate, localCount: 1000, totalCount: 1000, worldSize: 1, batchSize: 64, seed: 1, rank: 0)
-        let order = one.order(epoch: 0)
+        let plan = one.plan(epoch: 0)
         for step in 0..<3 {
             var union = [Int32]()
             for rank in 0..<2 {
                 let half = EpochSampler(placement: .replicate, localCount: 1000, totalCount: 1000, worldSize: 2, batchSize: 32, seed: 1, rank: rank)
-                union += half.batch(half.order(epoch: 0), step: step)
+                union += half.plan(epoch: 0).batch(step)
             }
-            #expect(union == Array(one.batch(order, step: step)))
+            #expect(union == Array(plan.batch(step)))
         }
     }
 
