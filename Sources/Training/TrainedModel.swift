@@ -1,3 +1,4 @@
+import Collective
 import Datasets
 import NeuralNet
 #if canImport(Glibc)
@@ -57,6 +58,23 @@ public struct ClassificationReport: Sendable {
     public func recall(_ c: Int) -> Double {
         let actual = confusion[c].reduce(0, +)
         return actual > 0 ? Double(confusion[c][c]) / Double(actual) : 0
+    }
+
+    /// Sums the counts of every rank and gathers their misses (sorted by id), on every rank.
+    public mutating func combine(over communicator: Communicator) throws {
+        let classes = confusion.count
+        var counts = confusion.flatMap { $0.map(Double.init) } + [lossSum]
+        try communicator.allreduceSum(&counts)
+        confusion = (0..<classes).map { r in (0..<classes).map { Int(counts[r * classes + $0]) } }
+        lossSum = counts[classes * classes]
+        let encoded = misses.map { "\($0.id),\($0.label),\($0.predicted),\($0.confidence)" }.joined(separator: ";")
+        misses = try communicator.allgather(encoded).flatMap { text in
+            text.split(separator: ";").compactMap { item -> (Int, Int, Int, Float)? in
+                let f = item.split(separator: ",")
+                guard f.count == 4, let id = Int(f[0]), let l = Int(f[1]), let p = Int(f[2]), let c = Float(f[3]) else { return nil }
+                return (id, l, p, c)
+            }
+        }.sorted { $0.id < $1.id }
     }
 
     /// Runs the model over every record of `dataset` in batches.

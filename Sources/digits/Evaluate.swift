@@ -33,45 +33,15 @@ struct Evaluate: ParsableCommand {
             let t0 = monotonicSeconds()
             var report = ClassificationReport.run(model, on: part)
             let evaluationSeconds = monotonicSeconds() - t0
-            // Sum the counts of every rank; gather the misses.
-            var counts = report.confusion.flatMap { $0.map(Double.init) } + [report.lossSum]
-            try communicator.allreduceSum(&counts)
-            report.confusion = (0..<10).map { r in (0..<10).map { Int(counts[r * 10 + $0]) } }
-            report.lossSum = counts[100]
-            let encoded = report.misses.map { "\($0.id),\($0.label),\($0.predicted),\($0.confidence)" }.joined(separator: ";")
-            report.misses = try communicator.allgather(encoded).flatMap { text in
-                text.split(separator: ";").compactMap { item -> (Int, Int, Int, Float)? in
-                    let f = item.split(separator: ",")
-                    guard f.count == 4, let id = Int(f[0]), let l = Int(f[1]), let p = Int(f[2]), let c = Float(f[3]) else { return nil }
-                    return (id, l, p, c)
-                }
-            }.sorted { $0.id < $1.id }
+            try report.combine(over: communicator)
             var slowest = [evaluationSeconds]
             try communicator.allreduceMax(&slowest)
             guard communicator.isRoot else { return }
             let throughput = Double(report.count) / max(slowest[0], 1e-9)
             if json {
-                var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
-                              "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
-                              "\"ranks\":\(communicator.size)", "\"images_per_second\":\(jsonNumber(throughput))"]
-                fields.append("\"precision\":[" + (0..<10).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
-                fields.append("\"recall\":[" + (0..<10).map { jsonNumber(report.recall($0)) }.joined(separator: ",") + "]")
-                fields.append("\"confusion\":[" + report.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
-                print("{" + fields.joined(separator: ",") + "}")
+                print(jsonReport(report, model: model, ranks: communicator.size, throughput: throughput))
             } else {
-                print("checkpoint \(checkpoint)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
-                print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
-                print("\(communicator.size) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(monotonicSeconds() - start, 2)) s in all")
-                print("")
-                print(pad("class", 6, right: false) + pad("precision", 10) + pad("recall", 9) + pad("images", 8))
-                for c in 0..<10 {
-                    print(pad(String(c), 6, right: false) + pad(fixed(100 * report.precision(c), 2) + "%", 10)
-                          + pad(fixed(100 * report.recall(c), 2) + "%", 9) + pad(String(report.confusion[c].reduce(0, +)), 8))
-                }
-                print("")
-                print("confusion matrix (rows: true digit, columns: predicted)")
-                print("      " + (0..<10).map { pad(String($0), 6) }.joined())
-                for r in 0..<10 { print(pad(String(r), 6, right: false) + report.confusion[r].map { pad(String($0), 6) }.joined()) }
+                printReport(report, model: model, ranks: communicator.size, throughput: throughput, seconds: monotonicSeconds() - start)
             }
             if let misclassified {
                 let full = try MNIST.load(.test, from: data.dataDir)
@@ -115,4 +85,33 @@ func jsonEscape(_ text: String) -> String {
         }
     }
     return out
+}
+
+extension Evaluate {
+
+    private func jsonReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double) -> String {
+        var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
+                      "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
+                      "\"ranks\":\(ranks)", "\"images_per_second\":\(jsonNumber(throughput))"]
+        fields.append("\"precision\":[" + (0..<10).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
+        fields.append("\"recall\":[" + (0..<10).map { jsonNumber(report.recall($0)) }.joined(separator: ",") + "]")
+        fields.append("\"confusion\":[" + report.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    private func printReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double, seconds: Double) {
+        print("checkpoint \(checkpoint)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+        print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
+        print("\(ranks) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(seconds, 2)) s in all")
+        print("")
+        print(pad("class", 6, right: false) + pad("precision", 10) + pad("recall", 9) + pad("images", 8))
+        for c in 0..<10 {
+            print(pad(String(c), 6, right: false) + pad(fixed(100 * report.precision(c), 2) + "%", 10)
+                  + pad(fixed(100 * report.recall(c), 2) + "%", 9) + pad(String(report.confusion[c].reduce(0, +)), 8))
+        }
+        print("")
+        print("confusion matrix (rows: true digit, columns: predicted)")
+        print("      " + (0..<10).map { pad(String($0), 6) }.joined())
+        for r in 0..<10 { print(pad(String(r), 6, right: false) + report.confusion[r].map { pad(String($0), 6) }.joined()) }
+    }
 }
