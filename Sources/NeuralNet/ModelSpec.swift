@@ -158,65 +158,65 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             throw ModelSpecError(text: text, reason: "\(layers.count) layers; the limit is \(ModelSpec.maxLayers)")
         }
         var shape = ModelSpec.inputShape
-        var parameters = 0, activations = 0
-        func grow(_ total: inout Int, by amount: Int, limit: Int, _ what: String, _ where_: String) throws {
-            let (sum, overflow) = total.addingReportingOverflow(amount)
-            guard !overflow, amount <= limit, sum <= limit else {
-                throw ModelSpecError(text: text, reason: "\(where_) takes the model past \(limit) \(what)")
-            }
-            total = sum
-        }
-        func product(_ factors: [Int], limit: Int, _ what: String, _ where_: String) throws -> Int {
-            var result = 1
-            for f in factors {
-                let (p, overflow) = result.multipliedReportingOverflow(by: f)
-                guard !overflow, p <= limit else {
-                    throw ModelSpecError(text: text, reason: "\(where_) needs more than \(limit) \(what)")
-                }
-                result = p
-            }
-            return result
-        }
+        var parameters = SizeCount(limit: ModelSpec.maxParameters, what: "parameters", text: text)
+        var activations = SizeCount(limit: ModelSpec.maxActivationsPerImage, what: "activation values per image", text: text)
         for (index, layer) in layers.enumerated() {
             let where_ = "layer \(index + 1) '\(layer.token)'"
             switch layer {
-            case .conv(let c, let k, _, _):
-                let weights = try product([c, shape.channels, k, k], limit: ModelSpec.maxParameters, "parameters", where_)
-                try grow(&parameters, by: weights + c, limit: ModelSpec.maxParameters, "parameters", where_)
-            case .dense(let o):
-                let weights = try product([o, shape.count], limit: ModelSpec.maxParameters, "parameters", where_)
-                try grow(&parameters, by: weights + o, limit: ModelSpec.maxParameters, "parameters", where_)
-            case .batchNorm:
-                try grow(&parameters, by: 2 * shape.channels, limit: ModelSpec.maxParameters, "parameters", where_)
-            default:
-                break
+            case .conv(let c, let k, _, _): try parameters.add([c, shape.channels, k, k], plus: c, at: where_)
+            case .dense(let o): try parameters.add([o, shape.count], plus: o, at: where_)
+            case .batchNorm: try parameters.add([2, shape.channels], at: where_)
+            default: break
             }
-            switch layer {
-            case .conv(let c, let k, let s, let p):
-                guard !shape.isVector else { throw ModelSpecError(text: text, reason: "\(where_) needs an image, got a vector") }
-                let oh = (shape.height + 2 * p - k) / s + 1, ow = (shape.width + 2 * p - k) / s + 1
-                guard shape.height + 2 * p >= k, shape.width + 2 * p >= k, oh > 0, ow > 0 else {
-                    throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
-                }
-                shape = Shape(channels: c, height: oh, width: ow)
-            case .maxPool(let k, let s):
-                guard !shape.isVector, shape.height >= k, shape.width >= k else {
-                    throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
-                }
-                shape = Shape(channels: shape.channels, height: (shape.height - k) / s + 1, width: (shape.width - k) / s + 1)
-            case .globalAveragePool, .flatten:
-                shape = .vector(shape.channels * (layer == .flatten ? shape.height * shape.width : 1))
-            case .dense(let o):
-                shape = .vector(o)
-            case .batchNorm, .relu, .dropout:
-                break
-            }
-            let values = try product([shape.channels, shape.height, shape.width], limit: ModelSpec.maxActivationsPerImage,
-                                     "activation values per image", where_)
-            try grow(&activations, by: values, limit: ModelSpec.maxActivationsPerImage, "activation values per image", where_)
+            shape = try ModelSpec.output(of: layer, from: shape, at: where_, text: text)
+            try activations.add([shape.channels, shape.height, shape.width], at: where_)
         }
         guard shape.count == ModelSpec.classes else {
             throw ModelSpecError(text: text, reason: "the model ends in \(shape) values, not the \(ModelSpec.classes) class logits")
+        }
+    }
+
+    /// A layer's output shape, or the reason it does not fit its input.
+    private static func output(of layer: LayerSpec, from shape: Shape, at where_: String, text: String) throws -> Shape {
+        switch layer {
+        case .conv(let c, let k, let s, let p):
+            guard !shape.isVector else { throw ModelSpecError(text: text, reason: "\(where_) needs an image, got a vector") }
+            let oh = (shape.height + 2 * p - k) / s + 1, ow = (shape.width + 2 * p - k) / s + 1
+            guard shape.height + 2 * p >= k, shape.width + 2 * p >= k, oh > 0, ow > 0 else {
+                throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
+            }
+            return Shape(channels: c, height: oh, width: ow)
+        case .maxPool(let k, let s):
+            guard !shape.isVector, shape.height >= k, shape.width >= k else {
+                throw ModelSpecError(text: text, reason: "\(where_) does not fit its \(shape) input")
+            }
+            return Shape(channels: shape.channels, height: (shape.height - k) / s + 1, width: (shape.width - k) / s + 1)
+        case .globalAveragePool, .flatten:
+            return .vector(shape.channels * (layer == .flatten ? shape.height * shape.width : 1))
+        case .dense(let o):
+            return .vector(o)
+        case .batchNorm, .relu, .dropout:
+            return shape
+        }
+    }
+
+    /// A running total of products, each factor and sum checked for overflow and against `limit`.
+    private struct SizeCount {
+        let limit: Int, what: String, text: String
+        var total = 0
+
+        init(limit: Int, what: String, text: String) { self.limit = limit; self.what = what; self.text = text }
+
+        mutating func add(_ factors: [Int], plus extra: Int = 0, at where_: String) throws {
+            var product = 1
+            for f in factors {
+                let (p, overflow) = product.multipliedReportingOverflow(by: f)
+                guard !overflow, p <= limit else { throw ModelSpecError(text: text, reason: "\(where_) needs more than \(limit) \(what)") }
+                product = p
+            }
+            let (sum, overflow) = total.addingReportingOverflow(product + extra)
+            guard !overflow, sum <= limit else { throw ModelSpecError(text: text, reason: "\(where_) takes the model past \(limit) \(what)") }
+            total = sum
         }
     }
 }
