@@ -122,6 +122,18 @@ public enum Safetensors {
 
     /// Parses and verifies a whole file; every failure names `path` and what is wrong.
     public static func decode(_ file: [UInt8], path: String) throws -> (tensors: [StoredTensor], metadata: [String: String]) {
+        let (header, metadata, dataStart) = try verifiedHeader(file, path: path)
+        let data = file[dataStart...]
+        var tensors = [StoredTensor]()
+        for (name, value) in header where name != "__metadata__" {
+            tensors.append(try tensor(name, entry: value, file: file, dataStart: dataStart, path: path))
+        }
+        try checkLayout(header, data: data, hasTensors: !tensors.isEmpty, metadata: metadata, path: path)
+        return (tensors.sorted { $0.name < $1.name }, metadata)
+    }
+
+    /// The header's JSON and string metadata, its checksum verified, and where the data section starts.
+    static func verifiedHeader(_ file: [UInt8], path: String) throws -> (header: [String: Any], metadata: [String: String], dataStart: Int) {
         guard file.count >= 8 else { throw CheckpointError(path, "truncated: \(file.count) bytes, not even the 8-byte header length") }
         let headerLength = file[0..<8].enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
         guard headerLength <= UInt64(headerLimit) else {
@@ -151,42 +163,50 @@ public enum Safetensors {
         guard SHA256.hex(headerBytes) == headerDigest else {
             throw CheckpointError(path, "header checksum mismatch: the header is corrupt")
         }
-        let data = file[(8 + Int(headerLength))...]
-        var tensors = [StoredTensor]()
-        for (name, value) in header where name != "__metadata__" {
-            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw CheckpointError(path, "tensor \(name) has a malformed entry")
-            }
-            guard dtype == "F32" else { throw CheckpointError(path, "tensor \(name) has dtype \(dtype); digits checkpoints hold F32") }
-            // Every number here comes from the file: checked before any arithmetic or allocation.
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw CheckpointError(path, "tensor \(name) has a negative dimension in shape \(shape)") }
-            var count = 1
-            for dimension in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-                guard !overflow, product <= data.count / 4 else {
-                    throw CheckpointError(path, "tensor \(name): shape \(shape) holds more floats than the \(data.count)-byte data section")
-                }
-                count = product
-            }
-            guard offsets[0] >= 0, offsets[1] >= offsets[0] else {
-                throw CheckpointError(path, "tensor \(name) has data offsets \(offsets), not a range of the data section")
-            }
-            guard offsets[1] - offsets[0] == count * 4 else {
-                throw CheckpointError(path, "tensor \(name): shape \(shape) does not match its \(offsets[1] - offsets[0]) bytes")
-            }
-            guard offsets[1] <= data.count else {
-                throw CheckpointError(path, "truncated: tensor \(name) ends at byte \(offsets[1]) of a \(data.count)-byte data section")
-            }
-            var values = [Float](repeating: 0, count: count)
-            values.withUnsafeMutableBytes { out in
-                file.withUnsafeBytes { raw in
-                    out.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[(8 + Int(headerLength) + offsets[0])..<(8 + Int(headerLength) + offsets[1])]))
-                }
-            }
-            if UInt32(1).littleEndian != 1 { values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) } }
-            tensors.append(StoredTensor(name: name, shape: shape, values: values))
+        return (header, metadata, 8 + Int(headerLength))
+    }
+
+    /// One tensor entry of the header, read from the data section: every number from the file is
+    /// checked before any arithmetic or allocation.
+    static func tensor(_ name: String, entry value: Any, file: [UInt8], dataStart: Int, path: String) throws -> StoredTensor {
+        let data = file[dataStart...]
+        guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+              let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+            throw CheckpointError(path, "tensor \(name) has a malformed entry")
         }
+        guard dtype == "F32" else { throw CheckpointError(path, "tensor \(name) has dtype \(dtype); digits checkpoints hold F32") }
+        // Every number here comes from the file: checked before any arithmetic or allocation.
+        guard shape.allSatisfy({ $0 >= 0 }) else { throw CheckpointError(path, "tensor \(name) has a negative dimension in shape \(shape)") }
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= data.count / 4 else {
+                throw CheckpointError(path, "tensor \(name): shape \(shape) holds more floats than the \(data.count)-byte data section")
+            }
+            count = product
+        }
+        guard offsets[0] >= 0, offsets[1] >= offsets[0] else {
+            throw CheckpointError(path, "tensor \(name) has data offsets \(offsets), not a range of the data section")
+        }
+        guard offsets[1] - offsets[0] == count * 4 else {
+            throw CheckpointError(path, "tensor \(name): shape \(shape) does not match its \(offsets[1] - offsets[0]) bytes")
+        }
+        guard offsets[1] <= data.count else {
+            throw CheckpointError(path, "truncated: tensor \(name) ends at byte \(offsets[1]) of a \(data.count)-byte data section")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { out in
+            file.withUnsafeBytes { raw in
+                out.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[(dataStart + offsets[0])..<(dataStart + offsets[1])]))
+            }
+        }
+        if UInt32(1).littleEndian != 1 { values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) } }
+        return StoredTensor(name: name, shape: shape, values: values)
+    }
+
+    /// No two tensors share bytes, nothing follows the last one, and the data section's checksum holds.
+    static func checkLayout(_ header: [String: Any], data: ArraySlice<UInt8>, hasTensors: Bool, metadata: [String: String],
+                            path: String) throws {
         // Tensors may not share bytes (Python's safetensors refuses overlapping offsets too).
         let ranges = header.compactMap { entry -> (name: String, range: [Int])? in
             guard entry.key != "__metadata__", let offsets = (entry.value as? [String: Any])?["data_offsets"] as? [Int] else { return nil }
@@ -195,7 +215,7 @@ public enum Safetensors {
         for (before, after) in zip(ranges, ranges.dropFirst()) where after.range[0] < before.range[1] {
             throw CheckpointError(path, "tensors \(before.name) and \(after.name) overlap (bytes \(before.range) and \(after.range))")
         }
-        let expectedEnd = tensors.isEmpty ? 0 : (header.compactMap { ($0.value as? [String: Any])?["data_offsets"] as? [Int] }.map { $0[1] }.max() ?? 0)
+        let expectedEnd = !hasTensors ? 0 : (header.compactMap { ($0.value as? [String: Any])?["data_offsets"] as? [Int] }.map { $0[1] }.max() ?? 0)
         if data.count > expectedEnd {
             throw CheckpointError(path, "\(data.count - expectedEnd) unexpected bytes after the last tensor")
         }
@@ -203,7 +223,6 @@ public enum Safetensors {
         guard SHA256.hex(data) == tensorDigest else {
             throw CheckpointError(path, "tensor checksum mismatch: the tensor bytes are corrupt")
         }
-        return (tensors.sorted { $0.name < $1.name }, metadata)
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
