@@ -191,14 +191,8 @@ public final class CheckpointStore {
     /// The `__metadata__` of a safetensors file, reading only its header (not verified: for
     /// telling runs apart; `read` verifies).
     static func headerMetadata(_ path: String) throws -> [String: String] {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CheckpointError(path, "cannot open for reading") }
-        defer { try? handle.close() }
-        guard let prefix = try handle.read(upToCount: 8), prefix.count == 8 else { throw CheckpointError(path, "truncated") }
-        let length = prefix.enumerated().reduce(UInt64(0)) { $0 | (UInt64($1.element) << (8 * UInt64($1.offset))) }
-        guard length <= UInt64(Safetensors.headerLimit), let header = try handle.read(upToCount: Int(length)), header.count == Int(length),
-              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
-              let metadata = object["__metadata__"] as? [String: Any] else {
-            throw CheckpointError(path, "no readable header")
+        guard let metadata = try Safetensors.readHeader(path)["__metadata__"] as? [String: Any] else {
+            throw CheckpointError(path, "no __metadata__ in the header")
         }
         return metadata.compactMapValues { $0 as? String }
     }

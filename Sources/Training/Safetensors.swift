@@ -71,7 +71,12 @@ public enum Safetensors {
     /// Reads a file that should be a safetensors file, checking the header length, then the
     /// header, against the file's size before reading the data section: a large file that is not
     /// a checkpoint is refused after reading at most its header, not read whole into memory.
-    public static func readFile(_ path: String) throws -> [UInt8] {
+    public static func readFile(_ path: String) throws -> [UInt8] { try read(path, withData: true).bytes }
+
+    /// The header's entries, reading only the length and the header (not verified: `decode` verifies).
+    static func readHeader(_ path: String) throws -> [String: Any] { try read(path, withData: false).header }
+
+    private static func read(_ path: String, withData: Bool) throws -> (bytes: [UInt8], header: [String: Any]) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let reason = errno == ENOENT ? "no such file" : "cannot open for reading: \(String(cString: strerror(errno)))"
@@ -106,6 +111,7 @@ public enum Safetensors {
         guard let object = try? JSONSerialization.jsonObject(with: Data(header)), let entries = object as? [String: Any] else {
             throw CheckpointError(path, "the header is not valid JSON (corrupt file, or not a checkpoint)")
         }
+        guard withData else { return ([], entries) }
         // The data section is exactly as long as the furthest tensor end; anything else is refused before reading it.
         var end = 0
         for (name, value) in entries where name != "__metadata__" {
@@ -117,7 +123,7 @@ public enum Safetensors {
         let dataSize = size - 8 - Int(headerLength)
         guard dataSize <= end else { throw CheckpointError(path, "\(dataSize - end) unexpected bytes after the last tensor") }
         guard dataSize == end else { throw CheckpointError(path, "truncated: the tensors end at byte \(end) of the data section, the file holds \(dataSize)") }
-        return lengthBytes + header + (try readExactly(dataSize, at: 8 + Int(headerLength)))
+        return (lengthBytes + header + (try readExactly(dataSize, at: 8 + Int(headerLength))), entries)
     }
 
     /// Parses and verifies a whole file; every failure names `path` and what is wrong.

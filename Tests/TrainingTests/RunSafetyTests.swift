@@ -27,6 +27,14 @@ import Testing
         return (try t.checkpointTensors(), try t.checkpointMetadata(extra: []))
     }
 
+    /// Checkpoints of `run` at `steps` in `dir`, written by a store that is closed again (its lock released).
+    func write(run: String, steps: [Int], in dir: ScratchDir) throws {
+        let (tensors, metadata) = try checkpoint()
+        let store = try CheckpointStore(directory: dir.path, keep: 3)
+        try store.adopt(run: run, replacingOthers: false)
+        for step in steps { try store.save(tensors: tensors, metadata: metadata, step: step) }
+    }
+
     func names(_ dir: ScratchDir) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted()
     }
@@ -34,11 +42,7 @@ import Testing
     @Test func aNewRunIsRefusedADirectoryHoldingAnotherRunsCheckpointsAndLosesNothing() throws {
         let dir = ScratchDir()
         let (tensors, metadata) = try checkpoint()
-        do {
-            let first = try CheckpointStore(directory: dir.path, keep: 3)
-            try first.adopt(run: "run-a", replacingOthers: false)
-            for step in [1872, 1873, 1874] { try first.save(tensors: tensors, metadata: metadata, step: step) }
-        }
+        try write(run: "run-a", steps: [1872, 1873, 1874], in: dir)
         let before = names(dir)
         let second = try CheckpointStore(directory: dir.path, keep: 3)
         let error = #expect(throws: CheckpointError.self) { try second.adopt(run: "run-b", replacingOthers: false) }
@@ -55,11 +59,7 @@ import Testing
     @Test func overwriteCheckpointsDeletesTheOtherRunsFilesAndOnlyThen() throws {
         let dir = ScratchDir()
         let (tensors, metadata) = try checkpoint()
-        do {
-            let first = try CheckpointStore(directory: dir.path, keep: 3)
-            try first.adopt(run: "run-a", replacingOthers: false)
-            for step in [100, 200] { try first.save(tensors: tensors, metadata: metadata, step: step) }
-        }
+        try write(run: "run-a", steps: [100, 200], in: dir)
         let second = try CheckpointStore(directory: dir.path, keep: 3)
         let removed = try second.adopt(run: "run-b", replacingOthers: true)
         #expect(removed.count == 2 && names(dir).isEmpty)
