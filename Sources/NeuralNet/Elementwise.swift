@@ -15,50 +15,35 @@ public final class ReLU: Layer {
 
     public var forwardMultiplyAdds: Int { 0 }
 
-    /// True when the layer before already applied max(0, ·) (a BatchNorm with `rectifiesOutput`):
-    /// forward has nothing left to do, backward still masks.
-    public var inputIsRectified = false
-
-    /// True when the layer after applies this ReLU's gradient mask itself (a max pooling with
-    /// `inputIsRectified`): backward passes the gradient through.
-    public var gradientMaskedByNext = false
-
-    /// True when the BatchNorm before runs this ReLU and the pooling after it inside its own passes
-    /// (its `fusesReLUAndPooling`): values and gradients pass through.
-    public var fusedIntoPrevious = false
-
-    /// True when the 2x2 max pooling after applies this ReLU to each window's maximum (its
-    /// `rectifiesInput`) and its gradient mask (`gradientMaskedByNext` is set too): values and
-    /// gradients pass through.
-    public var appliedByNext = false
-
     /// In place: no layer here reads its own output in backward, so the input may be overwritten.
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
-        if fusedIntoPrevious || appliedByNext { return x }
-        if inputIsRectified {
-            lastOutput = x
-            return x
-        }
-        let count = batch * inputShape.count
-        let y = x
-        let zero = Vector.Lanes(repeating: 0)
-        var i = 0
-        while i + 16 <= count {
-            let v = Vector.load(x + i)
-            Vector.store(v.replacing(with: zero, where: v .< zero), y + i)   // a blend; pointwiseMax is not vectorised
-            i += 16
-        }
-        while i < count { y[i] = max(x[i], 0); i += 1 }
-        lastOutput = y
-        return y
+        ReLU.rectify(x, count: batch * inputShape.count)
+        lastOutput = x
+        return x
     }
 
     /// The output gradient is masked in place: it belongs to the layer above and is not read again.
     public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
         guard needsInputGradient else { return nil }
-        if fusedIntoPrevious || gradientMaskedByNext { return dY }
         guard let y = lastOutput else { preconditionFailure("\(name): backward before forward") }
-        let count = batch * inputShape.count
+        ReLU.maskGradient(dY, output: y, count: batch * inputShape.count)
+        return dY
+    }
+
+    /// x = max(0, x), in place.
+    static func rectify(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = Vector.Lanes(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            let v = Vector.load(x + i)
+            Vector.store(v.replacing(with: zero, where: v .< zero), x + i)   // a blend; pointwiseMax is not vectorised
+            i += 16
+        }
+        while i < count { x[i] = max(x[i], 0); i += 1 }
+    }
+
+    /// dY = 0 where the ReLU's output y is not positive, in place.
+    static func maskGradient(_ dY: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, count: Int) {
         let zero = Vector.Lanes(repeating: 0)
         var i = 0
         while i + 16 <= count {
@@ -66,7 +51,6 @@ public final class ReLU: Layer {
             i += 16
         }
         while i < count { if y[i] <= 0 { dY[i] = 0 }; i += 1 }
-        return dY
     }
 }
 

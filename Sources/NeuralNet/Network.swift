@@ -2,72 +2,76 @@
 public final class Network {
     public let spec: ModelSpec
     public let store: ParameterStore
+    /// The layers that run: the spec's, each group `LayerFusion` chose built as one fused layer.
     public let layers: [Layer]
     /// Each layer's slice of the parameter (and gradient) arena, empty for layers without parameters.
     public let parameterRanges: [Range<Int>]
+    /// Activation values of one image: the input and every spec layer's output (for memory estimates).
+    public let activationValuesPerImage: Int
     private let logitGradient = FloatBuffer()   // (N, 10)
 
-    public init(spec: ModelSpec, seed: UInt64) {
+    /// The spec's layers, built in order (their parameters and buffers named `layers.<index>.…`
+    /// in the store), then grouped as `LayerFusion` rewrites them.
+    public init(spec: ModelSpec, seed: UInt64, fusions: LayerFusions = .all) {
         self.spec = spec
         let store = ParameterStore()
         let workspace = GradientWorkspace()
         var layers = [Layer]()
         var ranges = [Range<Int>]()
         var shape = ModelSpec.inputShape
-        for (index, layerSpec) in spec.layers.enumerated() {
-            let name = "layers.\(index)"
+        var activations = shape.count
+        for group in LayerFusion.groups(spec.layers, fusions: fusions) {
             let before = store.parameterCount
-            let layer: Layer
-            switch layerSpec {
-            case .conv(let c, let k, let s, let p):
-                layer = Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p,
-                               store: store, workspace: workspace)
-            case .batchNorm:
-                let norm = BatchNorm(name: name, inputShape: shape, store: store)
-                norm.writesOutputInPlace = layers.last is Conv2D || layers.last is Dense
-                layer = norm
-            case .relu: layer = ReLU(name: name, inputShape: shape)
-            case .maxPool(let k, let s):
-                layer = MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s, workspace: workspace)
-            case .globalAveragePool: layer = GlobalAveragePool(name: name, inputShape: shape, workspace: workspace)
-            case .flatten: layer = Flatten(name: name, inputShape: shape)
-            case .dense(let o): layer = Dense(name: name, inputShape: shape, outputs: o, store: store, workspace: workspace)
-            case .dropout(let r): layer = Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
+            var parts = [Layer]()
+            for index in group.layers {
+                let writesOverInput = LayerFusion.batchNormWritesOverInput(at: index, in: spec.layers)
+                parts.append(Network.makeLayer(spec.layers[index], index: index, inputShape: shape, writesOverInput: writesOverInput,
+                                               store: store, workspace: workspace))
+                shape = parts[parts.count - 1].outputShape
+                activations += shape.count
             }
-            layers.append(layer)
+            layers.append(Network.fuse(parts, as: group.kind))
             ranges.append(before..<store.parameterCount)
-            shape = layer.outputShape
-        }
-        // A ReLU right after a BatchNorm runs inside BatchNorm's normalising pass.
-        for (norm, relu) in zip(layers, layers.dropFirst()) {
-            guard let norm = norm as? BatchNorm, let relu = relu as? ReLU else { continue }
-            norm.rectifiesOutput = true
-            relu.inputIsRectified = true
-        }
-        // A max pooling right after a ReLU applies the ReLU's gradient mask in its own backward pass.
-        for (relu, pool) in zip(layers, layers.dropFirst()) {
-            guard let relu = relu as? ReLU, let pool = pool as? MaxPool2D else { continue }
-            relu.gradientMaskedByNext = true
-            pool.inputIsRectified = true
-            // A ReLU with work left (not already run by a BatchNorm) goes into a 2x2 pooling's pass.
-            if !relu.inputIsRectified && pool.kernel == 2 && pool.stride == 2 {
-                relu.appliedByNext = true
-                pool.rectifiesInput = true
-            }
-        }
-        // conv → bn → relu → pool2: the batch norm runs all three in one pass (see `fusesReLUAndPooling`).
-        for index in layers.indices.dropLast(2) {
-            guard let norm = layers[index] as? BatchNorm, norm.writesOutputInPlace, let relu = layers[index + 1] as? ReLU,
-                  let pool = layers[index + 2] as? MaxPool2D, pool.kernel == 2, pool.stride == 2,
-                  norm.inputShape.height >= 2, norm.inputShape.width >= 2 else { continue }
-            norm.fusesReLUAndPooling = true
-            relu.fusedIntoPrevious = true
-            pool.fusedIntoPrevious = true
         }
         store.seal(seed: seed)
         self.store = store
         self.layers = layers
         parameterRanges = ranges
+        activationValuesPerImage = activations
+    }
+
+    private static func makeLayer(_ layerSpec: ModelSpec.LayerSpec, index: Int, inputShape shape: Shape, writesOverInput: Bool,
+                                  store: ParameterStore, workspace: GradientWorkspace) -> Layer {
+        let name = "layers.\(index)"
+        switch layerSpec {
+        case .conv(let c, let k, let s, let p):
+            return Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p, store: store,
+                          workspace: workspace)
+        case .batchNorm: return BatchNorm(name: name, inputShape: shape, store: store, writesOverInput: writesOverInput)
+        case .relu: return ReLU(name: name, inputShape: shape)
+        case .maxPool(let k, let s): return MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s, workspace: workspace)
+        case .globalAveragePool: return GlobalAveragePool(name: name, inputShape: shape, workspace: workspace)
+        case .flatten: return Flatten(name: name, inputShape: shape)
+        case .dense(let o): return Dense(name: name, inputShape: shape, outputs: o, store: store, workspace: workspace)
+        case .dropout(let r): return Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
+        }
+    }
+
+    /// The layer a group of built layers runs as (`LayerFusion` chose the group from their specs).
+    private static func fuse(_ parts: [Layer], as kind: LayerGroup.Kind) -> Layer {
+        switch (kind, parts.count) {
+        case (.batchNormReLU, 2):
+            if let norm = parts[0] as? BatchNorm, let relu = parts[1] as? ReLU { return BatchNormReLU(norm, relu) }
+        case (.reluMaxPool, 2):
+            if let relu = parts[0] as? ReLU, let pool = parts[1] as? MaxPool2D { return ReLUMaxPool2D(relu, pool) }
+        case (.batchNormReLUMaxPool(let onePass), 3):
+            if let norm = parts[0] as? BatchNorm, let relu = parts[1] as? ReLU, let pool = parts[2] as? MaxPool2D {
+                return BatchNormReLUMaxPool2D(norm, relu, pool, onePass: onePass)
+            }
+        case (.single, 1): return parts[0]
+        default: break
+        }
+        preconditionFailure("LayerFusion grouped \(parts.map(\.name)) as \(kind)")
     }
 
     public var parameterCount: Int { store.parameterCount }

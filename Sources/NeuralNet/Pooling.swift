@@ -1,47 +1,68 @@
-/// Max pooling over kernel×kernel windows (no padding); remembers each window's argmax.
+/// Max pooling over kernel×kernel windows (no padding).
 public final class MaxPool2D: Layer {
     public let name: String
-    public let inputShape: Shape
-    public let outputShape: Shape
-    let kernel: Int
-    let stride: Int
-    private let output = FloatBuffer()         // (N, C, OH, OW)
-    private let workspace: GradientWorkspace   // input gradient (N, C, H, W) goes here
-    private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)   // (N, C, OH, OW): index in the input plane
-    private var argmaxCapacity = 1
+    public var inputShape: Shape { pooling.inputShape }
+    public var outputShape: Shape { pooling.outputShape }
+    let pooling: MaxPooling
 
     public init(name: String, inputShape: Shape, kernelSize: Int, stride: Int? = nil,
                 workspace: GradientWorkspace = GradientWorkspace()) {
         self.name = name
-        self.workspace = workspace
-        self.inputShape = inputShape
-        kernel = kernelSize
-        self.stride = stride ?? kernelSize
-        outputShape = Shape(channels: inputShape.channels,
-                            height: (inputShape.height - kernelSize) / self.stride + 1,
-                            width: (inputShape.width - kernelSize) / self.stride + 1)
+        pooling = MaxPooling(inputShape: inputShape, kernel: kernelSize, stride: stride ?? kernelSize, workspace: workspace)
     }
-
-    deinit { argmax.deallocate() }
-
-    /// True when the input came out of a ReLU (the network sets this together with that ReLU's
-    /// `gradientMaskedByNext`): forward marks windows whose maximum is not positive (index ~argmax), and
-    /// backward passes them nothing, which is the ReLU's own gradient mask.
-    public var inputIsRectified = false
-
-    /// True when the ReLU before leaves its work to this layer (its `appliedByNext`; 2x2 windows,
-    /// stride 2): forward pools the unrectified input and outputs max(0, maximum), which is the
-    /// maximum of the rectified window, without a pass over the whole input. Implies `inputIsRectified`.
-    public var rectifiesInput = false
-
-    /// True when the BatchNorm two layers before pools inside its own passes (its
-    /// `fusesReLUAndPooling`): this layer then passes values and gradients through.
-    public var fusedIntoPrevious = false
 
     public var forwardMultiplyAdds: Int { 0 }
 
     public func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
-        if fusedIntoPrevious { return x }
+        pooling.forward(x, batch: batch, input: .asIs)
+    }
+
+    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
+        needsInputGradient ? pooling.backward(dY, batch: batch) : nil
+    }
+}
+
+/// The work of a max pooling, for `MaxPool2D` and the fused layers that end in one: each window's
+/// maximum and its argmax (the index in the input plane), and the adjoint that sends each output
+/// gradient to its argmax.
+final class MaxPooling {
+    let inputShape: Shape
+    let outputShape: Shape
+    let kernel: Int
+    let stride: Int
+    private let output = FloatBuffer()         // (N, C, OH, OW)
+    private let workspace: GradientWorkspace   // input gradient (N, C, H, W) goes here
+    private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)   // (N, C, OH, OW)
+    private var argmaxCapacity = 1
+
+    /// What the input is to the pooling.
+    enum Input {
+        /// Any values.
+        case asIs
+        /// The output of a ReLU: a window whose maximum is not positive is marked (index ~argmax) and
+        /// passes no gradient back, which is the ReLU's own gradient mask.
+        case rectified
+        /// The input of a ReLU, applied here: the output is max(0, maximum), the maximum of the
+        /// rectified window, without a pass over the whole input; the gradient is masked as for
+        /// `rectified`. 2x2 windows with stride 2 only.
+        case rectifiedHere
+    }
+
+    init(inputShape: Shape, kernel: Int, stride: Int, workspace: GradientWorkspace) {
+        self.inputShape = inputShape
+        self.kernel = kernel
+        self.stride = stride
+        self.workspace = workspace
+        outputShape = Shape(channels: inputShape.channels,
+                            height: (inputShape.height - kernel) / stride + 1,
+                            width: (inputShape.width - kernel) / stride + 1)
+    }
+
+    deinit { argmax.deallocate() }
+
+    var isTwoByTwo: Bool { kernel == 2 && stride == 2 }
+
+    func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, input: Input) -> UnsafeMutablePointer<Float> {
         let planes = batch * inputShape.channels
         let h = inputShape.height, w = inputShape.width, oh = outputShape.height, ow = outputShape.width
         let y = output.reserve(planes * oh * ow)
@@ -50,11 +71,11 @@ public final class MaxPool2D: Layer {
             argmaxCapacity = planes * oh * ow
             argmax = .allocate(capacity: argmaxCapacity)
         }
-        let rectified = inputIsRectified, rectify = rectifiesInput
-        precondition(!rectify || (kernel == 2 && stride == 2), "\(name): only 2x2 pooling applies the ReLU before it")
-        if kernel == 2 && stride == 2 {
+        let rectified = input != .asIs, rectify = input == .rectifiedHere
+        precondition(!rectify || isTwoByTwo, "only 2x2 pooling applies the ReLU before it")
+        if isTwoByTwo {
             // One task per sample.
-            let channels = inputShape.channels, inPlane = inputShape.height * inputShape.width, outPlane = oh * ow
+            let channels = inputShape.channels, inPlane = h * w, outPlane = oh * ow, argmax = argmax
             Kernels.parallelFor(batch) { n in
                 let first = n * channels
                 Kernels.maxPool2x2(x + first * inPlane, y + first * outPlane, argmax: argmax + first * outPlane,
@@ -63,36 +84,39 @@ public final class MaxPool2D: Layer {
             return y
         }
         for plane in 0..<planes {
-            let source = x + plane * h * w
-            let target = y + plane * oh * ow
-            let index = argmax + plane * oh * ow
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var best = (oy * stride) * w + ox * stride
-                    var bestValue = source[best]
-                    for ky in 0..<kernel {
-                        let row = (oy * stride + ky) * w + ox * stride
-                        for kx in 0..<kernel where source[row + kx] > bestValue {
-                            bestValue = source[row + kx]
-                            best = row + kx
-                        }
-                    }
-                    target[oy * ow + ox] = bestValue
-                    index[oy * ow + ox] = rectified && !(bestValue > 0) ? ~Int32(best) : Int32(best)
-                }
-            }
+            poolPlane(x + plane * h * w, into: y + plane * oh * ow, argmax: argmax + plane * oh * ow, rectified: rectified)
         }
         return y
     }
 
-    public func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int, needsInputGradient: Bool) -> UnsafeMutablePointer<Float>? {
-        guard needsInputGradient else { return nil }
-        if fusedIntoPrevious { return dY }
+    /// One plane of any window size and stride.
+    private func poolPlane(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>,
+                           argmax index: UnsafeMutablePointer<Int32>, rectified: Bool) {
+        let w = inputShape.width, oh = outputShape.height, ow = outputShape.width
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var best = (oy * stride) * w + ox * stride
+                var bestValue = source[best]
+                for ky in 0..<kernel {
+                    let row = (oy * stride + ky) * w + ox * stride
+                    for kx in 0..<kernel where source[row + kx] > bestValue {
+                        bestValue = source[row + kx]
+                        best = row + kx
+                    }
+                }
+                target[oy * ow + ox] = bestValue
+                index[oy * ow + ox] = rectified && !(bestValue > 0) ? ~Int32(best) : Int32(best)
+            }
+        }
+    }
+
+    /// The input gradient, in the workspace: dY at each window's argmax, 0 elsewhere.
+    func backward(_ dY: UnsafeMutablePointer<Float>, batch: Int) -> UnsafeMutablePointer<Float> {
         let planes = batch * inputShape.channels
         let inPlane = inputShape.height * inputShape.width, outPlane = outputShape.height * outputShape.width
         let dx = workspace.inputGradient(planes * inPlane, avoiding: dY)
         let channels = inputShape.channels, argmax = argmax
-        if kernel == 2 && stride == 2 {
+        if isTwoByTwo {
             let h = inputShape.height, w = inputShape.width
             Kernels.parallelFor(batch) { n in
                 let first = n * channels

@@ -218,7 +218,7 @@ struct Train: ParsableCommand {
     /// Activations, their gradients and the layers' saved inputs grow with the batch: a batch that
     /// cannot fit in memory is refused before the first step tries to allocate it.
     private func checkActivationsFit(_ trainer: Trainer) throws {
-        let valuesPerImage = trainer.network.layers.reduce(ModelSpec.inputShape.count) { $0 + $1.outputShape.count }
+        let valuesPerImage = trainer.network.activationValuesPerImage
         let needed = Double(batchSize) * Double(valuesPerImage) * 4 * 3
         let physical = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
         if physical > 0 && needed > physical / 2 {

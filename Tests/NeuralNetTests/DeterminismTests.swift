@@ -29,89 +29,71 @@ import Testing
         #expect(a != c)
     }
 
-    /// The fusions the network sets up, each turned off in turn: BatchNorm + ReLU in one pass and the
-    /// ReLU's mask applied by the pooling give the same bits as the separate layers; BatchNorm →
-    /// ReLU → pooling as one layer gives the same forward pass (loss bits) and the same
-    /// gradients up to the order of two per-channel sums.
-    @Test func fusedLayersEqualTheSeparateLayers() throws {
-        let network = Network(spec: try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-conv6k2-bn-relu-pool2-flatten-dense16-bn-relu-dense10"),
-                              seed: 3)
-        let norms = network.layers.compactMap { $0 as? BatchNorm }, relus = network.layers.compactMap { $0 as? ReLU }
-        let pools = network.layers.compactMap { $0 as? MaxPool2D }
-        #expect(norms.count == 3 && norms.allSatisfy(\.rectifiesOutput) && relus.allSatisfy(\.inputIsRectified))
-        #expect(pools.allSatisfy(\.inputIsRectified) && relus.prefix(2).allSatisfy(\.gradientMaskedByNext))
-        // The second block's 13 x 13 output pools with a dropped last row and column.
-        #expect(norms[0].fusesReLUAndPooling && norms[1].fusesReLUAndPooling)
-        #expect(!norms[2].fusesReLUAndPooling)
-        var random = KeyedRandom(seed: 9, purpose: .test)
-        let input = (0..<(8 * 784)).map { _ in random.nextUniform(-1, 1) }
-        let labels = (0..<8).map { UInt8($0 % 10) }
-        func pass() -> (loss: UInt32, gradients: [Float]) {
-            network.store.zeroGradients()
-            var x = input
-            let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
-                network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 8,
-                                            context: PassContext(mode: .training, seed: 1, step: 1))
-            } }
-            return (Float(loss.lossSum).bitPattern, Array(network.store.gradientBuffer))
+    /// One forward, loss and backward of `network` on fixed random data (loss bits and gradients),
+    /// and its evaluation-mode logits.
+    private func passes(_ network: Network, batch: Int, seed: UInt64) -> (loss: UInt32, gradients: [Float], logits: [Float]) {
+        var random = KeyedRandom(seed: seed, purpose: .test)
+        let input = (0..<(batch * 784)).map { _ in random.nextUniform(-1, 1) }
+        let labels = (0..<batch).map { UInt8($0 % 10) }
+        var x = input
+        // Evaluation first: training moves the running statistics.
+        let logits = x.withUnsafeMutableBufferPointer { xp in
+            Array(UnsafeBufferPointer(start: network.forward(xp.baseAddress!, batch: batch, context: PassContext(mode: .evaluation)),
+                                      count: batch * 10))
         }
-        func evaluate() -> [Float] {
-            var x = input
-            return x.withUnsafeMutableBufferPointer { xp in
-                Array(UnsafeBufferPointer(start: network.forward(xp.baseAddress!, batch: 8, context: PassContext(mode: .evaluation)),
-                                          count: 8 * 10))
-            }
-        }
-        let fused = pass(), fusedLogits = evaluate()
-        for norm in norms { norm.fusesReLUAndPooling = false }
-        for relu in relus { relu.fusedIntoPrevious = false }
-        for pool in pools { pool.fusedIntoPrevious = false }
-        let logits = evaluate(), twoFusions = pass()   // evaluation first: training moves the running statistics
-        // Evaluation normalises with the running statistics: the fused layer as (x - mean) * invStd * gamma + beta,
-        // the separate one as a * x + b; the same up to rounding.
-        #expect(zip(fusedLogits, logits).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
-        #expect(twoFusions.loss == fused.loss)
-        let scale = twoFusions.gradients.map(abs).max() ?? 1
-        let worst = zip(fused.gradients, twoFusions.gradients).map { abs($0 - $1) }.max() ?? 0
-        #expect(worst <= 1e-5 * scale, "largest difference \(worst) of gradients up to \(scale)")
-        for norm in norms { norm.rectifiesOutput = false }
-        for relu in relus { relu.inputIsRectified = false; relu.gradientMaskedByNext = false }
-        for pool in pools { pool.inputIsRectified = false }
-        let separate = pass()
-        #expect(separate.loss == twoFusions.loss && separate.gradients.map(\.bitPattern) == twoFusions.gradients.map(\.bitPattern))
+        network.store.zeroGradients()
+        x = input
+        let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
+            network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: batch,
+                                        context: PassContext(mode: .training, seed: 1, step: 1))
+        } }
+        return (Float(loss.lossSum).bitPattern, Array(network.store.gradientBuffer), logits)
     }
 
-    /// A ReLU before a 2x2 pooling runs inside the pooling's pass (no BatchNorm before it): the same
-    /// loss, gradients and evaluation outputs, bit for bit, as the ReLU on its own.
+    /// The fusion pass groups the layers as documented: bn-relu-pool2 after a convolution as one
+    /// pass (also with a 13 x 13 input, whose last row and column the pooling drops), bn-relu on a
+    /// vector, relu-pool without a BatchNorm.
+    @Test func fusionGroupsTheLayers() throws {
+        let spec = try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-conv6k2-bn-relu-pool2-flatten-dense16-bn-relu-dense10")
+        #expect(LayerFusion.groups(spec.layers).map(\.kind)
+                == [.single, .batchNormReLUMaxPool(onePass: true), .single, .batchNormReLUMaxPool(onePass: true), .single, .single,
+                    .batchNormReLU, .single])
+        let other = try ModelSpec(parsing: "conv4k3-relu-pool3s2-bn-relu-pool2-gap-dense10")
+        #expect(LayerFusion.groups(other.layers).map(\.kind) == [.single, .reluMaxPool, .batchNormReLUMaxPool(onePass: false), .single, .single])
+        #expect(LayerFusion.groups(spec.layers, fusions: []).allSatisfy { $0.kind == .single })
+        #expect(Network(spec: spec, seed: 1).layers.count == 8 && Network(spec: spec, seed: 1, fusions: []).layers.count == 13)
+    }
+
+    /// Fused layers against the separate ones: with the ReLU's work moved into its neighbours, the same
+    /// bits; with BatchNorm → ReLU → pooling as one pass too, the same forward pass (loss bits) and the
+    /// same gradients up to the order of two per-channel sums.
+    @Test func fusedLayersEqualTheSeparateLayers() throws {
+        let spec = try ModelSpec(parsing: "conv4k3p1-bn-relu-pool2-conv6k2-bn-relu-pool2-flatten-dense16-bn-relu-dense10")
+        let fused = passes(Network(spec: spec, seed: 3), batch: 8, seed: 9)
+        let reluOnly = passes(Network(spec: spec, seed: 3, fusions: .relu), batch: 8, seed: 9)
+        let separate = passes(Network(spec: spec, seed: 3, fusions: []), batch: 8, seed: 9)
+        // Evaluation normalises with the running statistics: the one pass as (x - mean) * invStd * gamma + beta,
+        // the separate layers as a * x + b; the same up to rounding.
+        #expect(zip(fused.logits, reluOnly.logits).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($1)) })
+        #expect(reluOnly.loss == fused.loss)
+        let scale = reluOnly.gradients.map(abs).max() ?? 1
+        let worst = zip(fused.gradients, reluOnly.gradients).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst <= 1e-5 * scale, "largest difference \(worst) of gradients up to \(scale)")
+        #expect(separate.loss == reluOnly.loss && separate.gradients.map(\.bitPattern) == reluOnly.gradients.map(\.bitPattern))
+        #expect(separate.logits.map(\.bitPattern) == reluOnly.logits.map(\.bitPattern))
+    }
+
+    /// A ReLU before a pooling runs inside the pooling's pass (no BatchNorm before it; 2x2 and 3x3
+    /// stride 2): the same loss, gradients and evaluation outputs, bit for bit, as the separate layers.
     @Test func reluInsidePoolingEqualsTheSeparateLayers() throws {
-        let network = Network(spec: try ModelSpec(parsing: "conv4k3-relu-pool2-conv6k3-relu-pool2-flatten-drop0.3-dense10"), seed: 4)
-        let relus = network.layers.compactMap { $0 as? ReLU }, pools = network.layers.compactMap { $0 as? MaxPool2D }
-        #expect(relus.count == 2 && relus.allSatisfy(\.appliedByNext) && pools.allSatisfy(\.rectifiesInput))
-        var random = KeyedRandom(seed: 10, purpose: .test)
-        let input = (0..<(6 * 784)).map { _ in random.nextUniform(-1, 1) }
-        let labels = (0..<6).map { UInt8($0 % 10) }
-        func pass() -> [UInt32] {
-            network.store.zeroGradients()
-            var x = input
-            let loss = x.withUnsafeMutableBufferPointer { xp in labels.withUnsafeBufferPointer { yp in
-                network.accumulateGradients(input: xp.baseAddress!, labels: yp.baseAddress!, batch: 6,
-                                            context: PassContext(mode: .training, seed: 1, step: 1))
-            } }
-            return [Float(loss.lossSum).bitPattern] + network.store.gradientBuffer.map(\.bitPattern)
+        for text in ["conv4k3-relu-pool2-conv6k3-relu-pool2-flatten-drop0.3-dense10", "conv4k3-relu-pool3s2-flatten-dense10"] {
+            let spec = try ModelSpec(parsing: text)
+            #expect(Network(spec: spec, seed: 4).layers.contains { $0 is ReLUMaxPool2D })
+            let fused = passes(Network(spec: spec, seed: 4), batch: 6, seed: 10)
+            let separate = passes(Network(spec: spec, seed: 4, fusions: []), batch: 6, seed: 10)
+            #expect(fused.loss == separate.loss && fused.gradients.map(\.bitPattern) == separate.gradients.map(\.bitPattern))
+            #expect(fused.logits.map(\.bitPattern) == separate.logits.map(\.bitPattern))
         }
-        func evaluate() -> [UInt32] {
-            var x = input
-            return x.withUnsafeMutableBufferPointer { xp in
-                UnsafeBufferPointer(start: network.forward(xp.baseAddress!, batch: 6, context: PassContext(mode: .evaluation)),
-                                    count: 6 * 10).map(\.bitPattern)
-            }
-        }
-        let fused = (pass(), evaluate())
-        for relu in relus { relu.appliedByNext = false }
-        for pool in pools { pool.rectifiesInput = false }
-        let separate = (pass(), evaluate())
-        #expect(fused.0 == separate.0)
-        #expect(fused.1 == separate.1)
     }
 
     /// One image alone gives the bits it gives inside a batch: alone, its convolutions are split
