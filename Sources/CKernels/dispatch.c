@@ -133,12 +133,6 @@ void ck_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns 
     K->conv_weight_gradient_gemm(m, n, k, cols, packed_b, beta, c, ldc);
 }
 
-double ck_channel_sum(const float *x, long batch, long pixels, long stride) {
-    return K->channel_sum(x, batch, pixels, stride);
-}
-double ck_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
-    return K->channel_squared_deviations(x, batch, pixels, stride, mean);
-}
 void ck_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]) {
     K->channel_shifted_sums(x, batch, pixels, stride, shift, sums);
 }

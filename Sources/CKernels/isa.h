@@ -38,8 +38,6 @@ typedef struct ck_kernel_table {
                                       float beta, float *c, long ldc);
 
     // Batch normalisation
-    double (*channel_sum)(const float *x, long batch, long pixels, long stride);
-    double (*channel_squared_deviations)(const float *x, long batch, long pixels, long stride, float mean);
     void (*channel_shifted_sums)(const float *x, long batch, long pixels, long stride, float shift, double sums[2]);
     void (*channel_normalize)(const float *x, float *xhat, float *y, long batch, long pixels, long stride, float mean,
                               float inv_std, float gamma, float beta, int rectify);

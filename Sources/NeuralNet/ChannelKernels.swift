@@ -4,16 +4,6 @@ import CKernels
 // (ckernels.h). A channel of an NCHW batch is `batch` runs of `pixels` floats, `stride` (= C*H*W)
 // apart; sums run in a fixed order, so results are deterministic.
 extension Kernels {
-    /// Σ x over one channel, in Double.
-    static func channelSum(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int) -> Double {
-        ck_channel_sum(x, batch, pixels, stride)
-    }
-
-    /// Σ (x - mean)² over one channel, in Double.
-    static func channelSquaredDeviations(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int, mean: Float) -> Double {
-        ck_channel_squared_deviations(x, batch, pixels, stride, mean)
-    }
-
     /// Mean and biased variance of one channel, in one pass of sums shifted by a value near the mean.
     static func channelMoments(_ x: UnsafePointer<Float>, batch: Int, pixels: Int, stride: Int) -> (mean: Double, variance: Double) {
         let m = Double(batch * pixels)

@@ -401,10 +401,8 @@ struct KernelTableTests {
                 let results = [backendPair.0, backendPair.1].map { backend -> ([Float], [Float], [Float], [Double]) in
                     Kernels.withISA(backend) { x.withUnsafeBufferPointer { xp in
                         let first = xp.baseAddress! + ch * pixels
-                        let sum = Kernels.channelSum(first, batch: batch, pixels: pixels, stride: stride)
-                        let mean = Float(sum / Double(batch * pixels))
-                        let squares = Kernels.channelSquaredDeviations(first, batch: batch, pixels: pixels, stride: stride,
-                                                                       mean: mean)
+                        let moments = Kernels.channelMoments(first, batch: batch, pixels: pixels, stride: stride)
+                        let mean = Float(moments.mean)
                         let xhat = UnsafeMutablePointer<Float>.allocate(capacity: 3 * batch * stride)
                         defer { xhat.deallocate() }
                         xhat.initialize(repeating: 0, count: 3 * batch * stride)
@@ -422,7 +420,7 @@ struct KernelTableTests {
                         }
                         let n = batch * stride
                         return (Array(UnsafeBufferPointer(start: xhat, count: n)), Array(UnsafeBufferPointer(start: y, count: n)),
-                                Array(UnsafeBufferPointer(start: dx, count: n)), [sum, squares, sums.sumDy, sums.sumDyXhat])
+                                Array(UnsafeBufferPointer(start: dx, count: n)), [moments.mean, moments.variance, sums.sumDy, sums.sumDyXhat])
                     } }
                 }
                 let (a, b) = (results[0], results[1])

@@ -757,9 +757,7 @@ static const long pixel_counts[] = {1, 3, 7, 15, 16, 17, 33, 100, 784};
 enum { batch_count = 4, pixel_count_count = 9 };
 
 static void test_channel_sums(const ck_kernel_table *t) {
-    check cs, cq, cv, cg;
-    begin(&cs, t, "channel_sum");
-    begin(&cq, t, "channel_squared_deviations");
+    check cv, cg;
     begin(&cv, t, "channel_shifted_sums");
     begin(&cg, t, "channel_gradient_sums");
     const int exact = !hand_written(t);
@@ -773,19 +771,12 @@ static void test_channel_sums(const ck_kernel_table *t) {
             fill(dy, batch * stride, -1, 1);
             fill(xhat, batch * stride, -3, 3);
             const float *xc = x + pixels, *dyc = dy + pixels, *hc = xhat + pixels;  // channel 1 of 3
-            long double sum = 0, magnitude = 0;
-            for (long n = 0; n < batch; n++)
-                for (long p = 0; p < pixels; p++) {
-                    sum += xc[n * stride + p];
-                    magnitude += fabsl((long double)xc[n * stride + p]);
-                }
-            const float mean = (float)(sum / (batch * pixels)), shift = xc[0];
-            long double squares = 0, shifted = 0, shifted_abs = 0, shifted_squares = 0, g0 = 0, g0_abs = 0, g1 = 0,
+            const float shift = xc[0];
+            long double shifted = 0, shifted_abs = 0, shifted_squares = 0, g0 = 0, g0_abs = 0, g1 = 0,
                         g1_abs = 0;
             for (long n = 0; n < batch; n++)
                 for (long p = 0; p < pixels; p++) {
-                    long double d = (long double)xc[n * stride + p] - mean, e = (long double)xc[n * stride + p] - shift;
-                    squares += d * d;
+                    long double e = (long double)xc[n * stride + p] - shift;
                     shifted += e;
                     shifted_abs += fabsl(e);
                     shifted_squares += e * e;
@@ -795,17 +786,13 @@ static void test_channel_sums(const ck_kernel_table *t) {
                     g1 += dv * hv;
                     g1_abs += fabsl(dv * hv);
                 }
-            double want_sum, want_squares, want_shifted[2], want_gradient[2];
+            double want_shifted[2], want_gradient[2];
             if (is_reference(t)) {
-                want_sum = (double)sum;
-                want_squares = (double)squares;
                 want_shifted[0] = (double)shifted;
                 want_shifted[1] = (double)shifted_squares;
                 want_gradient[0] = (double)g0;
                 want_gradient[1] = (double)g1;
             } else {
-                want_sum = ref->channel_sum(xc, batch, pixels, stride);
-                want_squares = ref->channel_squared_deviations(xc, batch, pixels, stride, mean);
                 ref->channel_shifted_sums(xc, batch, pixels, stride, shift, want_shifted);
                 ref->channel_gradient_sums(dyc, hc, batch, pixels, stride, want_gradient);
             }
@@ -813,18 +800,10 @@ static void test_channel_sums(const ck_kernel_table *t) {
             double got_shifted[2], got_gradient[2];
             t->channel_shifted_sums(xc, batch, pixels, stride, shift, got_shifted);
             t->channel_gradient_sums(dyc, hc, batch, pixels, stride, got_gradient);
-            cs.cases++;
-            cq.cases++;
             cv.cases++;
             cg.cases++;
             char where[64];
             snprintf(where, sizeof where, " [batch=%ld pixels=%ld]", batch, pixels);
-            if (!cs.failed && !compare_double(&cs, "sum", t->channel_sum(xc, batch, pixels, stride), want_sum, e, tol,
-                                              (double)magnitude))
-                strncat(cs.first, where, sizeof cs.first - strlen(cs.first) - 1);
-            const double got_squares = t->channel_squared_deviations(xc, batch, pixels, stride, mean);
-            if (!cq.failed && !compare_double(&cq, "squares", got_squares, want_squares, e, tol, (double)squares))
-                strncat(cq.first, where, sizeof cq.first - strlen(cq.first) - 1);
             if (!cv.failed &&
                 (!compare_double(&cv, "sums[0]", got_shifted[0], want_shifted[0], e, tol, (double)shifted_abs) ||
                                !compare_double(&cv, "sums[1]", got_shifted[1], want_shifted[1], e, tol,
@@ -838,8 +817,6 @@ static void test_channel_sums(const ck_kernel_table *t) {
             free(dy);
             free(xhat);
         }
-    end(&cs);
-    end(&cq);
     end(&cv);
     end(&cg);
 }
@@ -1579,8 +1556,8 @@ static void test_table(const ck_kernel_table *t) {
 #define REQUIRED(entry) \
     if (!t->entry) fail(&c, "entry " #entry " is NULL");
     REQUIRED(name) REQUIRED(packed_a_floats) REQUIRED(packed_b_floats) REQUIRED(pack_a) REQUIRED(pack_b)
-    REQUIRED(sgemm) REQUIRED(sgemm_packed) REQUIRED(im2col) REQUIRED(col2im_add) REQUIRED(channel_sum)
-    REQUIRED(channel_squared_deviations) REQUIRED(channel_shifted_sums) REQUIRED(channel_normalize)
+    REQUIRED(sgemm) REQUIRED(sgemm_packed) REQUIRED(im2col) REQUIRED(col2im_add)
+    REQUIRED(channel_shifted_sums) REQUIRED(channel_normalize)
     REQUIRED(channel_gradient_sums) REQUIRED(channel_input_gradient) REQUIRED(maxpool2x2)
     REQUIRED(maxpool2x2_backward) REQUIRED(bn_relu_maxpool2x2) REQUIRED(bn_pool_gradient_sums)
     REQUIRED(bn_pool_input_gradient) REQUIRED(adam) REQUIRED(sgd) REQUIRED(dropout) REQUIRED(float_to_half)
@@ -1667,8 +1644,7 @@ static void print_digests(const ck_kernel_table *t) {
             free(columns);
         }
         double sums[8];
-        sums[0] = t->channel_sum(x + pixels + 9, batch, pixels - 9, channels * pixels);
-        sums[1] = t->channel_squared_deviations(x + pixels, batch, pixels, channels * pixels, 0.1f);
+        t->channel_shifted_sums(x + pixels + 9, batch, pixels - 9, channels * pixels, 0.1f, sums);
         t->channel_shifted_sums(x + pixels, batch, pixels, channels * pixels, x[pixels], sums + 2);
         t->channel_gradient_sums(dy, x + 2 * pixels, batch, pixels, channels * pixels, sums + 4);
         ew = digest_bytes(ew, sums, sizeof(double) * 6);

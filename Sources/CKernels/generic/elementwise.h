@@ -362,28 +362,6 @@ static inline float ew_neutral_fill(float shift) { return shift - shift == 0 ? s
 
 // One block of 16 terms into the lanes. The sources are parameters, restrict, so that the vectorizer
 // knows the lanes (in memory until it has vectorized the loop) are not among them.
-static inline __attribute__((always_inline)) void ew_sum_block(const float *restrict s, double one,
-                                                               double *restrict lane) {
-    EW_LANE_LOOP
-    for (int l = 0; l < ew_lanes; l++) {
-#pragma STDC FP_CONTRACT ON
-        lane[l] = (double)s[l] * one + lane[l];
-    }
-}
-
-static inline __attribute__((always_inline)) void ew_squares_block(const float *restrict s, double mu, double one,
-                                                                   double *restrict lane) {
-    EW_LANE_LOOP
-    for (int l = 0; l < ew_lanes; l++) {
-        double d;
-        {
-#pragma STDC FP_CONTRACT ON
-            d = (double)s[l] * one - mu;
-        }
-        lane[l] += d * d;  // d * d need not be exact: not contracted
-    }
-}
-
 static inline __attribute__((always_inline)) void ew_shifted_block(const float *restrict s, double k, double one,
                                                                    double *restrict first, double *restrict second) {
     EW_LANE_LOOP
@@ -395,35 +373,6 @@ static inline __attribute__((always_inline)) void ew_shifted_block(const float *
         }
         second[l] += d * d;  // d * d need not be exact: not contracted
     }
-}
-
-static inline double ew_channel_sum(const float *x, long batch, long pixels, long stride) {
-    const double one = ew_one_volatile;
-    const long whole = pixels / ew_lanes * ew_lanes;
-    double lane[ew_lanes] = {0};
-    float block[2 * ew_lanes];
-    for (long n = 0; n < batch; n++) {
-        const float *run = x + n * stride;
-        ew_prefetch_run_after_next(x, n, batch, pixels, stride);
-        const float *tail = whole < pixels ? ew_tail_block(run, whole, pixels, 0.0f, block) : run;
-        for (long p = 0; p < pixels; p += ew_lanes) ew_sum_block(p < whole ? run + p : tail, one, lane);
-    }
-    return ew_lane_total(lane);
-}
-
-// x - mean is exact in double (both are floats of nearby magnitude), so only the squares and sums round.
-static inline double ew_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
-    const double one = ew_one_volatile;
-    const long whole = pixels / ew_lanes * ew_lanes;
-    double lane[ew_lanes] = {0};
-    float block[2 * ew_lanes];
-    for (long n = 0; n < batch; n++) {
-        const float *run = x + n * stride;
-        ew_prefetch_run_after_next(x, n, batch, pixels, stride);
-        const float *tail = whole < pixels ? ew_tail_block(run, whole, pixels, ew_neutral_fill(mean), block) : run;
-        for (long p = 0; p < pixels; p += ew_lanes) ew_squares_block(p < whole ? run + p : tail, mean, one, lane);
-    }
-    return ew_lane_total(lane);
 }
 
 static inline void ew_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift,
@@ -941,8 +890,7 @@ static inline float ew_max_abs(const float *x, long count) {
 
 // The entries above, for a table's initialiser: { .name = ..., CK_ELEMENTWISE_ENTRIES, ... }.
 #define CK_ELEMENTWISE_ENTRIES                                                                                      \
-    .im2col = ew_im2col, .col2im_add = ew_col2im_add, .channel_sum = ew_channel_sum,                                \
-    .channel_squared_deviations = ew_channel_squared_deviations, .channel_shifted_sums = ew_channel_shifted_sums,   \
+    .im2col = ew_im2col, .col2im_add = ew_col2im_add, .channel_shifted_sums = ew_channel_shifted_sums,              \
     .channel_normalize = ew_channel_normalize, .channel_gradient_sums = ew_channel_gradient_sums,                   \
     .channel_input_gradient = ew_channel_input_gradient, .maxpool2x2 = ew_maxpool2x2,                               \
     .maxpool2x2_backward = ew_maxpool2x2_backward, .bn_relu_maxpool2x2 = ew_bn_relu_maxpool2x2,                     \

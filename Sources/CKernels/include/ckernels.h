@@ -99,10 +99,6 @@ void ck_col2im_add(const ck_conv_geometry *g, const float *columns, long row_str
 // floats apart (NCHW: stride = C * H * W). Sums run in lanes in a fixed order, so results are
 // deterministic.
 
-/// Σ x and Σ (x - mean)² need two passes; this is the first: Σ x in double.
-double ck_channel_sum(const float *x, long batch, long pixels, long stride);
-/// Σ (x - mean)², in double.
-double ck_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean);
 /// One pass for mean and variance: sums[0] = Σ (x - shift), sums[1] = Σ (x - shift)², in double.
 /// With shift a value of the channel (its first), the variance (sums[1] - sums[0]²/m) / m loses
 /// little to cancellation, since the mean is within a few standard deviations of the shift.

@@ -15,8 +15,6 @@ long avx512_conv_columns_floats(const ck_conv_geometry *g);
 void avx512_conv_columns_prepare(const ck_conv_geometry *g, const float *input, float *scratch, ck_conv_columns *out);
 void avx512_conv_forward_gemm(long m, long n, long k, const float *packed_a, const ck_conv_columns *cols, float beta, float *c, long ldc);
 void avx512_conv_weight_gradient_gemm(long m, long n, long k, const ck_conv_columns *cols, const float *packed_b, float beta, float *c, long ldc);
-double avx512_channel_sum(const float *x, long batch, long pixels, long stride);
-double avx512_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean);
 void avx512_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]);
 void avx512_channel_normalize(const float *x, float *xhat, float *y, long batch, long pixels, long stride, float mean, float inv_std, float gamma, float beta, int rectify);
 void avx512_channel_gradient_sums(const float *dy, const float *xhat, long batch, long pixels, long stride, double sums[2]);

@@ -10,31 +10,6 @@ static inline __mmask16 tail(long count) { return count >= 16 ? 0xFFFF : (__mmas
 // The passes over one channel of a batch visit `batch` runs `stride` floats apart, which the hardware
 // prefetchers do not follow: each run asks for the one two ahead.
 
-AVX512 double avx512_channel_sum(const float *x, long batch, long pixels, long stride) {
-    double total = 0;
-    for (long n = 0; n < batch; n++, x += stride) {
-        __m512 acc = _mm512_setzero_ps();
-        for (long p = 0; p < pixels; p += 16) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(tail(pixels - p), x + p));
-        total += _mm512_reduce_add_ps(acc);
-    }
-    return total;
-}
-
-AVX512 double avx512_channel_squared_deviations(const float *x, long batch, long pixels, long stride, float mean) {
-    double total = 0;
-    const __m512 mu = _mm512_set1_ps(mean);
-    for (long n = 0; n < batch; n++, x += stride) {
-        __m512 acc = _mm512_setzero_ps();
-        for (long p = 0; p < pixels; p += 16) {
-            __mmask16 m = tail(pixels - p);
-            __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + p), mu);
-            acc = _mm512_fmadd_ps(d, d, acc);
-        }
-        total += _mm512_reduce_add_ps(acc);
-    }
-    return total;
-}
-
 AVX512 void avx512_channel_shifted_sums(const float *x, long batch, long pixels, long stride, float shift, double sums[2]) {
     double s0 = 0, s1 = 0;
     const __m512 k = _mm512_set1_ps(shift);
