@@ -88,6 +88,9 @@ int ck_use_isa(const char *name) {
     return 1;
 }
 
+int ck_isa_count(void) { return table_count; }
+const char *ck_isa_name(int index) { return index >= 0 && index < table_count ? tables[index]->name : NULL; }
+
 int ck_isa_available(const char *name) {
     const ck_kernel_table *t = named(name);
     return t && t->cpu_supports();

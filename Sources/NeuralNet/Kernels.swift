@@ -10,21 +10,25 @@ import Darwin
 // layer. Row-major throughout.
 
 public enum Kernels {
-    /// The kernel sets (Sources/CKernels): one is chosen once per process, from the CPU, and every
-    /// function below goes through it. Results obey the same contracts on all of them.
-    public enum ISA: String, Sendable, CaseIterable {
-        /// x86-64 with AVX-512F/VL/DQ (AMD Zen 4/5, Intel server CPUs).
-        case avx512
-        /// x86-64 with AVX2+FMA and no AVX-512 (Intel client CPUs, AMD Zen 1-3).
-        case avx2
-        /// aarch64 (Raspberry Pi 4 and 5, Apple silicon).
-        case neon
+    /// A kernel set (Sources/CKernels), by name: one is chosen once per process, from the CPU, and
+    /// every function below goes through it. Results obey the same contracts on all of them. The
+    /// list is C's (`dispatch.c`), so a new ISA is added in CKernels alone.
+    public struct ISA: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
         /// Plain C: the oracle the others are tested against, and the fallback for any other CPU.
-        case reference
+        public static let reference = ISA(rawValue: "reference")
+
+        /// Every kernel set this build carries, best first (avx512, avx2 on x86-64; neon on aarch64; reference).
+        public static var allCases: [ISA] {
+            (0..<ck_isa_count()).compactMap { ck_isa_name($0).map { ISA(rawValue: String(cString: $0)) } }
+        }
     }
 
     /// The kernel set in use: the CPU's best, or the one DIGITS_ISA names (read once, in C).
-    public static var isa: ISA { ISA(rawValue: String(cString: ck_isa())) ?? .reference }
+    public static var isa: ISA { ISA(rawValue: String(cString: ck_isa())) }
 
     /// Why DIGITS_ISA could not be followed (an unknown name, or a set this CPU cannot run), if it could not.
     public static var isaProblem: String? { ck_isa_problem().map { String(cString: $0) } }

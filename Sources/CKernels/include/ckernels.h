@@ -13,6 +13,10 @@
 const char *ck_isa(void);
 /// NULL, or a sentence saying why DIGITS_ISA could not be followed (the CPU's best is then in use).
 const char *ck_isa_problem(void);
+/// The kernel sets this build carries (whether or not the CPU can run them), best first:
+/// ck_isa_name(0) ..< ck_isa_name(ck_isa_count() - 1); NULL out of range.
+int ck_isa_count(void);
+const char *ck_isa_name(int index);
 /// 1 when this build and CPU can run the named kernel set.
 int ck_isa_available(const char *name);
 /// Switches the calling thread (and the pool jobs it starts) to the named kernel set, or back to
