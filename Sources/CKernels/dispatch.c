@@ -89,6 +89,7 @@ int ck_use_isa(const char *name) {
 }
 
 int ck_isa_count(void) { return table_count; }
+const ck_kernel_table *ck_kernel_table_at(int index) { return index >= 0 && index < table_count ? tables[index] : NULL; }
 const char *ck_isa_name(int index) { return index >= 0 && index < table_count ? tables[index]->name : NULL; }
 
 int ck_isa_available(const char *name) {

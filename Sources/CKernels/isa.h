@@ -97,6 +97,8 @@ extern const ck_kernel_table ck_neon_kernels;
 /// The table in use on the calling thread (dispatch.c): its own if ck_use_isa set one, else the
 /// process's.
 const ck_kernel_table *ck_kernels(void);
+/// The tables this build carries, best first (ck_isa_name's order); NULL out of range. For the kernel tests.
+const ck_kernel_table *ck_kernel_table_at(int index);
 /// The calling thread's own table (NULL: the process's), and setting it: the worker pool gives each
 /// job's workers the submitting thread's table for the job's duration.
 const ck_kernel_table *ck_thread_kernels(void);

@@ -1737,17 +1737,11 @@ static void test_gemms(const ck_kernel_table *t, int threads) {
 
 int main(int argc, char **argv) {
     ref = &ck_reference_kernels;
-    const ck_kernel_table *all[] = {
-        &ck_reference_kernels,
-#if defined(__x86_64__)
-        &ck_avx2_kernels,
-        &ck_avx512_kernels,
-#endif
-#if defined(__aarch64__)
-        &ck_neon_kernels,
-#endif
-    };
-    const int table_count = sizeof all / sizeof all[0];
+    // The reference first (the others are compared with it), then every table dispatch.c carries.
+    const ck_kernel_table *all[16] = {&ck_reference_kernels};
+    int table_count = 1;
+    for (int i = 0; i < ck_isa_count() && table_count < 16; i++)
+        if (ck_kernel_table_at(i) != &ck_reference_kernels) all[table_count++] = ck_kernel_table_at(i);
     int tested = 0;
     for (int i = 0; i < table_count; i++) {
         const ck_kernel_table *t = all[i];
