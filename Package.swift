@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["CKernels", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
         .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
-        .target(name: "Collective", dependencies: ["CMPI", "CKernels"]),
+        .target(name: "Collective", dependencies: ["CMPI"]),
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG", "CKernels"]),
 
         .executableTarget(name: "digits", dependencies: [

@@ -1,5 +1,3 @@
-import CKernels
-
 /// A failure of a collective operation, with the call and the library's own words.
 public struct CollectiveError: Error, CustomStringConvertible, Sendable {
     public let description: String
@@ -27,9 +25,9 @@ public protocol Communicator: AnyObject {
     /// Ends every rank of the job with this message; never returns.
     func abort(_ message: String, code: Int32) -> Never
 
-    /// Starts an in-place element-wise sum across ranks and returns; the buffer must not be
-    /// touched until `waitReductions`. Every rank starts the same reductions in the same order.
-    /// (Communicators without non-blocking collectives finish the sum before returning.)
+    /// Starts an in-place element-wise sum across ranks of the `element`s in `buffer` and returns;
+    /// the buffer must not be touched until `waitReductions`. Every rank starts the same reductions
+    /// in the same order. (Communicators without non-blocking collectives finish the sum before returning.)
     func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws
     /// Lets started reductions advance (MPI moves them only inside MPI calls).
     func progressReductions() throws
@@ -37,30 +35,41 @@ public protocol Communicator: AnyObject {
     func waitReductions() throws
 }
 
-/// What a started reduction sums.
-public enum ReductionElement: Sendable {
-    case float32
-    /// IEEE binary16 values, summed in Float32 and rounded back after each addition.
-    case float16
+/// The elements of a started reduction: their width and their sum. A transport moves and adds
+/// them without knowing what they are (a gradient compressor's wire format, for instance).
+public struct ReductionElement: Sendable {
+    /// `sums[i] = input[i] + sums[i]` for `i < count` (MPI's order of arguments). Must be
+    /// commutative: a transport may add the ranks' values in any order.
+    public typealias Sum = @convention(c) (_ input: UnsafeRawPointer, _ sums: UnsafeMutableRawPointer, _ count: Int) -> Void
+
+    /// For messages: "float32", "binary16".
+    public let name: String
+    /// Bytes per element.
+    public let byteCount: Int
+    public let sum: Sum
+    /// Only `float32` is true: MPI sums it with its own MPI_SUM of MPI_FLOAT.
+    let isFloat32: Bool
+
+    public init(name: String, byteCount: Int, sum: Sum) {
+        self.init(name: name, byteCount: byteCount, sum: sum, isFloat32: false)
+    }
+
+    private init(name: String, byteCount: Int, sum: Sum, isFloat32: Bool) {
+        self.name = name
+        self.byteCount = byteCount
+        self.sum = sum
+        self.isFloat32 = isFloat32
+    }
+
+    /// Float32 values, summed exactly as `allreduceSum` sums them.
+    public static let float32 = ReductionElement(name: "float32", byteCount: 4, sum: { input, sums, count in
+        let a = input.assumingMemoryBound(to: Float.self), b = sums.assumingMemoryBound(to: Float.self)
+        for i in 0..<count { b[i] = a[i] + b[i] }
+    }, isFloat32: true)
 }
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
-
-    /// The blocking fallback: sums now (float16 through a Float32 copy, rounded once).
-    public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {
-        guard size > 1 else { return }
-        switch element {
-        case .float32:
-            try allreduceSum(buffer.bindMemory(to: Float.self))
-        case .float16:
-            let halves = buffer.bindMemory(to: UInt16.self)
-            var wide = [Float](repeating: 0, count: halves.count)
-            ck_half_to_float(halves.baseAddress, &wide, halves.count, 1)
-            try wide.withUnsafeMutableBufferPointer { try allreduceSum($0) }
-            ck_float_to_half(wide, halves.baseAddress, halves.count, 1)
-        }
-    }
 
     public func progressReductions() throws {}
     public func waitReductions() throws {}

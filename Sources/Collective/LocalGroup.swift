@@ -104,6 +104,20 @@ public final class LocalCommunicator: Communicator {
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws { try reduce(buffer, +) }
     public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws { try reduce(buffer) { max($0, $1) } }
 
+    /// Blocking: every rank adds the other ranks' elements into a copy of rank 0's with
+    /// `element.sum`, in rank order, so every rank gets the same bits.
+    public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: buffer.count, alignment: 16)
+        defer { scratch.deallocate() }
+        try group.synchronize(deposit: { group.setSlot(rank, base) })
+        scratch.copyMemory(from: group.slot(0)!, byteCount: buffer.count)
+        for r in 1..<size { element.sum(group.slot(r)!, scratch, buffer.count / element.byteCount) }
+        try group.synchronize(deposit: {})
+        base.copyMemory(from: scratch, byteCount: buffer.count)
+        try group.synchronize(deposit: {})
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
         try group.synchronize(deposit: { group.setSlot(rank, buffer.baseAddress) })
         if rank != root, buffer.count > 0 { buffer.baseAddress!.copyMemory(from: group.slot(root)!, byteCount: buffer.count) }

@@ -1,4 +1,3 @@
-import CKernels
 import CMPI
 import Foundation
 import Synchronization
@@ -19,8 +18,6 @@ public final class MPICommunicator: Communicator {
     private let watchdog: CollectiveWatchdog?
     /// Reductions started and not yet known to be complete.
     private var pending: [MPI_Request?] = []
-    /// The sum of binary16 values (MPI_Op_create), made on first use.
-    private var halfSum: MPI_Op?
 
     /// True when this process was started by mpirun/mpiexec or a PMI launcher (Slurm's srun).
     public static var launchedByMPI: Bool {
@@ -67,13 +64,13 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    static func check(_ code: Int32, _ call: String) throws {
+    static func check(_ code: Int32, _ call: @autoclosure () -> String) throws {
         guard code != cmpi_success() else { return }
         var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
         let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw CollectiveError("\(call) failed: \(message) (MPI error \(code))")
+        throw CollectiveError("\(call()) failed: \(message) (MPI error \(code))")
     }
 
     /// MPI counts are Int32; larger buffers go in pieces.
@@ -117,13 +114,12 @@ public final class MPICommunicator: Communicator {
 
     public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return }
-        let count = element == .float32 ? buffer.count / 4 : buffer.count / 2
+        let count = buffer.count / element.byteCount
         guard count <= Int(Int32.max) else { throw CollectiveError("a bucket of \(count) values is too large for one MPI_Iallreduce") }
-        let type = element == .float32 ? cmpi_float() : cmpi_uint16()
-        let op = element == .float32 ? cmpi_sum() : try halfSumOperation()
+        let (type, op) = try element.isFloat32 ? (cmpi_float(), cmpi_sum()) : UserReductions.typeAndSum(of: element)
         var request: MPI_Request?
         try MPICommunicator.check(MPI_Iallreduce(cmpi_in_place(), base, Int32(count), type, op, comm, &request),
-                                  element == .float32 ? "MPI_Iallreduce(float, sum)" : "MPI_Iallreduce(binary16, sum)")
+                                  "MPI_Iallreduce(\(element.name), sum)")
         pending.append(request)
     }
 
@@ -140,18 +136,6 @@ public final class MPICommunicator: Communicator {
             try MPICommunicator.check(MPI_Waitall(Int32(pending.count), &pending, cmpi_statuses_ignore()), "MPI_Waitall")
         }
         pending.removeAll(keepingCapacity: true)
-    }
-
-    private func halfSumOperation() throws -> MPI_Op {
-        if let halfSum { return halfSum }
-        var op: MPI_Op?
-        try MPICommunicator.check(MPI_Op_create({ input, output, length, _ in
-            guard let input, let output, let length else { return }
-            ck_half_add(input.assumingMemoryBound(to: UInt16.self), output.assumingMemoryBound(to: UInt16.self), Int(length.pointee))
-        }, 1, &op), "MPI_Op_create")
-        guard let op else { throw CollectiveError("MPI_Op_create returned no operation") }
-        halfSum = op
-        return op
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
@@ -196,6 +180,67 @@ public final class MPICommunicator: Communicator {
 /// MPI when launched by mpirun (or srun), otherwise a world of one without touching MPI.
 public func makeWorldCommunicator(timeout: Double? = nil) throws -> Communicator {
     MPICommunicator.launchedByMPI ? try MPICommunicator(timeout: timeout) : SingleProcessCommunicator()
+}
+
+/// MPI types and operations for the sums of `ReductionElement`s MPI does not know, made on first
+/// use and kept for the life of the process (as MPI's own are). MPI_Op_create takes a bare C
+/// function, without a context pointer, so each element's sum gets a slot and that slot's
+/// trampoline calls it. Used from the main thread only (MPI_THREAD_FUNNELED).
+enum UserReductions {
+    /// Per slot: the sum its trampoline calls, and the operation made from that trampoline.
+    private nonisolated(unsafe) static var sums: [ReductionElement.Sum?] = [nil, nil, nil, nil]
+    private nonisolated(unsafe) static var operations: [MPI_Op?] = [nil, nil, nil, nil]
+    private nonisolated(unsafe) static var contiguousTypes: [Int: MPI_Datatype] = [:]
+
+    private static func call(_ slot: Int, _ input: UnsafeMutableRawPointer?, _ output: UnsafeMutableRawPointer?,
+                             _ length: UnsafeMutablePointer<Int32>?) {
+        guard let input, let output, let length, let sum = sums[slot] else { return }
+        sum(input, output, Int(length.pointee))
+    }
+
+    private typealias Trampoline = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?,
+                                                   UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<MPI_Datatype?>?) -> Void
+    private static let trampolines: [Trampoline] = [
+        { input, output, length, _ in call(0, input, output, length) },
+        { input, output, length, _ in call(1, input, output, length) },
+        { input, output, length, _ in call(2, input, output, length) },
+        { input, output, length, _ in call(3, input, output, length) },
+    ]
+
+    static func typeAndSum(of element: ReductionElement) throws -> (MPI_Datatype, MPI_Op) {
+        (try datatype(byteCount: element.byteCount), try operation(element.sum))
+    }
+
+    /// The commutative MPI operation calling `sum`.
+    private static func operation(_ sum: ReductionElement.Sum) throws -> MPI_Op {
+        let address = unsafeBitCast(sum, to: UnsafeRawPointer.self)
+        if let slot = sums.firstIndex(where: { $0.map { unsafeBitCast($0, to: UnsafeRawPointer.self) } == address }),
+           let op = operations[slot] {
+            return op
+        }
+        guard let free = sums.firstIndex(where: { $0 == nil }) else {
+            throw CollectiveError("more than \(sums.count) element types to sum: MPICommunicator needs another trampoline")
+        }
+        var op: MPI_Op?
+        try MPICommunicator.check(MPI_Op_create(trampolines[free], 1, &op), "MPI_Op_create")
+        guard let op else { throw CollectiveError("MPI_Op_create returned no operation") }
+        sums[free] = sum
+        operations[free] = op
+        return op
+    }
+
+    /// MPI_UINT16_T for 2-byte elements: binary16 gradients have always crossed as it, and keeping it
+    /// keeps MPI's choice of algorithm, so the sums' bits. Other widths: that many contiguous bytes.
+    private static func datatype(byteCount: Int) throws -> MPI_Datatype {
+        if byteCount == 2 { return cmpi_uint16() }
+        if let made = contiguousTypes[byteCount] { return made }
+        var type: MPI_Datatype?
+        try MPICommunicator.check(MPI_Type_contiguous(Int32(byteCount), cmpi_byte(), &type), "MPI_Type_contiguous")
+        try MPICommunicator.check(MPI_Type_commit(&type), "MPI_Type_commit")
+        guard let type else { throw CollectiveError("MPI_Type_contiguous returned no type") }
+        contiguousTypes[byteCount] = type
+        return type
+    }
 }
 
 /// Watches blocking collectives from a second thread. MPI may only be called from the main

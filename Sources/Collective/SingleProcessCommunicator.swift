@@ -14,6 +14,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
     public func allreduceMax(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
+    public func startAllreduceSum(_ buffer: UnsafeMutableRawBufferPointer, element: ReductionElement) throws {}
     public func barrier() throws {}
     public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] { [bytes] }
     public func abort(_ message: String, code: Int32) -> Never {

@@ -13,6 +13,30 @@ import Testing
         for values in results { #expect(values == (0..<1000).map { factor * Float($0) }) }
     }
 
+    /// A started reduction adds with the element's own sum (here 8-byte integers, and Float32 as
+    /// `allreduceSum` adds), every rank getting the same values.
+    @Test(arguments: [1, 3])
+    func startedReductionsUseTheElementsSum(size: Int) throws {
+        let int64 = ReductionElement(name: "int64", byteCount: 8, sum: { input, sums, count in
+            let a = input.assumingMemoryBound(to: Int64.self), b = sums.assumingMemoryBound(to: Int64.self)
+            for i in 0..<count { b[i] = a[i] &+ b[i] }
+        })
+        let results = try LocalGroup(size: size).run { comm -> ([Int64], [Float], [Float]) in
+            var integers = (0..<100).map { Int64($0) << 40 + Int64(comm.rank) }
+            try integers.withUnsafeMutableBytes { try comm.startAllreduceSum($0, element: int64) }
+            var started = (0..<100).map { Float(comm.rank + 1) / Float($0 + 3) }
+            var blocking = started
+            try started.withUnsafeMutableBytes { try comm.startAllreduceSum($0, element: .float32) }
+            try comm.waitReductions()
+            try blocking.withUnsafeMutableBufferPointer { try comm.allreduceSum($0) }
+            return (integers, started, blocking)
+        }
+        for (integers, started, blocking) in results {
+            #expect(integers == (0..<100).map { Int64(size) * (Int64($0) << 40) + Int64(size * (size - 1) / 2) })
+            #expect(started == blocking)
+        }
+    }
+
     @Test func doublesMaxBroadcastAndAllgather() throws {
         let results = try LocalGroup(size: 3).run { comm -> ([Double], [Double], [Float], [String]) in
             var sums = [Double(comm.rank), 0.5]

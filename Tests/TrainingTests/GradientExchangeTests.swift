@@ -5,8 +5,8 @@ import NeuralNet
 import Testing
 @testable import Training
 
-/// Buckets, fp16 compression and its overflow fallback, with in-process ranks; the same settings
-/// run under real mpirun in scripts/test.sh (all ranks bit-identical).
+/// Buckets, compressors (fp16 and its overflow fallback, one of the test's own), with in-process
+/// ranks; the same settings run under real mpirun in scripts/test.sh (all ranks bit-identical).
 @Suite struct GradientExchangeTests {
     static let spec = "conv4k3p1-bn-relu-pool2-conv8k3p1-relu-pool2-flatten-dense16-relu-dense10"
 
@@ -28,11 +28,14 @@ import Testing
 
     /// Runs `steps` reductions of per-rank gradients through the exchange on 3 in-process ranks and
     /// returns every rank's arena after each step.
-    func reduce(steps: [[[Float]]], settings: ExchangeSettings) throws -> [[[Float]]] {
+    /// `compressor` makes each rank's own, instead of the one `settings` names.
+    func reduce(steps: [[[Float]]], settings: ExchangeSettings,
+                compressor: (@Sendable () -> GradientCompressor)? = nil) throws -> [[[Float]]] {
         let spec = try ModelSpec(parsing: GradientExchangeTests.spec)
         return try LocalGroup(size: 3).run { communicator in
             let network = Network(spec: spec, seed: 1)
-            let exchange = GradientExchange(network: network, communicator: communicator, settings: settings)
+            let exchange = GradientExchange(network: network, communicator: communicator, settings: settings,
+                                            compressor: compressor?())
             var results = [[Float]]()
             for step in steps {
                 let mine = step[communicator.rank]
@@ -86,12 +89,81 @@ import Testing
 
     @Test func powerOfTwoScalesPutTheMaximumNear4096() {
         for maximum: Float in [1e-8, 3e-4, 0.5, 1, 700, 60000] {
-            let scale = GradientExchange.scale(forMaximum: maximum)!
+            let scale = Binary16Compression.scale(forMaximum: maximum)!
             #expect(scale.significand == 1)
             #expect(maximum * scale > 2048 && maximum * scale <= 4096)
         }
-        #expect(GradientExchange.scale(forMaximum: 0) == nil)
-        #expect(GradientExchange.scale(forMaximum: .infinity) == nil)
+        #expect(Binary16Compression.scale(forMaximum: 0) == nil)
+        #expect(Binary16Compression.scale(forMaximum: .infinity) == nil)
+    }
+
+    /// Encoding with a scale and decoding an unreduced wire gives back each gradient to binary16's
+    /// precision, and the vote exactly; a bucket without a scale goes as the arena itself.
+    @Test func binary16RoundTripsABucketAndItsVote() {
+        let count = 300
+        let arena = UnsafeMutablePointer<Float>.allocate(capacity: count + 1)
+        defer { arena.deallocate() }
+        let values = (0..<count).map { Float(sin(Double($0))) * 3e-3 }
+        arena.update(from: values, count: count)
+        arena[count] = 1   // the stop vote
+        let bucket = GradientBucket(index: 0, range: 0..<count, firstLayer: 0)
+        let compressor: GradientCompressor = Binary16Compression(parameterCount: count, bucketCount: 1)
+        let first = compressor.encode(bucket, from: arena)
+        #expect(first.bytes.baseAddress == UnsafeMutableRawPointer(arena) && first.bytes.count == (count + 1) * 4)
+        #expect(first.element.name == "float32" && compressor.decode(bucket, into: arena))
+        compressor.summed(bucket, UnsafeBufferPointer(start: arena, count: count))
+        #expect(compressor.state == [Binary16Compression.scale(forMaximum: values.map(abs).max() ?? 0)!])
+
+        let wire = compressor.encode(bucket, from: arena)
+        #expect(wire.bytes.count == (count + 1) * 2 && wire.element.byteCount == 2)
+        arena.update(repeating: 0, count: count + 1)
+        #expect(compressor.decode(bucket, into: arena))
+        #expect(arena[count] == 1)
+        #expect((0..<count).allSatisfy { abs(arena[$0] - values[$0]) <= abs(values[$0]) * 0x1p-11 })
+    }
+
+    /// The binary16 sum rounds each addition as Swift's Float16 does; the Float32 sum is Float's `+`.
+    @Test func reductionElementsSumAsTheirTypesAdd() {
+        var state: UInt32 = 7
+        var a = [UInt16](), b = [UInt16]()
+        for _ in 0..<20_000 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            a.append(UInt16(truncatingIfNeeded: state >> 16))
+            b.append(UInt16(truncatingIfNeeded: state))
+        }
+        var sums = b
+        Binary16Compression.element.sum(a, &sums, a.count)
+        let mismatches = (0..<a.count).filter { i in
+            let reference = Float16(bitPattern: a[i]) + Float16(bitPattern: b[i])
+            return reference.isNaN ? !Float16(bitPattern: sums[i]).isNaN : sums[i] != reference.bitPattern
+        }
+        #expect(mismatches.isEmpty)
+        let x: [Float] = [1, 0.1, -3e-8, .infinity], y: [Float] = [2, 0.2, 3e-8, 1]
+        var floatSums = y
+        ReductionElement.float32.sum(x, &floatSums, x.count)
+        #expect(floatSums == zip(x, y).map { $0 + $1 })
+    }
+
+    /// A compressor of the test's own plugs into the exchange: gradients as Int32 multiples of 2^-20
+    /// with integer sums (exact), the vote as an integer. Every rank gets the same sums and votes.
+    @Test func aCompressorOfOurOwnPlugsIn() throws {
+        let count = Network(spec: try ModelSpec(parsing: GradientExchangeTests.spec), seed: 1).parameterCount
+        let steps = (0..<2).map { gradients(count: count, scale: 1e-2, seed: $0) }
+        let fixed = try reduce(steps: steps, settings: ExchangeSettings(bucketBytes: 1024)) { FixedPointCompression(parameterCount: count) }
+        for step in 0..<2 {
+            #expect(fixed[0][step] == fixed[1][step] && fixed[1][step] == fixed[2][step])
+            let expected = zip(zip(steps[step][0], steps[step][1]), steps[step][2]).map { $0.0 + $0.1 + $1 }
+            #expect(zip(fixed[0][step], expected).allSatisfy { abs($0 - $1) <= 3 * 0x1p-21 + 1e-9 })
+        }
+        let votes = try LocalGroup(size: 3).run { communicator -> Int in
+            let network = Network(spec: try ModelSpec(parsing: GradientExchangeTests.spec), seed: 1)
+            let exchange = GradientExchange(network: network, communicator: communicator, settings: ExchangeSettings(bucketBytes: 1024),
+                                            compressor: FixedPointCompression(parameterCount: count))
+            exchange.beginStep(stop: communicator.rank != 1)
+            try exchange.finish()
+            return exchange.stopVotes
+        }
+        #expect(votes == [2, 2, 2])
     }
 
     /// The binary16 conversions (portable and AVX-512) round as Swift's Float16 does, for every
@@ -120,5 +192,31 @@ import Testing
             if halves[i] != reference || one != reference { bad += 1 }
         }
         #expect(bad == 0)
+    }
+}
+
+/// Gradients as Int32 multiples of 2^-20, summed as integers: a whole compressor in a dozen lines.
+final class FixedPointCompression: GradientCompressor {
+    static let element = ReductionElement(name: "int32", byteCount: 4, sum: { input, sums, count in
+        let a = input.assumingMemoryBound(to: Int32.self), b = sums.assumingMemoryBound(to: Int32.self)
+        for i in 0..<count { b[i] = a[i] &+ b[i] }
+    })
+    let wire: UnsafeMutablePointer<Int32>   // (parameterCount + 1) the gradients, then the vote
+    init(parameterCount: Int) { wire = .allocate(capacity: parameterCount + 1) }
+    deinit { wire.deallocate() }
+    var bytesPerGradient: Int { 4 }
+
+    func encode(_ bucket: GradientBucket, from arena: UnsafeMutablePointer<Float>) -> GradientWire {
+        for i in bucket.range { wire[i] = Int32((arena[i] * 0x1p20).rounded()) }
+        if bucket.carriesVote { wire[bucket.range.upperBound] = Int32(arena[bucket.range.upperBound]) }
+        let count = bucket.range.count + (bucket.carriesVote ? 1 : 0)
+        return GradientWire(bytes: UnsafeMutableRawBufferPointer(start: wire + bucket.range.lowerBound, count: count * 4),
+                            element: FixedPointCompression.element)
+    }
+
+    func decode(_ bucket: GradientBucket, into arena: UnsafeMutablePointer<Float>) -> Bool {
+        for i in bucket.range { arena[i] = Float(wire[i]) * 0x1p-20 }
+        if bucket.carriesVote { arena[bucket.range.upperBound] = Float(wire[bucket.range.upperBound]) }
+        return true
     }
 }
