@@ -63,7 +63,8 @@ final class Binary16Compression: GradientCompressor {
         return Float(sign: .plus, exponent: min(100, max(-100, exponent)), significand: 1)
     }
 
-    /// The scales as one tensor, 0 for "none yet".
+    /// The scales as one tensor, 0 for "none yet", named as checkpoints have always named it.
+    var stateTensorName: String? { "exchange.fp16_scales" }
     var state: [Float] { scales.map { $0 ?? 0 } }
     func restore(_ values: [Float]) {
         guard values.count == scales.count else { return }

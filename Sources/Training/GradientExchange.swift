@@ -77,9 +77,10 @@ public protocol GradientCompressor: AnyObject {
     func decode(_ bucket: GradientBucket, into arena: UnsafeMutablePointer<Float>) -> Bool
     /// The bucket's final sums, however they were reached (for the next step's scale, say).
     func summed(_ bucket: GradientBucket, _ sums: UnsafeBufferPointer<Float>)
-    /// What a resumed run needs to compress its first step as the uninterrupted run would (the
-    /// trainer checkpoints it as `exchange.fp16_scales` in fp16 runs); `restore` ignores values of
+    /// What a resumed run needs to compress its first step as the uninterrupted run would, saved in
+    /// checkpoints as the tensor `stateTensorName` (nil: nothing to save); `restore` ignores values of
     /// another shape. A stateless compressor keeps the defaults below.
+    var stateTensorName: String? { get }
     var state: [Float] { get }
     func restore(_ state: [Float])
 }
@@ -87,6 +88,7 @@ public protocol GradientCompressor: AnyObject {
 extension GradientCompressor {
     /// Nothing to learn from the sums, and no state.
     public func summed(_ bucket: GradientBucket, _ sums: UnsafeBufferPointer<Float>) {}
+    public var stateTensorName: String? { nil }
     public var state: [Float] { [] }
     public func restore(_ state: [Float]) {}
 }
@@ -216,7 +218,12 @@ public final class GradientExchange {
         try communicator.startAllreduceSum(wire.bytes, element: wire.element)
     }
 
-    /// The compressor's state (binary16: each bucket's scale, 0 for "none yet") as one checkpoint tensor, and back.
-    public var scaleTensor: [Float] { compressor.state }
-    public func restoreScales(_ values: [Float]) { compressor.restore(values) }
+    /// The compressor's state (binary16: each bucket's scale, 0 for "none yet") as one checkpoint
+    /// tensor and its name, nil for a stateless compressor; and back.
+    public var compressorState: (name: String, values: [Float])? {
+        compressor.stateTensorName.map { ($0, compressor.state) }
+    }
+    public func restoreCompressorState(from tensors: [String: StoredTensor]) {
+        if let name = compressor.stateTensorName, let stored = tensors[name] { compressor.restore(stored.values) }
+    }
 }

@@ -6,7 +6,6 @@ import NeuralNet
 /// Checkpoints of a trainer: what they hold, and restoring from one (same or another world size).
 extension Trainer {
 
-    static let scaleTensorName = "exchange.fp16_scales"
 
     /// Scales and per-rank buffers carry over only to the same world size (another size sums other values).
     func oldWorldForScales(_ metadata: [String: String]) -> Int { metadata["world_size"].flatMap { Int($0) } ?? 0 }
@@ -55,9 +54,9 @@ extension Trainer {
                                             values: Array(UnsafeBufferPointer(start: buffer.pointer + entry.slice.offset, count: entry.slice.count))))
             }
         }
-        if exchange.settings.compression == .fp16 {
+        if let state = exchange.compressorState {
             // So a resumed run compresses its first step exactly as the uninterrupted run would.
-            tensors.append(StoredTensor(name: Trainer.scaleTensorName, shape: [exchange.bucketCount], values: exchange.scaleTensor))
+            tensors.append(StoredTensor(name: state.name, shape: [state.values.count], values: state.values))
         }
         return tensors
     }
@@ -133,9 +132,7 @@ extension Trainer {
         for (stateName, buffer) in optimizer.stateTensors {
             for e in store.parameterEntries { try copy(stateName + "." + e.name, e.shape, into: buffer.pointer + e.slice.offset) }
         }
-        if let scales = byName[Trainer.scaleTensorName], communicator.size == oldWorldForScales(metadata) {
-            exchange.restoreScales(scales.values)
-        }
+        if communicator.size == oldWorldForScales(metadata) { exchange.restoreCompressorState(from: byName) }
         // On the same world size each rank takes back its own running statistics (see checkpointTensors).
         if let perRank = byName[Trainer.rankBuffersTensorName], communicator.size == oldWorldForScales(metadata) {
             guard perRank.shape == [communicator.size, store.bufferCount] else {

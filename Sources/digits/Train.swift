@@ -249,7 +249,7 @@ struct Train: ParsableCommand {
         }
         if communicator.size > 1 {
             let buckets = trainer.exchange.bucketCount
-            print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == .fp16 ? "fp16" : "float32"), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
+            print("allreduce: \(trainer.allreduceBytesPerStep) bytes of gradients per rank per step (\(gradientCompression == .none ? "float32" : gradientCompression.rawValue), \(buckets) bucket\(buckets == 1 ? "" : "s")\(bucketKb > 0 ? ", overlapped with backward" : ""))")
         }
         if !noCheckpoints {
             print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
