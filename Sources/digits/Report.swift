@@ -61,8 +61,7 @@ func writeReport(_ lines: [[String: Double]], source: String, to path: String) t
                        percent: true)
     svg += timePanel(lines)
     svg += "</svg>\n"
-    do { try svg.write(toFile: path, atomically: true, encoding: .utf8) }
-    catch { throw CommandError("\(path): cannot write: \(error.localizedDescription)") }
+    try writeOutputFile(Array(svg.utf8), to: path)
 }
 
 /// Panel `index`: one line per (name, colour, value per epoch) series, a missing value skipped;
