@@ -42,6 +42,14 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Also time this many single-image forward passes (evaluation mode) and report the median latency.")
     var latencyRuns: Int = 0
 
+    func validate() throws {
+        // Without these a zero batch stops in the trainer, --steps 0 has no median, and a negative
+        // count of steps waits forever for a step the plan does not have.
+        if steps < 1 || steps > 1_000_000_000 { throw ValidationError("--steps must be from 1 to 1,000,000,000, not \(steps)") }
+        if warmupSteps < 0 || warmupSteps > 1_000_000_000 { throw ValidationError("--warmup-steps must be from 0 to 1,000,000,000, not \(warmupSteps)") }
+        if batchSize < 1 || batchSize > 65_536 { throw ValidationError("--batch-size must be from 1 to 65536 images, not \(batchSize)") }
+    }
+
     func run() throws {
         if let count = allreduceFloats {
             try timeAllreduce(floats: count)
