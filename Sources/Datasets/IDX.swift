@@ -24,7 +24,16 @@ func readIDX(path: String, kind: IDXKind,
 {
     let stream = try ByteStream(path: path)
     var hasher = SHA256()
+    let dimensions = try readIDXHeader(stream, kind: kind, path: path, hasher: &hasher)
+    let dataBytes = try idxDataBytes(dimensions, path: path)
+    try onHeader(dimensions)
+    try readIDXRecords(stream, dimensions: dimensions, dataBytes: dataBytes, path: path, hasher: &hasher, onRecords: onRecords)
+    return (dimensions, hexString(hasher.finalize()), stream.isGzip)
+}
 
+/// The magic number and the dimensions, hashed; an empty file, a short header, the wrong magic
+/// or a zero dimension is an error.
+private func readIDXHeader(_ stream: ByteStream, kind: IDXKind, path: String, hasher: inout SHA256) throws -> [Int] {
     let headerBytes = 4 + 4 * kind.dimensionCount
     var header = [UInt8](repeating: 0, count: headerBytes)
     let got = try header.withUnsafeMutableBytes { try stream.read(into: $0) }
@@ -46,6 +55,11 @@ func readIDX(path: String, kind: IDXKind,
     }
     let dimensions = (0..<kind.dimensionCount).map { Int(bigEndianWord(4 + 4 * $0)) }
     if dimensions.contains(0) { throw DatasetError.zeroDimension(path: path, dimensions: dimensions) }
+    return dimensions
+}
+
+/// The product of the dimensions: the data's size in bytes, refused above `idxByteLimit`.
+private func idxDataBytes(_ dimensions: [Int], path: String) throws -> Int {
     // Multiply with overflow checks: four 32-bit dimensions can overflow even 64 bits.
     var dataBytes = 1
     for d in dimensions {
@@ -56,8 +70,13 @@ func readIDX(path: String, kind: IDXKind,
         }
         dataBytes = product
     }
-    try onHeader(dimensions)
+    return dataBytes
+}
 
+/// The records after the header, hashed and handed to `onRecords` in chunks of whole records of
+/// about 1 MiB; a file shorter or longer than its header promises is an error.
+private func readIDXRecords(_ stream: ByteStream, dimensions: [Int], dataBytes: Int, path: String, hasher: inout SHA256,
+                            onRecords: (_ firstRecord: Int, _ records: UnsafeRawBufferPointer) throws -> Void) throws {
     let recordBytes = dataBytes / dimensions[0]
     let recordsPerChunk = max(1, (1 << 20) / recordBytes)
     let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: recordsPerChunk * recordBytes, alignment: 64)
@@ -82,5 +101,4 @@ func readIDX(path: String, kind: IDXKind,
         extra += n
     }
     if extra > 0 { throw DatasetError.trailingBytes(path: path, extraBytes: extra) }
-    return (dimensions, hexString(hasher.finalize()), stream.isGzip)
 }

@@ -1,9 +1,4 @@
 import CZlib
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 public struct ImageIOError: Error, CustomStringConvertible, Sendable {
     public let description: String
@@ -40,25 +35,6 @@ public struct Image8: Sendable {
     /// PNG bytes (colour type 0 grey or 2 RGB, 8-bit, no interlace).
     public func pngData() throws -> [UInt8] {
         try encodePNG(width: width, height: height, colorType: channels == 1 ? 0 : 2, bitDepth: 8, samples: pixels)
-    }
-
-    /// Writes the PNG to `path` through a temporary file and a rename.
-    public func writePNG(to path: String) throws {
-        let bytes = try pngData()
-        let temporary = path + ".partial"
-        guard let file = fopen(temporary, "wb") else {
-            throw ImageIOError("\(path): cannot open for writing: \(String(cString: strerror(errno)))")
-        }
-        let written = bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, file) }
-        let closed = fclose(file)
-        guard written == bytes.count, closed == 0 else {
-            unlink(temporary)
-            throw ImageIOError("\(path): write failed")
-        }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw ImageIOError("\(path): cannot rename into place: \(String(cString: strerror(errno)))")
-        }
     }
 }
 

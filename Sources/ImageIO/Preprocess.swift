@@ -11,6 +11,27 @@ public enum DigitPreprocessor {
 
     /// - Throws: when the image has no ink (nothing differs enough from the background).
     public static func prepare(_ image: GreyImage, path: String) throws -> Result {
+        let (ink, inverted) = try normalizedInk(image, path: path)
+        guard let box = inkBox(ink, width: image.width, height: image.height) else {
+            throw ImageIOError("\(path): no ink found; nothing to read")
+        }
+        let small = scaledToTwenty(ink, width: image.width, box: box)
+        return Result(pixels: centredByMass(small), inverted: inverted)
+    }
+
+    /// The ink's bounding box in the source image.
+    struct Box {
+        var minX: Int, minY: Int, width: Int, height: Int
+    }
+
+    /// Ink 0...1 (light on dark), row-major.
+    struct InkImage {
+        var width: Int, height: Int, values: [Float]
+    }
+
+    /// Ink as 0...1 over a background of 0, light on dark whatever the input's polarity, and
+    /// whether it was inverted. The border decides the polarity: it is paper.
+    static func normalizedInk(_ image: GreyImage, path: String) throws -> (ink: [Float], inverted: Bool) {
         let w = image.width, h = image.height
         // Polarity: the border is paper. Light border -> dark ink on light paper -> invert.
         var borderSum: Float = 0, borderCount = 0
@@ -27,16 +48,25 @@ public enum DigitPreprocessor {
             throw ImageIOError("\(path): no ink found (the image is blank or nearly uniform); nothing to read")
         }
         for i in 0..<ink.count { ink[i] = max(0, min(1, (ink[i] - background) / contrast)) }
-        // Bounding box of clear ink.
+        return (ink, inverted)
+    }
+
+    /// The bounding box of clear ink (above 0.25), or nil when there is none.
+    static func inkBox(_ ink: [Float], width w: Int, height h: Int) -> Box? {
         var minX = w, minY = h, maxX = -1, maxY = -1
         for y in 0..<h { for x in 0..<w where ink[y * w + x] > 0.25 {
             minX = min(minX, x); maxX = max(maxX, x); minY = min(minY, y); maxY = max(maxY, y)
         } }
-        guard maxX >= 0 else { throw ImageIOError("\(path): no ink found; nothing to read") }
-        let boxW = maxX - minX + 1, boxH = maxY - minY + 1
+        guard maxX >= 0 else { return nil }
+        return Box(minX: minX, minY: minY, width: maxX - minX + 1, height: maxY - minY + 1)
+    }
+
+    /// The box scaled so its longer side is 20 pixels, aspect kept. Area averaging: each output
+    /// pixel is the mean of the source area it covers.
+    static func scaledToTwenty(_ ink: [Float], width w: Int, box: Box) -> InkImage {
+        let boxW = box.width, boxH = box.height
         let scale = 20 / Float(max(boxW, boxH))
         let outW = max(1, Int((Float(boxW) * scale).rounded())), outH = max(1, Int((Float(boxH) * scale).rounded()))
-        // Area averaging: each output pixel is the mean of the source area it covers.
         var small = [Float](repeating: 0, count: outW * outH)
         let sx = Float(boxW) / Float(outW), sy = Float(boxH) / Float(outH)
         for oy in 0..<outH {
@@ -50,7 +80,7 @@ public enum DigitPreprocessor {
                     var ix = Int(x0)
                     while Float(ix) < x1 && ix < boxW {
                         let wx = min(x1, Float(ix + 1)) - max(x0, Float(ix))
-                        sum += wx * wy * ink[(minY + iy) * w + minX + ix]
+                        sum += wx * wy * ink[(box.minY + iy) * w + box.minX + ix]
                         area += wx * wy
                         ix += 1
                     }
@@ -59,17 +89,22 @@ public enum DigitPreprocessor {
                 small[oy * outW + ox] = area > 0 ? sum / area : 0
             }
         }
-        // Centre of mass of the 20-pixel box -> the centre of the 28x28 field.
+        return InkImage(width: outW, height: outH, values: small)
+    }
+
+    /// (28, 28) values 0...255: `small` placed with its centre of mass at the centre of the field.
+    static func centredByMass(_ small: InkImage) -> [Float] {
+        let outW = small.width, outH = small.height
         var mass: Float = 0, cx: Float = 0, cy: Float = 0
-        for y in 0..<outH { for x in 0..<outW { let v = small[y * outW + x]; mass += v; cx += v * Float(x); cy += v * Float(y) } }
+        for y in 0..<outH { for x in 0..<outW { let v = small.values[y * outW + x]; mass += v; cx += v * Float(x); cy += v * Float(y) } }
         cx /= max(mass, 1e-6); cy /= max(mass, 1e-6)
         // MNIST's centres of mass sit at pixel (14, 14) (measured over its test set: 14.00, 13.99).
         let offsetX = Int((14 - cx).rounded()), offsetY = Int((14 - cy).rounded())
         var pixels = [Float](repeating: 0, count: 784)
         for y in 0..<outH { for x in 0..<outW {
             let tx = x + offsetX, ty = y + offsetY
-            if tx >= 0 && tx < 28 && ty >= 0 && ty < 28 { pixels[ty * 28 + tx] = small[y * outW + x] * 255 }
+            if tx >= 0 && tx < 28 && ty >= 0 && ty < 28 { pixels[ty * 28 + tx] = small.values[y * outW + x] * 255 }
         } }
-        return Result(pixels: pixels, inverted: inverted)
+        return pixels
     }
 }

@@ -6,9 +6,17 @@ import Darwin
 #endif
 
 /// Writes `bytes` to `path` so that a reader, or a crash at any moment, sees the old file or the
-/// whole new one: a temporary file in the same directory (`.tmp-PID-NAME`), written, fsynced,
-/// renamed into place, and the directory fsynced. Failures name the file and the reason.
+/// whole new one: `writeAtomically` with both fsyncs. Checkpoints, `latest` and --parameters-out.
 public func writeDurably(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
+    try writeAtomically(bytes, to: path, durable: true)
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one: a temporary
+/// file in the same directory (`.tmp-PID-NAME`), written and renamed into place. `durable` also
+/// holds across a crash of the machine: the file is fsynced before the rename and the directory
+/// after it (some milliseconds a file, which images and reports do without). The one place a
+/// whole file is replaced; failures name the file and the reason.
+public func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String, durable: Bool) throws {
     let directory = (path as NSString).deletingLastPathComponent
     let folder = directory.isEmpty ? "." : directory
     let temporary = folder + "/.tmp-\(getpid())-" + (path as NSString).lastPathComponent
@@ -25,7 +33,7 @@ public func writeDurably(_ bytes: UnsafeRawBufferPointer, to path: String) throw
         }
         offset += n
     }
-    if fsync(fd) != 0 {
+    if durable && fsync(fd) != 0 {
         let reason = String(cString: strerror(errno))
         close(fd); unlink(temporary)
         throw CheckpointError(temporary, "fsync failed: \(reason)")
@@ -36,6 +44,7 @@ public func writeDurably(_ bytes: UnsafeRawBufferPointer, to path: String) throw
         unlink(temporary)
         throw CheckpointError(path, "cannot rename into place: \(reason)")
     }
+    guard durable else { return }
     let dirfd = open(folder, O_RDONLY | O_CLOEXEC)
     if dirfd >= 0 { fsync(dirfd); close(dirfd) }
 }

@@ -6,17 +6,24 @@ import Datasets
 
 @main
 struct Digits: ParsableCommand {
-    /// A bare `--resume` means `--resume latest`.
     static func main() {
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        var i = 0
-        while i < arguments.count {
-            if arguments[i] == "--resume" && (i + 1 == arguments.count || arguments[i + 1].hasPrefix("-")) {
-                arguments.insert("latest", at: i + 1)
-            }
-            i += 1
+        main(expandingBareResume(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `train`'s arguments with a bare `--resume` (the last argument, or followed by another option)
+    /// given the value `latest`; any other command's arguments unchanged. swift-argument-parser has no
+    /// option whose value may be left out, and `--resume` alone reads as "continue where it stopped".
+    /// Nothing after a `--` terminator is an option, so nothing there is touched.
+    static func expandingBareResume(_ arguments: [String]) -> [String] {
+        guard arguments.first == "train" else { return arguments }
+        let terminator = arguments.firstIndex(of: "--") ?? arguments.count
+        var expanded = [String]()
+        for (index, argument) in arguments.enumerated() {
+            expanded.append(argument)
+            guard index < terminator, argument == "--resume" else { continue }
+            if index + 1 == arguments.count || arguments[index + 1].hasPrefix("-") { expanded.append("latest") }
         }
-        main(arguments)
+        return expanded
     }
 
     static let configuration = CommandConfiguration(

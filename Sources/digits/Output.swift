@@ -1,3 +1,5 @@
+import ImageIO
+import Training
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -83,17 +85,15 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
     }
 }
 
-/// The bytes of a whole file, or a sentence naming it.
-func readWholeFile(_ path: String) throws -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw CommandError("\(path): cannot open: \(String(cString: strerror(errno)))") }
-    defer { fclose(file) }
-    var bytes = [UInt8]()
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-        if n < chunk.count { break }
+/// Writes a whole output file (a picture, a report) so that a reader sees the old file or the whole
+/// new one; without the fsyncs of a checkpoint.
+func writeOutputFile(_ bytes: [UInt8], to path: String) throws {
+    try bytes.withUnsafeBytes { try writeAtomically($0, to: path, durable: false) }
+}
+
+extension Image8 {
+    /// Writes the image as a PNG file (`writeOutputFile`).
+    func writePNG(to path: String) throws {
+        try writeOutputFile(try pngData(), to: path)
     }
-    if ferror(file) != 0 { throw CommandError("\(path): read failed") }
-    return bytes
 }

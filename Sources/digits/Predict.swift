@@ -24,16 +24,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let model = try TrainedModel(checkpoint: checkpoint)
-            var files = [String]()
-            for input in inputs {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
-                    let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
-                    files += names.filter { $0.lowercased().hasSuffix(".png") }.sorted().map { input + "/" + $0 }
-                } else {
-                    files.append(input)
-                }
-            }
+            let files = inputFiles()
             if let savePreprocessed {
                 try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
             }
@@ -43,25 +34,7 @@ struct Predict: ParsableCommand {
             if !json && !files.isEmpty { print(pad("file", 30, right: false) + pad("digit", 6) + pad("prob", 8) + "   top 3") }
             for file in files {
                 do {
-                    let prepared = try DigitPreprocessor.prepare(try PNGReader.readGrey(file), path: file)
-                    let t0 = monotonicSeconds()
-                    for p in 0..<784 { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
-                    let p = model.probabilities(input.pointer, batch: 1)[0]
-                    let latency = monotonicSeconds() - t0
-                    let ranked = (0..<10).sorted { p[$0] > p[$1] }
-                    if let savePreprocessed {
-                        var image = Image8(width: 28, height: 28)
-                        prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: 28, tileHeight: 28, x: 0, y: 0) }
-                        try image.writePNG(to: savePreprocessed + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".png")
-                    }
-                    if json {
-                        print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
-                              + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(jsonNumber(Double(p[$0])))}" }.joined(separator: ",") + "],"
-                              + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
-                    } else {
-                        print(pad(file, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
-                              + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
-                    }
+                    try predict(file, model: model, normalizer: normalizer, input: input)
                 } catch {
                     failures += 1
                     printError("digits: error: \(error)")
@@ -74,6 +47,45 @@ struct Predict: ParsableCommand {
                 printError("digits: \(failures) of \(files.count) image(s) could not be read")
                 throw ExitCode.failure
             }
+        }
+    }
+
+    /// The inputs, each directory replaced by its .png files in name order.
+    func inputFiles() -> [String] {
+        var files = [String]()
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
+                files += names.filter { $0.lowercased().hasSuffix(".png") }.sorted().map { input + "/" + $0 }
+            } else {
+                files.append(input)
+            }
+        }
+        return files
+    }
+
+    /// Reads and prepares one image, runs the model on it (`input` holds the normalised pixels) and
+    /// prints its line or JSON object; with --save-preprocessed also writes what the network saw.
+    func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer) throws {
+        let prepared = try DigitPreprocessor.prepare(try PNGReader.readGrey(file), path: file)
+        let t0 = monotonicSeconds()
+        for p in 0..<784 { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
+        let p = model.probabilities(input.pointer, batch: 1)[0]
+        let latency = monotonicSeconds() - t0
+        let ranked = (0..<10).sorted { p[$0] > p[$1] }
+        if let savePreprocessed {
+            var image = Image8(width: 28, height: 28)
+            prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: 28, tileHeight: 28, x: 0, y: 0) }
+            try image.writePNG(to: savePreprocessed + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".png")
+        }
+        if json {
+            print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
+                  + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(jsonNumber(Double(p[$0])))}" }.joined(separator: ",") + "],"
+                  + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
+        } else {
+            print(pad(file, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
+                  + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
         }
     }
 }

@@ -40,10 +40,12 @@ func readMetricsLines(_ path: String) throws -> [[String: Double]] {
     return result
 }
 
+/// The report's geometry: three panels side by side, in SVG user units.
+private let panelW = 360.0, panelH = 240.0, margin = 50.0
+
 /// Three panels: loss (train, test), accuracy (train, test), and seconds per epoch split into
 /// compute, allreduce, data and evaluation.
 func writeReport(_ lines: [[String: Double]], source: String, to path: String) throws {
-    let panelW = 360.0, panelH = 240.0, margin = 50.0
     var svg = """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(3 * (panelW + margin) + margin))" height="\(Int(panelH + 2 * margin + 30))" font-family="sans-serif" font-size="11">
     <rect width="100%" height="100%" fill="white"/>
@@ -51,41 +53,53 @@ func writeReport(_ lines: [[String: Double]], source: String, to path: String) t
 
     """
     let epochs = lines.map { $0["epoch"] ?? 0 }
-    func panel(_ index: Int, title: String, series: [(String, String, [Double?])], percent: Bool) {
-        let x0 = margin + Double(index) * (panelW + margin), y0 = margin
-        let values = series.flatMap { $0.2.compactMap { $0 } }
-        guard let lo0 = values.min(), let hi0 = values.max() else { return }
-        let lo = percent ? max(0, lo0 - 0.002) : 0, hi = hi0 == lo ? lo + 1 : hi0 + (hi0 - lo) * 0.05
-        let e0 = epochs.min() ?? 1, e1 = max(epochs.max() ?? 1, e0 + 1)
-        func px(_ e: Double) -> Double { x0 + (e - e0) / (e1 - e0) * panelW }
-        func py(_ v: Double) -> Double { y0 + panelH - (v - lo) / (hi - lo) * panelH }
-        svg += "<text x=\"\(x0)\" y=\"\(y0 - 8)\" font-size=\"12\">\(title)</text>\n"
-        svg += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(panelW)\" height=\"\(panelH)\" fill=\"none\" stroke=\"#888\"/>\n"
-        for i in 0...4 {
-            let v = lo + (hi - lo) * Double(i) / 4
-            svg += "<line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + panelW)\" y2=\"\(py(v))\" stroke=\"#eee\"/>"
-            svg += "<text x=\"\(x0 - 4)\" y=\"\(py(v) + 4)\" text-anchor=\"end\">\(percent ? String(format: "%.2f%%", 100 * v) : String(format: "%.3f", v))</text>\n"
-        }
-        for e in epochs { svg += "<text x=\"\(px(e))\" y=\"\(y0 + panelH + 14)\" text-anchor=\"middle\">\(Int(e))</text>" }
-        svg += "<text x=\"\(x0 + panelW / 2)\" y=\"\(y0 + panelH + 30)\" text-anchor=\"middle\">epoch</text>\n"
-        for (n, (name, color, data)) in series.enumerated() {
-            let points = zip(epochs, data).compactMap { e, v in v.map { "\(px(e)),\(py($0))" } }
-            svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
-            for p in points { let xy = p.split(separator: ","); svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(color)\"/>" }
-            svg += "<text x=\"\(x0 + panelW - 90)\" y=\"\(y0 + 16 + Double(n) * 14)\" fill=\"\(color)\">\(name)</text>\n"
-        }
+    svg += seriesPanel(0, title: "loss", epochs: epochs,
+                       series: [("train", "#1f77b4", lines.map { $0["train_loss"] }), ("test", "#d62728", lines.map { $0["test_loss"] })],
+                       percent: false)
+    svg += seriesPanel(1, title: "accuracy", epochs: epochs,
+                       series: [("train", "#1f77b4", lines.map { $0["train_accuracy"] }), ("test", "#d62728", lines.map { $0["test_accuracy"] })],
+                       percent: true)
+    svg += timePanel(lines)
+    svg += "</svg>\n"
+    try writeOutputFile(Array(svg.utf8), to: path)
+}
+
+/// Panel `index`: one line per (name, colour, value per epoch) series, a missing value skipped;
+/// `percent` labels the axis in percent. Empty when no series has a value.
+func seriesPanel(_ index: Int, title: String, epochs: [Double], series: [(String, String, [Double?])], percent: Bool) -> String {
+    let x0 = margin + Double(index) * (panelW + margin), y0 = margin
+    let values = series.flatMap { $0.2.compactMap { $0 } }
+    guard let lo0 = values.min(), let hi0 = values.max() else { return "" }
+    let lo = percent ? max(0, lo0 - 0.002) : 0, hi = hi0 == lo ? lo + 1 : hi0 + (hi0 - lo) * 0.05
+    let e0 = epochs.min() ?? 1, e1 = max(epochs.max() ?? 1, e0 + 1)
+    func px(_ e: Double) -> Double { x0 + (e - e0) / (e1 - e0) * panelW }
+    func py(_ v: Double) -> Double { y0 + panelH - (v - lo) / (hi - lo) * panelH }
+    var svg = "<text x=\"\(x0)\" y=\"\(y0 - 8)\" font-size=\"12\">\(title)</text>\n"
+    svg += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(panelW)\" height=\"\(panelH)\" fill=\"none\" stroke=\"#888\"/>\n"
+    for i in 0...4 {
+        let v = lo + (hi - lo) * Double(i) / 4
+        svg += "<line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + panelW)\" y2=\"\(py(v))\" stroke=\"#eee\"/>"
+        svg += "<text x=\"\(x0 - 4)\" y=\"\(py(v) + 4)\" text-anchor=\"end\">\(percent ? String(format: "%.2f%%", 100 * v) : String(format: "%.3f", v))</text>\n"
     }
-    panel(0, title: "loss", series: [("train", "#1f77b4", lines.map { $0["train_loss"] }), ("test", "#d62728", lines.map { $0["test_loss"] })],
-          percent: false)
-    panel(1, title: "accuracy", series: [("train", "#1f77b4", lines.map { $0["train_accuracy"] }), ("test", "#d62728", lines.map { $0["test_accuracy"] })],
-          percent: true)
-    // Stacked time bars.
+    for e in epochs { svg += "<text x=\"\(px(e))\" y=\"\(y0 + panelH + 14)\" text-anchor=\"middle\">\(Int(e))</text>" }
+    svg += "<text x=\"\(x0 + panelW / 2)\" y=\"\(y0 + panelH + 30)\" text-anchor=\"middle\">epoch</text>\n"
+    for (n, (name, color, data)) in series.enumerated() {
+        let points = zip(epochs, data).compactMap { e, v in v.map { "\(px(e)),\(py($0))" } }
+        svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(points.joined(separator: " "))\"/>\n"
+        for p in points { let xy = p.split(separator: ","); svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(color)\"/>" }
+        svg += "<text x=\"\(x0 + panelW - 90)\" y=\"\(y0 + 16 + Double(n) * 14)\" fill=\"\(color)\">\(name)</text>\n"
+    }
+    return svg
+}
+
+/// The third panel: rank 0's seconds per epoch as stacked bars of compute, allreduce, data and evaluation.
+func timePanel(_ lines: [[String: Double]]) -> String {
     let x0 = margin + 2 * (panelW + margin), y0 = margin
     let parts = [("compute", "compute_seconds", "#2ca02c"), ("allreduce", "allreduce_seconds", "#ff7f0e"),
                  ("data", "data_seconds", "#9467bd"), ("evaluation", "evaluation_seconds", "#8c564b")]
     let totals = lines.map { line in parts.reduce(0.0) { $0 + (line[$1.1] ?? 0) } }
     let top = max(totals.max() ?? 1, 1e-9) * 1.1
-    svg += "<text x=\"\(x0)\" y=\"\(y0 - 8)\" font-size=\"12\">seconds per epoch (rank 0)</text>\n"
+    var svg = "<text x=\"\(x0)\" y=\"\(y0 - 8)\" font-size=\"12\">seconds per epoch (rank 0)</text>\n"
     svg += "<rect x=\"\(x0)\" y=\"\(y0)\" width=\"\(panelW)\" height=\"\(panelH)\" fill=\"none\" stroke=\"#888\"/>\n"
     let barW = panelW / Double(lines.count) * 0.7
     for (i, line) in lines.enumerated() {
@@ -105,9 +119,7 @@ func writeReport(_ lines: [[String: Double]], source: String, to path: String) t
     for (n, (name, _, color)) in parts.enumerated() {
         svg += "<text x=\"\(x0 + panelW - 80)\" y=\"\(y0 + 16 + Double(n) * 14)\" fill=\"\(color)\">\(name)</text>\n"
     }
-    svg += "</svg>\n"
-    do { try svg.write(toFile: path, atomically: true, encoding: .utf8) }
-    catch { throw CommandError("\(path): cannot write: \(error.localizedDescription)") }
+    return svg
 }
 
 func xmlEscape(_ s: String) -> String {
