@@ -60,7 +60,7 @@ bench_throughput() {
   echo "### Training throughput, batch $batch per rank, $runs runs each (\`scripts/bench.sh throughput\`)"
   echo
   echo "Measured in this run: fused multiply-add peak $(printf %.0f "$p1") GFLOP/s on 1 core, $(printf %.0f "$p2") on 2;"
-  echo "our sgemm 2048³ $(printf %.0f "$g1") GFLOP/s on 1 thread, $(printf %.0f "$g2") on 2; kernel backend: $("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p')."
+  echo "our sgemm 2048³ $(printf %.0f "$g1") GFLOP/s on 1 thread, $(printf %.0f "$g2") on 2; kernel backend: $("$bin" bench --fma-peak --json | sed -nE 's/.*"isa":"([a-z0-9]+)".*/\1/p')."
   echo
   # PyTorch and TensorFlow beside it when importable (TORCH_PYTHON / TF_PYTHON name a python that has
   # them; never a dependency).
@@ -502,7 +502,7 @@ bench_threads() {
     mb1=$(printf '%s\n' "${b1[@]}" | median); mb2=$(printf '%s\n' "${b2[@]}" | median)
     mr1=$(printf '%s\n' "${r1[@]}" | median); mr2=$(printf '%s\n' "${r2[@]}" | median)
     local label="$path"
-    [ -n "$label" ] || label="the CPU's own: $("$bin" bench --fma-peak --json | sed -nE 's/.*"backend":"([a-z0-9]+)".*/\1/p')"
+    [ -n "$label" ] || label="the CPU's own: $("$bin" bench --fma-peak --json | sed -nE 's/.*"isa":"([a-z0-9]+)".*/\1/p')"
     echo "| $label | $(printf '%s\n' "${b1[@]}" | stats 0) | $(printf '%s\n' "${b2[@]}" | stats 0) | $(awk -v a="$mb2" -v b="$mb1" 'BEGIN { printf "%.2fx", a / b }') | $(printf '%s\n' "${r1[@]}" | stats 0) | $(printf '%s\n' "${r2[@]}" | stats 0) | $(awk -v a="$mr2" -v b="$mr1" 'BEGIN { printf "%.2fx", a / b }') |"
   done
   echo
@@ -555,7 +555,7 @@ bench_isa() {
   probe=$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --model default --steps 2 --warmup-steps 1 --json)
   fma=$(env "${unset_caps[@]}" "${digits_env[@]}" "$bin" bench --fma-peak --json)
   digits_isa=$(sed -nE 's/.*"isa":"([^"]*)".*/\1/p' <<<"$probe$fma" | head -1)
-  backend=$(sed -nE 's/.*"backend":"([^"]*)".*/\1/p' <<<"$fma")
+  backend=$(sed -nE 's/.*"isa":"([^"]*)".*/\1/p' <<<"$fma")
   local digits_note
   norm() { tr 'A-Z' 'a-z' <<<"$1" | tr -d '_ -'; }
   if [ -z "$digits_isa" ]; then
