@@ -226,3 +226,25 @@ public struct ModelSpecError: Error, CustomStringConvertible, Sendable {
     public let reason: String
     public var description: String { "model spec '\(text)': \(reason)" }
 }
+
+extension ModelSpec.LayerSpec {
+    /// The layer this token builds, named `layers.<index>` (its parameters `layers.<index>.weight`
+    /// and so on in the store). `writesOverInput`: `LayerFusion`'s word on whether a BatchNorm may
+    /// write over its input.
+    func makeLayer(index: Int, inputShape shape: Shape, writesOverInput: Bool, store: ParameterStore,
+                   workspace: GradientWorkspace) -> Layer {
+        let name = "layers.\(index)"
+        switch self {
+        case .conv(let c, let k, let s, let p):
+            return Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p, store: store,
+                          workspace: workspace)
+        case .batchNorm: return BatchNorm(name: name, inputShape: shape, store: store, writesOverInput: writesOverInput)
+        case .relu: return ReLU(name: name, inputShape: shape)
+        case .maxPool(let k, let s): return MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s, workspace: workspace)
+        case .globalAveragePool: return GlobalAveragePool(name: name, inputShape: shape, workspace: workspace)
+        case .flatten: return Flatten(name: name, inputShape: shape)
+        case .dense(let o): return Dense(name: name, inputShape: shape, outputs: o, store: store, workspace: workspace)
+        case .dropout(let r): return Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
+        }
+    }
+}

@@ -25,8 +25,8 @@ public final class Network {
             var parts = [Layer]()
             for index in group.layers {
                 let writesOverInput = LayerFusion.batchNormWritesOverInput(at: index, in: spec.layers)
-                parts.append(Network.makeLayer(spec.layers[index], index: index, inputShape: shape, writesOverInput: writesOverInput,
-                                               store: store, workspace: workspace))
+                parts.append(spec.layers[index].makeLayer(index: index, inputShape: shape, writesOverInput: writesOverInput,
+                                                          store: store, workspace: workspace))
                 shape = parts[parts.count - 1].outputShape
                 activations += shape.count
             }
@@ -38,23 +38,6 @@ public final class Network {
         self.layers = layers
         parameterRanges = ranges
         activationValuesPerImage = activations
-    }
-
-    private static func makeLayer(_ layerSpec: ModelSpec.LayerSpec, index: Int, inputShape shape: Shape, writesOverInput: Bool,
-                                  store: ParameterStore, workspace: GradientWorkspace) -> Layer {
-        let name = "layers.\(index)"
-        switch layerSpec {
-        case .conv(let c, let k, let s, let p):
-            return Conv2D(name: name, inputShape: shape, outputChannels: c, kernelSize: k, stride: s, padding: p, store: store,
-                          workspace: workspace)
-        case .batchNorm: return BatchNorm(name: name, inputShape: shape, store: store, writesOverInput: writesOverInput)
-        case .relu: return ReLU(name: name, inputShape: shape)
-        case .maxPool(let k, let s): return MaxPool2D(name: name, inputShape: shape, kernelSize: k, stride: s, workspace: workspace)
-        case .globalAveragePool: return GlobalAveragePool(name: name, inputShape: shape, workspace: workspace)
-        case .flatten: return Flatten(name: name, inputShape: shape)
-        case .dense(let o): return Dense(name: name, inputShape: shape, outputs: o, store: store, workspace: workspace)
-        case .dropout(let r): return Dropout(name: name, inputShape: shape, rate: r, layerIndex: index)
-        }
     }
 
     /// The layer a group of built layers runs as (`LayerFusion` chose the group from their specs).
