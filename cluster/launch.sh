@@ -48,7 +48,7 @@ args+=(--mca orte_abort_on_non_zero_status 1
 
 train=("$DIGITS" train --data-dir "$DATA_DIR" --threads "$THREADS" --checkpoint-dir "$CHECKPOINT_DIR")
 # Over Ethernet the gradient exchange is the bottleneck: fp16 on the wire, in buckets overlapped
-# with backward (measured in README: scripts/bench.sh wire), unless the options say otherwise.
+# with backward (measured in docs/performance.md: scripts/bench.sh wire), unless the options say otherwise.
 [[ " $* " == *" --gradient-compression"* ]] || train+=(--gradient-compression fp16)
 [[ " $* " == *" --bucket-kb"* ]] || train+=(--bucket-kb 256)
 train+=("$@")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (never part of the tests). Builds release and prints tables to paste into the README.
+# Benchmarks (never part of the tests). Builds release and prints tables to paste into docs/performance.md.
 #   scripts/bench.sh [section…]      sections: data, threads, throughput, scaling, accuracy, mpi-accuracy, augmentation, cluster,
 #                                    wire, checkpoint, use (use needs checkpoint's files), conv, isa
 #                                    (default: data throughput scaling; the others train for real, ~30-40 min each)

@@ -173,7 +173,7 @@ for np in 2 3; do
   else fail "mpirun -np $np: ranks' weights differ or the run failed" "$work/ranks$np"; fi
 done
 
-# Results do not depend on --threads (the README's promise), on every table this CPU can take; and
+# Results do not depend on --threads (a promise of docs/kernels.md), on every table this CPU can take; and
 # on the second table too, ranks end bit-identical.
 paths=("")
 [ ${#second_isa[@]} -gt 0 ] && paths+=("${second_isa[*]}")
@@ -397,7 +397,7 @@ if [ -n "$usr1_step" ] && [ -f "$work/ck-usr1/step-$(printf %08d "$usr1_step").s
 else fail "SIGUSR1 under mpirun (exit $usr1_status)" "$work/usr1"; fi
 
 # Kill-and-resume at random moments: SIGTERM to every rank, and kill -9 of one rank (the 20-run
-# table is in the README; here one of each).
+# table is in docs/performance.md; here one of each).
 if KILL_RESUME_SCRATCH="$work/kill-resume" DIGITS="$bin/digits" bash scripts/kill-resume.sh 1 > "$work/kill-resume.out" 2>&1; then
   pass "kill-resume: $(tail -1 "$work/kill-resume.out" | sed 's/^kill-resume: //')"
 else fail "kill-resume" "$work/kill-resume.out"; fi

@@ -47,7 +47,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { layers.map(\.token).joined(separator: "-") }
 
-    /// The named presets (see README): name -> spec text.
+    /// The named presets (docs/training.md, Models): name -> spec text.
     public static let presets: [(name: String, spec: String, about: String)] = [
         ("seed-mlp", "flatten-dense128-relu-dense128-relu-dense10",
          "the seed paper's MLP (97.04% after 3 epochs, Adam, batch 32)"),
