@@ -4,11 +4,13 @@
 #   scripts/install-packages.sh [--test-tools]   (also what scripts/test.sh uses: iproute2 for the
 #                                                 simulated cluster, procps for pgrep, python3, and
 #                                                 for the aarch64 (Raspberry Pi) checks the C library
-#                                                 headers, libgcc and binutils for aarch64 and qemu-aarch64-static)
+#                                                 headers, libgcc and binutils for aarch64 and qemu-aarch64-static,
+#                                                 and a one-node Slurm for scripts/slurm-test.sh)
 set -euo pipefail
 packages=(libopenmpi-dev openmpi-bin libpng-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--test-tools" ]; then
-  packages+=(iproute2 iputils-ping procps python3 qemu-user-static libc6-dev-arm64-cross binutils-aarch64-linux-gnu libgcc-12-dev-arm64-cross)
+  packages+=(iproute2 iputils-ping procps python3 qemu-user-static libc6-dev-arm64-cross binutils-aarch64-linux-gnu libgcc-12-dev-arm64-cross
+             slurmctld slurmd slurm-client munge libpmix-dev)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -507,6 +507,22 @@ if "$bin/digits" report "$work/full.jsonl" --out "$work/report.svg" > /dev/null 
   pass "report: an SVG with loss and accuracy curves and the time breakdown (well-formed XML)"
 else fail "report" "$work/report.svg"; fi
 
+# --- A real Slurm on this machine (Debian's slurmctld, slurmd and munge; cluster/slurm-local.sh): the job
+# script cluster/digits.sbatch, 2 ranks by srun --mpi=pmix, stopped by its time limit's signal with a
+# checkpoint, resubmitted, and equal bit for bit to an uninterrupted job (scripts/slurm-test.sh).
+# Without root or the packages it cannot run: not a pass, and a failure in CI as root, where
+# install-packages.sh --test-tools installs them.
+slurm_status=0
+bash scripts/slurm-test.sh "$bin/digits" "$MNIST_DIR" > "$work/slurm" 2>&1 || slurm_status=$?
+if [ "$slurm_status" -eq 0 ]; then
+  grep '^slurm: PASSED' "$work/slurm" | sed 's/^slurm: PASSED /     /'
+  pass "Slurm: cluster/digits.sbatch stopped by its time-limit signal with a checkpoint; the resubmitted job = an uninterrupted one (same weights SHA-256)"
+elif [ "$slurm_status" -eq 3 ]; then
+  reason=$(grep -m1 '^slurm: SKIPPED' "$work/slurm" | sed 's/^slurm: SKIPPED //')
+  if [ "$(id -u)" -eq 0 ] && [ "${CI:-}" = true ]; then fail "slurm: NOT RUN $reason (CI as root: install-packages.sh --test-tools should have installed Slurm)"
+  else not_run+=("slurm: NOT RUN $reason"); echo "slurm: NOT RUN $reason"; fi
+else fail "Slurm job script under a real Slurm (scripts/slurm-test.sh)" "$work/slurm"; fi
+
 # --- A simulated cluster: 3 hosts in network namespaces, TCP between them, links shaped to 1 Gbit/s.
 if [ "$(id -u)" -ne 0 ]; then
   echo "skip simulated cluster: needs root for network namespaces"
