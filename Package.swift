@@ -12,13 +12,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C system libraries, each through pkg-config (Debian: libopenmpi-dev, zlib1g-dev, libpng-dev).
+        // C system libraries, each through pkg-config (Debian: libopenmpi-dev, zlib1g-dev, libpng-dev, libjpeg-dev).
         .systemLibrary(name: "CMPI", pkgConfig: "mpi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        // libjpeg-turbo (Debian's libjpeg-dev), with the decode and encode in its shim (libjpeg's errors longjmp).
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]),
 
         // The arithmetic of training, one kernel table per ISA (AVX-512, AVX2, NEON, plain C), chosen
         // once at run time, and the worker pool (Sources/CKernels/include/ckernels.h).
@@ -32,7 +35,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib", "CounterRNG"]),
         .target(name: "NeuralNet", dependencies: ["CKernels", "CounterRNG"]),
         .target(name: "Augmentation", dependencies: ["CounterRNG"]),
-        .target(name: "ImageIO", dependencies: ["CZlib", "CPNG"]),
+        .target(name: "ImageIO", dependencies: ["CZlib", "CPNG", "CJPEG"]),
         .target(name: "Collective", dependencies: ["CMPI"]),
         .target(name: "Training", dependencies: ["NeuralNet", "Datasets", "Collective", "Augmentation", "CounterRNG", "CKernels"]),
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets into Fuzz/corpus (run from the repository root).
 
+The JPEG seeds need Pillow (pip install pillow); without it they are left as they are.
+
 The two real checkpoints, Fuzz/corpus/safetensors/real-*, are not made here: they
 come from `digits train --model gap-dense10 --max-steps 2 --no-eval` and
 `--model conv2k5s4-bn-relu-pool2-flatten-dense10` (see Fuzz/README.md).
@@ -91,3 +93,27 @@ put("modelspec", "bn-vector", "flatten-dense32-bn-relu-drop0.25-dense10")
 for i, text in enumerate(["default", "none", "rotation=10,scale=0.1,shift=2",
                           "rotation=15, scale=0.2 ,xyscale=1,shift=3,shear=10\n34,4", "shift=1\n8,2.5", "scale=0\n0,0.5"]):
     put("augspec", "seed-%d" % i, text)
+
+# --- jpeg: grey and colour, baseline and progressive, 4:2:0 and 4:4:4, restart markers, CMYK
+# (refused with a sentence), all written by Pillow's libjpeg.
+try:
+    from PIL import Image
+except ImportError:
+    print("make-corpus: Pillow is not installed; Fuzz/corpus/jpeg left as it is", file=sys.stderr)
+else:
+    import io
+
+    def jpeg(image, **options):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", **options)
+        return buffer.getvalue()
+
+    grey = Image.new("L", (28, 28))
+    grey.putdata([0 if seven(x, y, 28) else 255 for y in range(28) for x in range(28)])
+    colour = Image.new("RGB", (24, 24))
+    colour.putdata([(40, 30, 120) if seven(x, y, 24) else (250, 240, 200) for y in range(24) for x in range(24)])
+    put("jpeg", "grey-baseline.jpg", jpeg(grey, quality=90))
+    put("jpeg", "rgb-progressive-420.jpg", jpeg(colour, quality=80, progressive=True))
+    put("jpeg", "rgb-444-restarts.jpg", jpeg(colour, quality=95, subsampling=0, restart_marker_blocks=2))
+    put("jpeg", "cmyk.jpg", jpeg(Image.new("CMYK", (8, 8), (0, 200, 200, 30)), quality=75))
+

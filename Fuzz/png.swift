@@ -1,7 +1,8 @@
 // Fuzz target: a user's image as `digits predict` reads one: PNGReader.readGrey (libpng's
 // simplified API through CPNG, any colour type and bit depth, alpha over white), then
 // DigitPreprocessor.prepare (polarity, ink box, area-averaged scaling, centring in 28x28).
-// digits reads no JPEG: a JPEG is refused by the PNG signature check, which this covers too.
+// A JPEG or any other file is refused by the PNG signature check, which this covers too (the
+// `jpeg` target covers ImageFile's choice of reader and JPEGReader).
 import ImageIO
 #if canImport(Glibc)
 import Glibc

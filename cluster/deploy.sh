@@ -9,7 +9,7 @@
 # binary to deploy instead of building one).
 #
 # The build links the Swift runtime statically (--static-swift-stdlib), so the nodes need only
-# Debian's openmpi-bin and libpng16-16, not a Swift toolchain. Build on a node of
+# Debian's openmpi-bin, libpng16-16 and libjpeg62-turbo, not a Swift toolchain. Build on a node of
 # the same architecture as the cluster (an aarch64 Pi for a Pi cluster). Copies go through
 # `tar | RSH host tar x`, so rsync is not needed.
 set -euo pipefail

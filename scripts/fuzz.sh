@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes one of digits' input parsers with libFuzzer and the address sanitizer (Fuzz/README.md).
 #
-#   scripts/fuzz.sh TARGET SECONDS     TARGET: safetensors, idx, png, modelspec, augspec, or all
+#   scripts/fuzz.sh TARGET SECONDS     TARGET: safetensors, idx, png, jpeg, modelspec, augspec, or all
 #
 # The library modules are built by SwiftPM with --sanitize=fuzzer --sanitize=address in
 # .build-fuzz (cached); each target, Fuzz/TARGET.swift, is compiled and linked against them with
@@ -14,7 +14,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-targets=(safetensors idx png modelspec augspec)
+targets=(safetensors idx png jpeg modelspec augspec)
 
 usage() { echo "usage: scripts/fuzz.sh {$(IFS=,; echo "${targets[*]}"),all} SECONDS" >&2; exit 1; }
 [ $# -eq 2 ] || usage
@@ -58,7 +58,7 @@ modules_of() {
   case "$1" in
     safetensors) echo Training NeuralNet Datasets Collective Augmentation CounterRNG CKernels ;;
     idx)         echo Datasets CounterRNG ;;
-    png)         echo ImageIO ;;
+    png|jpeg)    echo ImageIO ;;
     modelspec)   echo NeuralNet CounterRNG CKernels ;;
     augspec)     echo Augmentation CounterRNG ;;
   esac
@@ -67,7 +67,7 @@ packages_of() {
   case "$1" in
     safetensors) echo zlib mpi-c ;;
     idx)         echo zlib ;;
-    png)         echo libpng zlib ;;
+    png|jpeg)    echo libpng libjpeg zlib ;;
     *)           echo ;;
   esac
 }
@@ -85,7 +85,7 @@ link() {
     for flag in $(pkg-config --cflags $packages); do flags+=(-Xcc "$flag"); done
     for flag in $(pkg-config --libs-only-L $packages); do flags+=("$flag"); done
   fi
-  for map in Sources/CZlib/module.modulemap Sources/CPNG/module.modulemap Sources/CMPI/module.modulemap \
+  for map in Sources/CZlib/module.modulemap Sources/CPNG/module.modulemap Sources/CJPEG/module.modulemap Sources/CMPI/module.modulemap \
              "$release/CKernels.build/module.modulemap"; do
     flags+=(-Xcc "-fmodule-map-file=$map")
   done

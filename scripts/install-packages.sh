@@ -7,7 +7,7 @@
 #                                                 headers, libgcc and binutils for aarch64 and qemu-aarch64-static,
 #                                                 and a one-node Slurm for scripts/slurm-test.sh)
 set -euo pipefail
-packages=(libopenmpi-dev openmpi-bin libpng-dev zlib1g-dev pkg-config)
+packages=(libopenmpi-dev openmpi-bin libpng-dev libjpeg-dev zlib1g-dev pkg-config)
 if [ "${1:-}" = "--test-tools" ]; then
   packages+=(iproute2 iputils-ping procps python3 qemu-user-static libc6-dev-arm64-cross binutils-aarch64-linux-gnu libgcc-12-dev-arm64-cross
              slurmctld slurmd slurm-client munge libpmix-dev)

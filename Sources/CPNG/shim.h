@@ -8,16 +8,16 @@
 // must never cross Swift frames), but its set-up uses macros Swift cannot call
 // (PNG_IMAGE_VERSION, PNG_FORMAT_RGBA, PNG_IMAGE_SIZE); this one function wraps them.
 //
-// Reads any PNG (grey, grey+alpha, RGB, RGBA, palette; 1-16 bits) as 8-bit RGBA, non-premultiplied.
+// Reads any PNG held in memory (grey, grey+alpha, RGB, RGBA, palette; 1-16 bits) as 8-bit RGBA, non-premultiplied.
 // Returns 0 and a malloc'ed buffer (free it) on success; 1 with a message when libpng refuses
 // the file; 2 when width x height exceeds max_pixels (nothing allocated).
-static inline int cpng_read_rgba(const char *path, unsigned long max_pixels, unsigned int *width, unsigned int *height,
+static inline int cpng_read_rgba(const void *data, size_t size, unsigned long max_pixels, unsigned int *width, unsigned int *height,
                                  unsigned char **pixels, char *message, size_t message_size) {
     png_image image;
     memset(&image, 0, sizeof image);
     image.version = PNG_IMAGE_VERSION;
     *pixels = NULL;
-    if (!png_image_begin_read_from_file(&image, path)) {
+    if (!png_image_begin_read_from_memory(&image, data, size)) {
         strncpy(message, image.message, message_size - 1);
         message[message_size - 1] = 0;
         png_image_free(&image);

@@ -23,33 +23,36 @@ public enum PNGReader {
     /// Images larger than this are refused before their pixels are allocated.
     public static let maximumPixels = 40_000_000
 
+    static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// True when `bytes` start with PNG's eight-byte signature.
+    public static func hasSignature(_ bytes: [UInt8]) -> Bool { bytes.starts(with: signature) }
+
     /// Reads a PNG file of any colour type and bit depth (through libpng).
     public static func readGrey(_ path: String) throws -> GreyImage {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw ImageIOError("\(path): no such file") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImageIOError("\(path): not a regular file") }
+        try readGrey(try ImageFile.contents(of: path), name: path)
+    }
+
+    /// Decodes PNG bytes (named `name` in errors) of any colour type and bit depth (through libpng).
+    public static func readGrey(_ bytes: [UInt8], name: String) throws -> GreyImage {
         // The signature first, so a JPEG or a text file gets a plain answer.
-        guard let file = fopen(path, "rb") else { throw ImageIOError("\(path): cannot open: \(String(cString: strerror(errno)))") }
-        var signature = [UInt8](repeating: 0, count: 8)
-        let got = fread(&signature, 1, 8, file)
-        fclose(file)
-        guard got == 8, signature == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {
-            throw ImageIOError("\(path): not a PNG file" + (got < 8 ? " (only \(got) bytes)" : ""))
+        guard hasSignature(bytes) else {
+            throw ImageIOError("\(name): not a PNG file" + (bytes.count < 8 ? " (only \(bytes.count) bytes)" : ""))
         }
         var width: UInt32 = 0, height: UInt32 = 0
         var pixels: UnsafeMutablePointer<UInt8>?
         var message = [CChar](repeating: 0, count: 256)
-        let status = cpng_read_rgba(path, UInt(maximumPixels), &width, &height, &pixels, &message, 256)
+        let status = cpng_read_rgba(bytes, bytes.count, UInt(maximumPixels), &width, &height, &pixels, &message, 256)
         defer { free(pixels) }
         switch status {
         case 0: break
         case 2:
-            throw ImageIOError("\(path): \(width)x\(height) pixels is more than the \(maximumPixels / 1_000_000)-megapixel limit; refusing to allocate")
+            throw ImageIOError("\(name): \(width)x\(height) pixels is more than the \(maximumPixels / 1_000_000)-megapixel limit; refusing to allocate")
         default:
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw ImageIOError("\(path): truncated or corrupt PNG (libpng: \(text))")
+            throw ImageIOError("\(name): truncated or corrupt PNG (libpng: \(text))")
         }
-        guard let pixels else { throw ImageIOError("\(path): libpng returned no pixels") }
+        guard let pixels else { throw ImageIOError("\(name): libpng returned no pixels") }
         let count = Int(width) * Int(height)
         var values = [Float](repeating: 1, count: count)
         for i in 0..<count {

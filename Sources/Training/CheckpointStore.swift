@@ -161,8 +161,7 @@ public final class CheckpointStore {
         -> (path: String, checkpoint: (tensors: [StoredTensor], metadata: [String: String]), warnings: [String])? {
         let files = scan(directory)
         var chosen = run
-        if chosen == nil, let text = try? String(contentsOfFile: directory + "/latest", encoding: .utf8) {
-            let named = directory + "/" + text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if chosen == nil, let named = try? pathNamed(byLatest: directory + "/latest") {
             chosen = files.first { $0.path == named }?.runID
         }
         if chosen == nil { chosen = files.first { $0.runID != nil }?.runID }
@@ -173,6 +172,63 @@ public final class CheckpointStore {
             catch { warnings.append("skipping \(error)") }
         }
         return nil
+    }
+
+    /// The checkpoint file a reader of checkpoints (evaluate, predict, inspect) is pointed at: `path`
+    /// itself when it is a checkpoint file; the file a `latest` file names; for a checkpoint
+    /// directory, the file its `latest` names, or its newest `step-*.safetensors` when it has no
+    /// `latest`. Reads no checkpoint (`read` verifies); the errors name the path and what is missing.
+    public static func resolve(path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw CheckpointError(path, errno == ENOENT ? "no such file or directory" : "cannot read: \(String(cString: strerror(errno)))")
+        }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            var directory = path
+            while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
+            let pointer = (directory == "/" ? "" : directory) + "/latest"
+            if access(pointer, F_OK) == 0 { return try resolveLatest(pointer) }
+            guard let newest = scan(directory).first else {
+                throw CheckpointError(path, "is a directory with no checkpoint in it (no latest file, no step-*.safetensors); "
+                                      + "name a checkpoint file, or the --checkpoint-dir digits train wrote to")
+            }
+            return newest.path
+        case S_IFREG:
+            return path.split(separator: "/").last == "latest" ? try resolveLatest(path) : path
+        default:
+            throw CheckpointError(path, "is not a file or a directory")
+        }
+    }
+
+    /// The checkpoint file a `latest` file names, which must be there.
+    static func resolveLatest(_ pointer: String) throws -> String {
+        let target = try pathNamed(byLatest: pointer)
+        var info = stat()
+        guard stat(target, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            let directory = target.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            let newest = scan(directory.isEmpty ? "." : directory).first { $0.path != target }
+            throw CheckpointError(pointer, "names \(target.split(separator: "/").last.map(String.init) ?? target), which is not there"
+                                  + (newest.map { "; the newest checkpoint beside it is \($0.path)" } ?? ""))
+        }
+        return target
+    }
+
+    /// The path a `latest` file names: the one line it holds (as `save` writes it), a file name in
+    /// the directory holding `latest`.
+    static func pathNamed(byLatest pointer: String) throws -> String {
+        let fd = open(pointer, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError(pointer, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4097)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 0 else { throw CheckpointError(pointer, "cannot read: \(String(cString: strerror(errno)))") }
+        let name = String(decoding: bytes[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard n < bytes.count, !name.isEmpty, !name.contains("\n"), !name.contains("\0"), !name.contains("/") else {
+            throw CheckpointError(pointer, "is not a latest file of digits (one line naming a checkpoint file beside it)")
+        }
+        let directory = pointer.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return pointer.hasPrefix("/") || !directory.isEmpty ? directory + "/" + name : name
     }
 
     /// The checkpoint files of a directory with what their headers say, newest (highest step) first.

@@ -22,6 +22,13 @@ enum ScheduleChoice: String, CaseIterable, ExpressibleByArgument {
     case constant, step, cosine, onecycle
 }
 
+/// The file format `sample-images` writes (`predict` reads both).
+enum SampleImageFormat: String, CaseIterable, ExpressibleByArgument {
+    case png, jpeg
+
+    var fileExtension: String { self == .png ? "png" : "jpg" }
+}
+
 enum LearningRateScaling: String, CaseIterable, ExpressibleByArgument {
     /// --lr as given.
     case none

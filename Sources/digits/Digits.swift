@@ -51,6 +51,27 @@ struct DataOptions: ParsableArguments {
     var dataDir: String = "data/mnist"
 }
 
+/// The checkpoint every command that reads one takes (evaluate, predict; inspect as its argument).
+struct CheckpointOption: ParsableArguments {
+    /// Where `digits train` leaves the name of its newest checkpoint by default.
+    static let defaultPath = "checkpoints/latest"
+
+    @Option(help: "The trained checkpoint: a .safetensors file, a checkpoint directory (its newest), or its latest file.")
+    var checkpoint: String = CheckpointOption.defaultPath
+
+    /// The checkpoint file itself (`CheckpointStore.resolve`).
+    func file() throws -> String { try resolveCheckpoint(checkpoint) }
+}
+
+/// `CheckpointStore.resolve`, saying what to do when the default is missing (nothing trained here yet).
+func resolveCheckpoint(_ path: String) throws -> String {
+    do {
+        return try CheckpointStore.resolve(path: path)
+    } catch let error as CheckpointError where path == CheckpointOption.defaultPath && error.path == path {
+        throw CommandError("\(error) (nothing trained in this directory yet: run digits train first, or name a checkpoint)")
+    }
+}
+
 /// Runs a command body, turning a thrown error into one line on stderr and a non-zero exit.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {

@@ -12,7 +12,7 @@ struct Evaluate: ParsableCommand {
     )
 
     @OptionGroup var data: DataOptions
-    @Option(help: "The checkpoint to evaluate.") var checkpoint: String
+    @OptionGroup var checkpointOption: CheckpointOption
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
@@ -23,7 +23,7 @@ struct Evaluate: ParsableCommand {
         try runAsRank { communicator in
             try startKernels(threads: kernel.threads)
             let start = monotonicSeconds()
-            let model = try TrainedModel(checkpoint: checkpoint)
+            let model = try TrainedModel(checkpoint: try checkpointOption.file())
             var part = try MNIST.load(.test, from: data.dataDir,
                                       shard: communicator.size > 1 ? ShardSpec(rank: communicator.rank, worldSize: communicator.size, seed: 1) : nil)
             if let limit {
@@ -90,7 +90,7 @@ func jsonEscape(_ text: String) -> String {
 extension Evaluate {
 
     private func jsonReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double) -> String {
-        var fields = ["\"checkpoint\":\"\(jsonEscape(checkpoint))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
+        var fields = ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
                       "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
                       "\"ranks\":\(ranks)", "\"images_per_second\":\(jsonNumber(throughput))"]
         fields.append("\"precision\":[" + (0..<10).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
@@ -100,7 +100,7 @@ extension Evaluate {
     }
 
     private func printReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double, seconds: Double) {
-        print("checkpoint \(checkpoint)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+        print("checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
         print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
         print("\(ranks) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(seconds, 2)) s in all")
         print("")

@@ -7,11 +7,12 @@ struct Inspect: ParsableCommand {
         discussion: "Exits non-zero when the file is not a readable, intact digits checkpoint of a model evaluate can rebuild: the checksums, the model spec, every tensor the spec needs with its shape, no overlapping tensors, no NaN or infinite weights."
     )
 
-    @Argument(help: "A .safetensors checkpoint written by digits train.")
-    var checkpoint: String
+    @Argument(help: "A .safetensors checkpoint written by digits train, a checkpoint directory (its newest), or its latest file.")
+    var checkpoint: String = CheckpointOption.defaultPath
 
     func run() throws {
         try reportingErrors {
+            let checkpoint = try resolveCheckpoint(self.checkpoint)
             let (tensors, metadata) = try CheckpointStore.read(checkpoint)
             // What evaluate and predict check: the spec parses and every tensor it needs is there, finite, with its shape.
             let model = try TrainedModel(checkpoint: checkpoint)

@@ -6,24 +6,26 @@ import Training
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read your own digit images (PNG) with a trained checkpoint.",
+        abstract: "Read your own digit images (PNG or JPEG) with a trained checkpoint.",
         discussion: """
         Each image is prepared the way MNIST was made: the polarity is decided from the border (dark ink on
         light paper is inverted), the ink's bounding box is scaled so its longer side is 20 pixels (area
-        averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre. Directories are
-        read in name order (their .png files). A file that cannot be read is reported and the others go on;
-        the exit status is 1 if any failed.
+        averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre. A file's first
+        bytes say whether it is PNG or JPEG, whatever its name. Directories are read in name order (their
+        .png, .jpg and .jpeg files); - reads one image from standard input. A file that cannot be read is
+        reported and the others go on; the exit status is 1 if any failed. Without --checkpoint, the newest
+        checkpoint digits train wrote here (checkpoints/latest).
         """
     )
 
-    @Option(help: "The trained checkpoint.") var checkpoint: String
-    @Argument(help: "PNG files or directories of PNG files.") var inputs: [String]
+    @OptionGroup var checkpointOption: CheckpointOption
+    @Argument(help: "PNG or JPEG files, directories of them, or - for one image on standard input.") var inputs: [String]
     @Flag(help: "Print one JSON object per image.") var json = false
     @Option(help: "Write the 28x28 inputs the network saw, as PNGs, into this directory.") var savePreprocessed: String?
 
     func run() throws {
         try reportingErrors {
-            let model = try TrainedModel(checkpoint: checkpoint)
+            let model = try TrainedModel(checkpoint: try checkpointOption.file())
             let files = inputFiles()
             if let savePreprocessed {
                 try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
@@ -31,7 +33,7 @@ struct Predict: ParsableCommand {
             let normalizer = InputNormalizer()
             let input = FloatBuffer(capacity: 784)
             var failures = 0
-            if !json && !files.isEmpty { print(pad("file", 30, right: false) + pad("digit", 6) + pad("prob", 8) + "   top 3") }
+            if !json && !files.isEmpty { print("checkpoint \(model.path)"); print(pad("file", 30, right: false) + pad("digit", 6) + pad("prob", 8) + "   top 3") }
             for file in files {
                 do {
                     try predict(file, model: model, normalizer: normalizer, input: input)
@@ -39,10 +41,10 @@ struct Predict: ParsableCommand {
                     failures += 1
                     printError("digits: error: \(error)")
                     // With --json every input gets its record: a file that could not be read has an error field.
-                    if json { print("{\"file\":\"\(jsonEscape(file))\",\"error\":\"\(jsonEscape("\(error)"))\"}") }
+                    if json { print("{\"file\":\"\(jsonEscape(displayName(file)))\",\"error\":\"\(jsonEscape("\(error)"))\"}") }
                 }
             }
-            if files.isEmpty { throw CommandError("no PNG files in \(inputs.joined(separator: ", "))") }
+            if files.isEmpty { throw CommandError("no PNG or JPEG files in \(inputs.joined(separator: ", "))") }
             if failures > 0 {
                 printError("digits: \(failures) of \(files.count) image(s) could not be read")
                 throw ExitCode.failure
@@ -50,14 +52,15 @@ struct Predict: ParsableCommand {
         }
     }
 
-    /// The inputs, each directory replaced by its .png files in name order.
+    /// The inputs, each directory replaced by its image files (.png, .jpg, .jpeg) in name order.
     func inputFiles() -> [String] {
         var files = [String]()
         for input in inputs {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: input)) ?? []
-                files += names.filter { $0.lowercased().hasSuffix(".png") }.sorted().map { input + "/" + $0 }
+                let images = names.filter { name in [".png", ".jpg", ".jpeg"].contains { name.lowercased().hasSuffix($0) } }
+                files += images.sorted().map { input + "/" + $0 }
             } else {
                 files.append(input)
             }
@@ -68,7 +71,9 @@ struct Predict: ParsableCommand {
     /// Reads and prepares one image, runs the model on it (`input` holds the normalised pixels) and
     /// prints its line or JSON object; with --save-preprocessed also writes what the network saw.
     func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer) throws {
-        let prepared = try DigitPreprocessor.prepare(try PNGReader.readGrey(file), path: file)
+        let name = displayName(file)
+        let bytes = file == "-" ? try ImageFile.standardInputContents() : try ImageFile.contents(of: file)
+        let prepared = try DigitPreprocessor.prepare(try ImageFile.readGrey(bytes, name: name), path: name)
         let t0 = monotonicSeconds()
         for p in 0..<784 { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
         let p = model.probabilities(input.pointer, batch: 1)[0]
@@ -77,15 +82,19 @@ struct Predict: ParsableCommand {
         if let savePreprocessed {
             var image = Image8(width: 28, height: 28)
             prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: 28, tileHeight: 28, x: 0, y: 0) }
-            try image.writePNG(to: savePreprocessed + "/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension + ".png")
+            let base = file == "-" ? "stdin" : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            try image.writePNG(to: savePreprocessed + "/" + base + ".png")
         }
         if json {
-            print("{\"file\":\"\(jsonEscape(file))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
+            print("{\"file\":\"\(jsonEscape(name))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
                   + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(jsonNumber(Double(p[$0])))}" }.joined(separator: ",") + "],"
                   + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
         } else {
-            print(pad(file, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
+            print(pad(name, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
                   + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
         }
     }
+
+    /// How an input is named in output and errors: `-` is standard input.
+    func displayName(_ file: String) -> String { file == "-" ? ImageFile.standardInputName : file }
 }
