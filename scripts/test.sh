@@ -507,6 +507,13 @@ if "$bin/digits" report "$work/full.jsonl" --out "$work/report.svg" > /dev/null 
   pass "report: an SVG with loss and accuracy curves and the time breakdown (well-formed XML)"
 else fail "report" "$work/report.svg"; fi
 
+# --- Everyday paths (scripts/everyday-paths-test.sh): predict, evaluate and inspect with no checkpoint
+# named after a train into ./checkpoints, --checkpoint as a directory or its latest, JPEG and PNG files
+# and standard input, damaged JPEGs and a bad --checkpoint named in one line.
+if bash scripts/everyday-paths-test.sh "$bin/digits" "$MNIST_DIR" > "$work/everyday" 2>&1; then
+  pass "everyday paths: $(tail -1 "$work/everyday" | sed 's/^everyday-paths: //') (no --checkpoint, a directory, latest, JPEG, PNG, standard input, damaged files)"
+else fail "everyday paths (scripts/everyday-paths-test.sh)" "$work/everyday"; fi
+
 # --- A real Slurm on this machine (Debian's slurmctld, slurmd and munge; cluster/slurm-local.sh): the job
 # script cluster/digits.sbatch, 2 ranks by srun --mpi=pmix, stopped by its time limit's signal with a
 # checkpoint, resubmitted, and equal bit for bit to an uninterrupted job (scripts/slurm-test.sh).
