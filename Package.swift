@@ -41,9 +41,13 @@ let package = Package(
         // scripts/generate-onnx-proto.sh and committed, so a build needs no protoc.
         .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["onnx.proto", "LICENSE", "README.md"]),
+        // A trained network as an ONNX model (digits export).
+        .target(name: "ONNXExport", dependencies: ["NeuralNet", "Training", "ONNXProto",
+                                                   .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
 
         .executableTarget(name: "digits", dependencies: [
             "Datasets", "NeuralNet", "Training", "Collective", "Augmentation", "ImageIO", "CHeapStats", "CKernels", "CStopSignals",
+            "ONNXExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Run by scripts/test.sh under `mpirun -np 3`: proves CMPI links and reduces.
@@ -55,5 +59,7 @@ let package = Package(
         .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
         .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "ImageIO", "CZlib"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO", "Training", "Datasets"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "ONNXProto", "NeuralNet", "Training",
+                                                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

@@ -35,3 +35,8 @@ enum ProgressDisplay: String, CaseIterable, ExpressibleByArgument {
 
 extension DataPlacement: ExpressibleByArgument {}
 extension ExchangeSettings.Compression: ExpressibleByArgument {}
+
+/// What `digits export` writes.
+enum ExportFormat: String, CaseIterable, ExpressibleByArgument {
+    case onnx
+}
