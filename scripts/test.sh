@@ -514,6 +514,20 @@ if bash scripts/everyday-paths-test.sh "$bin/digits" "$MNIST_DIR" > "$work/every
   pass "everyday paths: $(tail -1 "$work/everyday" | sed 's/^everyday-paths: //') (no --checkpoint, a directory, latest, JPEG, PNG, standard input, damaged files)"
 else fail "everyday paths (scripts/everyday-paths-test.sh)" "$work/everyday"; fi
 
+# --- ONNX export (scripts/onnx-check.sh): every preset trained 20 steps, exported, and run by onnxruntime;
+# the logits of 1,000 test images within 1e-4 of digits' own, and onnx.checker's full check. Without
+# onnxruntime (pip) it cannot run: not a pass, and a failure in CI, whose .ci/run installs it.
+onnx_status=0
+bash scripts/onnx-check.sh "$bin/digits" "$MNIST_DIR" > "$work/onnx" 2>&1 || onnx_status=$?
+if [ "$onnx_status" -eq 0 ]; then
+  grep -E '^(ok|onnx:)' "$work/onnx" | sed 's/^/     /'
+  pass "ONNX export: every preset's logits from onnxruntime within 1e-4 of digits' on 1,000 test images (scripts/onnx-check.sh)"
+elif [ "$onnx_status" -eq 3 ]; then
+  reason=$(grep -m1 '^onnx: SKIPPED' "$work/onnx" | sed 's/^onnx: SKIPPED //')
+  if [ "${CI:-}" = true ]; then fail "onnx: NOT RUN $reason (CI: .ci/run should have installed onnxruntime and onnx)"
+  else not_run+=("onnx: NOT RUN $reason"); echo "onnx: NOT RUN $reason"; fi
+else fail "ONNX export against onnxruntime (scripts/onnx-check.sh)" "$work/onnx"; fi
+
 # --- A real Slurm on this machine (Debian's slurmctld, slurmd and munge; cluster/slurm-local.sh): the job
 # script cluster/digits.sbatch, 2 ranks by srun --mpi=pmix, stopped by its time limit's signal with a
 # checkpoint, resubmitted, and equal bit for bit to an uninterrupted job (scripts/slurm-test.sh).

@@ -35,6 +35,18 @@ public struct TrainedModel {
         let logits = network.forward(input, batch: batch, context: PassContext(mode: .evaluation))
         return (0..<batch).map { SoftmaxCrossEntropy.probabilities(logits + $0 * network.classes, classes: network.classes) }
     }
+
+    /// The logits of every image of `dataset` (normalised as in training), in its order: (count, 10) row-major.
+    public func logits(of dataset: Dataset, batchSize: Int = 500) -> [Float] {
+        let classes = network.classes
+        var all = [Float]()
+        all.reserveCapacity(dataset.count * classes)
+        BatchAssembler.forEachBatch(of: dataset, batchSize: batchSize) { assembler, range in
+            let logits = network.forward(assembler.input.pointer, batch: range.count, context: PassContext(mode: .evaluation))
+            all.append(contentsOf: UnsafeBufferPointer(start: logits, count: range.count * classes))
+        }
+        return all
+    }
 }
 
 /// The outcome of evaluating a model on a labelled set: counts that add up across ranks.

@@ -42,3 +42,8 @@ enum ProgressDisplay: String, CaseIterable, ExpressibleByArgument {
 
 extension DataPlacement: ExpressibleByArgument {}
 extension ExchangeSettings.Compression: ExpressibleByArgument {}
+
+/// What `digits export` writes.
+enum ExportFormat: String, CaseIterable, ExpressibleByArgument {
+    case onnx
+}

@@ -18,10 +18,13 @@ struct Evaluate: ParsableCommand {
     var misclassified: String?
     @OptionGroup var kernel: KernelOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
+    @Option(help: "Also write the logits of the images evaluated (float32, images x 10, in test-set order, before the softmax) to this .npy file; one process, not under mpirun.")
+    var logitsOut: String?
 
     func run() throws {
         try runAsRank { communicator in
             try startKernels(threads: kernel.threads)
+            if logitsOut != nil && communicator.size > 1 { throw CommandError("--logits-out writes the logits of one process: run evaluate without mpirun") }
             let start = monotonicSeconds()
             let model = try TrainedModel(checkpoint: try checkpointOption.file())
             var part = try MNIST.load(.test, from: data.dataDir,
@@ -47,6 +50,11 @@ struct Evaluate: ParsableCommand {
                 let full = try MNIST.load(.test, from: data.dataDir)
                 try writeMissGrid(report.misses, test: full, to: misclassified)
                 if !json { print("\nwrote \(misclassified): \(report.misses.count) misclassified test images, labelled true>predicted and confidence") }
+            }
+            if let logitsOut {
+                let logits = NumpyArray.float32(model.logits(of: part), shape: [part.count, model.network.classes])
+                try logits.withUnsafeBytes { try writeAtomically($0, to: logitsOut, durable: false) }
+                if !json { print("\nwrote \(logitsOut): the logits of \(part.count) test images, float32 (\(part.count), 10)") }
             }
         }
     }
