@@ -74,31 +74,67 @@ private func idxDataBytes(_ dimensions: [Int], path: String) throws -> Int {
 }
 
 /// The records after the header, hashed and handed to `onRecords` in chunks of whole records of
-/// about 1 MiB; a file shorter or longer than its header promises is an error.
+/// about 1 MiB; a file shorter or longer than its header promises is an error. The chunk grows only
+/// as the file delivers bytes, so a header promising one 2 GiB record costs memory only for the bytes
+/// the file really holds.
 private func readIDXRecords(_ stream: ByteStream, dimensions: [Int], dataBytes: Int, path: String, hasher: inout SHA256,
                             onRecords: (_ firstRecord: Int, _ records: UnsafeRawBufferPointer) throws -> Void) throws {
     let recordBytes = dataBytes / dimensions[0]
     let recordsPerChunk = max(1, (1 << 20) / recordBytes)
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: recordsPerChunk * recordBytes, alignment: 64)
-    defer { chunk.deallocate() }
+    let chunk = GrowingChunk(capacity: min(recordsPerChunk * recordBytes, 1 << 20))
     var record = 0
     while record < dimensions[0] {
         let want = min(recordsPerChunk, dimensions[0] - record) * recordBytes
-        let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<want]))
-        hasher.update(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        let n = try chunk.fill(want, from: stream)
+        hasher.update(chunk.bytes(n))
         if n < want {
             throw DatasetError.truncatedData(path: path, expectedBytes: dataBytes,
                                              foundBytes: record * recordBytes + n)
         }
-        try onRecords(record, UnsafeRawBufferPointer(rebasing: chunk[0..<want]))
+        try onRecords(record, chunk.bytes(want))
         record += want / recordBytes
     }
     // Anything after the promised data means the header and the file disagree.
     var extra = 0
     while true {
-        let n = try stream.read(into: chunk)
+        let n = try chunk.fill(chunk.capacity, from: stream)
         if n == 0 { break }
         extra += n
     }
     if extra > 0 { throw DatasetError.trailingBytes(path: path, extraBytes: extra) }
+}
+
+/// A read buffer that doubles (from 1 MiB) only while the stream keeps delivering.
+private final class GrowingChunk {
+    private(set) var capacity: Int
+    private var base: UnsafeMutableRawPointer
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        base = .allocate(byteCount: self.capacity, alignment: 64)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Reads up to `count` bytes from the start of the buffer; fewer only at the end of the stream.
+    func fill(_ count: Int, from stream: ByteStream) throws -> Int {
+        var filled = 0
+        while filled < count {
+            if filled == capacity { grow(to: min(count, max(2 * capacity, 1 << 20))) }
+            let n = try stream.read(into: UnsafeMutableRawBufferPointer(start: base + filled, count: min(count, capacity) - filled))
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
+    func bytes(_ count: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    private func grow(to newCapacity: Int) {
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 64)
+        bigger.copyMemory(from: base, byteCount: capacity)
+        base.deallocate()
+        base = bigger
+        capacity = newCapacity
+    }
 }

@@ -109,6 +109,16 @@ import Testing
         #expect(loadError(images: path) == .truncatedData(path: path, expectedBytes: 3 * 784, foundBytes: 3 * 784 - 100))
     }
 
+    /// A 22-byte file whose header promises one 2 GiB image (found by the idx fuzz target: the whole
+    /// record was allocated before a byte of it was read): truncated, with memory for what is there.
+    @Test func aHugeRecordPromisedByATinyFileIsTruncated() throws {
+        let header: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0x80, 0, 0, 0]
+        let path = dir.write("huge-record", header + [8, 0, 4, 0, 1, 2])
+        #expect(throws: DatasetError.truncatedData(path: path, expectedBytes: 1 << 31, foundBytes: 6)) {
+            _ = try readIDX(path: path, kind: .images, onHeader: { _ in }, onRecords: { _, _ in })
+        }
+    }
+
     @Test(arguments: [false, true])
     func trailingBytes(compressed: Bool) {
         let bytes = labelFile([1, 2, 3]) + [7, 7, 7, 7, 7]
