@@ -1,0 +1,93 @@
+/// Data sets published in MNIST's IDX layout that the project recognises by checksum and names.
+///
+/// A set is known by the SHA-256 of its four files: of the uncompressed content where such values
+/// are published (MNIST), of the .gz files as published otherwise (Fashion-MNIST and KMNIST publish
+/// only checksums of their .gz files, so a recompressed or uncompressed copy of those reads as an
+/// unknown set). docs/data.md lists the sources.
+public struct KnownSet: Sendable, Equatable {
+    public enum Checksum: Sendable, Equatable {
+        /// SHA-256 of the uncompressed IDX content.
+        case content
+        /// SHA-256 of the .gz file as published.
+        case gzipFile
+    }
+
+    public let name: String
+    public let checksum: Checksum
+    /// File name (MNIST's names, without .gz) → SHA-256, lowercase hex.
+    public let sha256: [String: String]
+    public let classNames: [String]
+    /// Images stored column by column (EMNIST).
+    public let transposed: Bool
+
+    public static let mnist = KnownSet(
+        name: "MNIST", checksum: .content, sha256: MNIST.contentSHA256,
+        classNames: (0..<10).map(String.init), transposed: false)
+
+    public static let fashionMNIST = KnownSet(
+        name: "Fashion-MNIST", checksum: .gzipFile,
+        sha256: [
+            "train-images-idx3-ubyte": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            "train-labels-idx1-ubyte": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+            "t10k-images-idx3-ubyte": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            "t10k-labels-idx1-ubyte": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+        ],
+        classNames: ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        transposed: false)
+
+    public static let kmnist = KnownSet(
+        name: "KMNIST", checksum: .gzipFile,
+        sha256: [
+            "train-images-idx3-ubyte": "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+            "train-labels-idx1-ubyte": "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+            "t10k-images-idx3-ubyte": "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+            "t10k-labels-idx1-ubyte": "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+        ],
+        classNames: ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+        transposed: false)
+
+    public static let all: [KnownSet] = [.mnist, .fashionMNIST, .kmnist]
+
+    /// One loaded file as recognition sees it.
+    public struct File: Sendable {
+        public let name: String          // MNIST's name, without .gz
+        public let path: String
+        public let contentSHA256: String
+        public let storedSHA256: String? // gzip files only
+
+        public init(name: String, path: String, contentSHA256: String, storedSHA256: String?) {
+            self.name = name; self.path = path; self.contentSHA256 = contentSHA256; self.storedSHA256 = storedSHA256
+        }
+
+        func digest(_ kind: Checksum) -> String? { kind == .content ? contentSHA256 : storedSHA256 }
+    }
+
+    public enum Recognition: Sendable {
+        case known(KnownSet)
+        /// Some files are this set's and others are not: each mismatch names its file.
+        case damaged(KnownSet, [DatasetError])
+        case unknown
+    }
+
+    /// All files match one known set: that set. Some match a set and others do not: damaged. None
+    /// matches any set: unknown.
+    public static func recognise(_ files: [File]) -> Recognition {
+        for set in all {
+            var problems = [DatasetError]()
+            var matches = 0
+            for file in files {
+                guard let expected = set.sha256[file.name] else { continue }
+                let found = file.digest(set.checksum)
+                if found == expected {
+                    matches += 1
+                } else {
+                    problems.append(.damagedKnownSet(path: file.path, set: set.name, checksum: set.checksum,
+                                                     expected: expected, found: found ?? "(not a gzip file)"))
+                }
+            }
+            if matches > 0 { return problems.isEmpty ? .known(set) : .damaged(set, problems) }
+        }
+        return .unknown
+    }
+}
