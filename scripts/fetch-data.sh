@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Puts a known data set's four IDX files (gzip, MNIST's names) into data/NAME/ and verifies each.
 #
-#   scripts/fetch-data.sh NAME        NAME: mnist, fashion-mnist, kmnist
+#   scripts/fetch-data.sh NAME        NAME: mnist, fashion-mnist, kmnist,
+#                                     emnist-byclass|bymerge|balanced|letters|digits|mnist
 #
 # mnist is scripts/fetch-mnist.sh (MNIST_DIR, ../shared/data/mnist, the mirrors; SHA-256 of the
 # uncompressed content). The others publish checksums of their .gz files only, so each file is
@@ -10,6 +11,11 @@
 # ../shared/data/NAME (beside the checkout), the public mirrors. A file that does not match is
 # deleted and the script fails naming it and where it came from. DIGITS_DATA_DIR overrides the
 # destination. Running it again when the files are present and correct does nothing.
+#
+# EMNIST publishes its splits in one zip (gzip.zip, 536 MB) whose MD5 is published (none for the
+# files inside): the zip is found in $DATA_MIRROR_DIR/emnist, $DATA_MIRROR_DIR,
+# ../shared/data/emnist or NIST's site, kept in data/emnist/, checked against that MD5, and the
+# split's four files are extracted under EMNIST's own names (digits knows a split by them).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 name="${1:-}"
@@ -29,7 +35,49 @@ case "$name" in
           e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17
           edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5
           20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c) ;;
-  *) echo "usage: scripts/fetch-data.sh mnist|fashion-mnist|kmnist" >&2; exit 2 ;;
+  emnist-byclass|emnist-bymerge|emnist-balanced|emnist-letters|emnist-digits|emnist-mnist)
+    zip_md5=58c8d27c78d21e728a6bc7b3cc06412e
+    cache="${DIGITS_DATA_DIR:-$root/data/$name}/../emnist"
+    dest="${DIGITS_DATA_DIR:-$root/data/$name}"
+    mkdir -p "$cache" "$dest"
+    zip="$cache/gzip.zip"
+    if [ ! -s "$zip" ] || [ "$(md5sum < "$zip" | cut -d' ' -f1)" != "$zip_md5" ]; then
+      got=""
+      for dir in ${DATA_MIRROR_DIR:+"$DATA_MIRROR_DIR/emnist" "$DATA_MIRROR_DIR"} "$root/../shared/data/emnist"; do
+        if [ -f "$dir/gzip.zip" ]; then cp -f -- "$dir/gzip.zip" "$zip.part" && got="$dir/gzip.zip"; break; fi
+      done
+      if [ -z "$got" ]; then
+        url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
+        if command -v curl >/dev/null 2>&1 && curl -fsSL --retry 2 --connect-timeout 15 -o "$zip.part" "$url"; then got="$url"
+        elif command -v wget >/dev/null 2>&1 && wget -q -O "$zip.part" "$url"; then got="$url"
+        else rm -f -- "$zip.part"; echo "fetch-data: could not find EMNIST's gzip.zip: looked in ${DATA_MIRROR_DIR:-(no DATA_MIRROR_DIR)}, $root/../shared/data/emnist and $url" >&2; exit 1; fi
+      fi
+      found="$(md5sum < "$zip.part" | cut -d' ' -f1)"
+      if [ "$found" != "$zip_md5" ]; then
+        rm -f -- "$zip.part"
+        echo "fetch-data: gzip.zip from $got has MD5 $found, expected $zip_md5 (the published EMNIST zip); deleted it" >&2
+        exit 1
+      fi
+      mv -f -- "$zip.part" "$zip"
+      echo "fetch-data: EMNIST's gzip.zip from $got, verified"
+    fi
+    python3 - "$zip" "$name" "$dest" <<'PY' || { echo "fetch-data: could not extract $name from $zip" >&2; exit 1; }
+import os, sys, zipfile
+archive, name, dest = sys.argv[1:4]
+wanted = {f"{name}-{split}-{kind}-ubyte.gz" for split in ("train", "test") for kind in ("images-idx3", "labels-idx1")}
+with zipfile.ZipFile(archive) as z:
+    members = {os.path.basename(m): m for m in z.namelist()}
+    missing = wanted - members.keys()
+    if missing:
+        sys.exit(f"fetch-data: {archive} holds no {', '.join(sorted(missing))}")
+    for file in sorted(wanted):
+        with z.open(members[file]) as src, open(os.path.join(dest, file + ".part"), "wb") as out:
+            out.write(src.read())
+        os.replace(os.path.join(dest, file + ".part"), os.path.join(dest, file))
+PY
+    echo "fetch-data: $name extracted into $dest (EMNIST's names; known by them, no per-file checksums are published)"
+    exit 0 ;;
+  *) echo "usage: scripts/fetch-data.sh mnist|fashion-mnist|kmnist|emnist-{byclass,bymerge,balanced,letters,digits,mnist}" >&2; exit 2 ;;
 esac
 dest="${DIGITS_DATA_DIR:-$root/data/$name}"
 mkdir -p "$dest"

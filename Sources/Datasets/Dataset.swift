@@ -81,9 +81,11 @@ public struct Dataset: Sendable {
         self.imagesStoredSHA256 = imagesStoredSHA256; self.labelsStoredSHA256 = labelsStoredSHA256
     }
 
-    /// The same records with `classCount` classes (every label must already be below it).
-    func with(classCount: Int) -> Dataset {
-        precondition(labels.allSatisfy { Int($0) < classCount })
+    /// The same records with `classCount` classes, each label less `labelOffset` (every label must
+    /// be at least the offset and below classCount + offset; the caller has checked).
+    func with(classCount: Int, labelOffset: Int = 0) -> Dataset {
+        precondition(labels.allSatisfy { Int($0) >= labelOffset && Int($0) - labelOffset < classCount })
+        let labels = labelOffset == 0 ? self.labels : self.labels.map { $0 - UInt8(labelOffset) }
         return Dataset(images: images, labels: labels, ids: ids, height: height, width: width, classCount: classCount,
                        totalCount: totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
                        imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256,

@@ -71,7 +71,7 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
         case .checksumMismatch(let path, let expected, let found):
             return "\(path): SHA-256 of the uncompressed content is \(found), expected \(expected)"
         case .damagedKnownSet(let path, let set, let checksum, let expected, let found):
-            let what = checksum == .content ? "of the uncompressed content" : "of the .gz file"
+            let what = checksum == .gzipFile ? "of the .gz file" : "of the uncompressed content"
             return "\(path): SHA-256 \(what) is \(found), expected \(expected): the other files are \(set)'s, "
                 + "so this is a damaged download of \(set); fetch it again"
         case .badClassNames(let path, let reason):

@@ -9,7 +9,9 @@ import Darwin
 /// `t10k-labels-idx1-ubyte`, each raw or with `.gz`) and, optionally, `classes.txt` with one class
 /// name a line. The image size comes from the files, the class count from `classes.txt` (whose
 /// lines must cover every label) or else from the largest label + 1. A known set (`KnownSet`) is
-/// named; one whose files only partly match is refused as a damaged download.
+/// named; one whose files only partly match is refused as a damaged download. A directory without
+/// MNIST's names but with one EMNIST split's (`emnist-balanced-train-images-idx3-ubyte.gz`, ...)
+/// is that split: read transposed, its labels counted from 0.
 public struct IDXSet: Sendable {
     /// What to read of one split.
     public enum Part: Sendable {
@@ -60,6 +62,8 @@ public struct IDXSet: Sendable {
             throw DatasetError.directoryNotFound(path: directory)
         }
         var files = [KnownSet.File]()
+        let emnist = emnistSplit(in: directory)
+        let layout = emnist ?? KnownSet.mnist   // whose file names to read
         func read(_ split: MNIST.Split, _ part: Part) throws -> Dataset? {
             let shard: ShardSpec?
             switch part {
@@ -67,23 +71,25 @@ public struct IDXSet: Sendable {
             case .all: shard = nil
             case .shard(let spec): shard = spec
             }
-            let set = try Dataset.load(imagesPath: MNIST.path(of: split.imagesName, in: directory),
-                                       labelsPath: MNIST.path(of: split.labelsName, in: directory),
-                                       classCount: nil, imageSize: nil, shard: shard)
-            files.append(KnownSet.File(name: split.imagesName, path: set.imagesPath,
+            let set = try Dataset.load(imagesPath: MNIST.path(of: layout.fileName(split, images: true), in: directory),
+                                       labelsPath: MNIST.path(of: layout.fileName(split, images: false), in: directory),
+                                       classCount: nil, imageSize: nil, shard: shard, transposed: layout.transposed)
+            files.append(KnownSet.File(name: layout.fileName(split, images: true), path: set.imagesPath,
                                        contentSHA256: set.imagesSHA256, storedSHA256: set.imagesStoredSHA256))
-            files.append(KnownSet.File(name: split.labelsName, path: set.labelsPath,
+            files.append(KnownSet.File(name: layout.fileName(split, images: false), path: set.labelsPath,
                                        contentSHA256: set.labelsSHA256, storedSHA256: set.labelsStoredSHA256))
             return set
         }
         var train = try read(.train, trainPart)
         var test = try read(.test, testPart)
 
-        var known: KnownSet?
-        switch KnownSet.recognise(files) {
-        case .known(let set): known = set
-        case .damaged(_, let problems): if verify, let first = problems.first { throw first }
-        case .unknown: break
+        var known: KnownSet? = emnist
+        if emnist == nil {
+            switch KnownSet.recognise(files) {
+            case .known(let set): known = set
+            case .damaged(_, let problems): if verify, let first = problems.first { throw first }
+            case .unknown: break
+            }
         }
         let loaded = [train, test].compactMap { $0 }
         guard let first = loaded.first else {
@@ -94,24 +100,39 @@ public struct IDXSet: Sendable {
             throw DatasetError.unexpectedImageSize(path: test.imagesPath, height: test.height, width: test.width,
                                                    expectedHeight: train.height, expectedWidth: train.width)
         }
-        let largest = loaded.map { $0.classCount }.max() ?? 1
+        let offset = known?.labelOffset ?? 0
+        for set in loaded where offset > 0 {
+            if let index = set.labels.firstIndex(where: { Int($0) < offset }) {
+                throw DatasetError.unreadable(path: set.labelsPath, reason: "label \(set.labels[index]) at position \(index); "
+                                              + "\(known?.name ?? "this set") labels its classes from \(offset)")
+            }
+        }
+        let largest = (loaded.map { $0.classCount }.max() ?? 1) - offset
         let classNames: [String]
         let namesPath = (directory.hasSuffix("/") ? directory : directory + "/") + classNamesFile
         if let names = try readClassNames(path: namesPath) {
-            for set in loaded where set.classCount > names.count {
+            for set in loaded where set.classCount - offset > names.count {
                 throw DatasetError.labelWithoutClassName(path: namesPath, lines: names.count,
                                                          labelsPath: set.labelsPath, label: set.classCount - 1)
             }
             classNames = names
-        } else if let known {
+        } else if let known, largest <= known.classNames.count {
             classNames = known.classNames
         } else {
             classNames = (0..<largest).map(String.init)
         }
-        train = train?.with(classCount: classNames.count)
-        test = test?.with(classCount: classNames.count)
+        train = train?.with(classCount: classNames.count, labelOffset: offset)
+        test = test?.with(classCount: classNames.count, labelOffset: offset)
         return IDXSet(directory: directory, train: train, test: test, known: known, classNames: classNames,
                       height: first.height, width: first.width, files: files)
+    }
+
+    /// The EMNIST split whose training images are in `directory` when MNIST's names are not there.
+    static func emnistSplit(in directory: String) -> KnownSet? {
+        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        func exists(_ name: String) -> Bool { access(base + name, F_OK) == 0 || access(base + name + ".gz", F_OK) == 0 }
+        if exists(MNIST.Split.train.imagesName) { return nil }
+        return KnownSet.emnist.first { exists($0.fileName(.train, images: true)) }
     }
 
     /// The lines of classes.txt, or nil when there is none. Each line names one class, in label

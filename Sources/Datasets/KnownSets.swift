@@ -3,13 +3,17 @@
 /// A set is known by the SHA-256 of its four files: of the uncompressed content where such values
 /// are published (MNIST), of the .gz files as published otherwise (Fashion-MNIST and KMNIST publish
 /// only checksums of their .gz files, so a recompressed or uncompressed copy of those reads as an
-/// unknown set). docs/data.md lists the sources.
+/// unknown set). EMNIST publishes no per-file checksums (only one for the zip holding every split),
+/// so its splits are known by their file names (`emnist-<split>-train-images-idx3-ubyte`, ...).
+/// docs/data.md lists the sources.
 public struct KnownSet: Sendable, Equatable {
     public enum Checksum: Sendable, Equatable {
         /// SHA-256 of the uncompressed IDX content.
         case content
         /// SHA-256 of the .gz file as published.
         case gzipFile
+        /// None published per file: known by the file names.
+        case fileNames
     }
 
     public let name: String
@@ -19,6 +23,10 @@ public struct KnownSet: Sendable, Equatable {
     public let classNames: [String]
     /// Images stored column by column (EMNIST).
     public let transposed: Bool
+    /// The file's label of class 0 (EMNIST letters count from 1).
+    public var labelOffset = 0
+    /// The file name prefix of EMNIST's splits, "" for MNIST's names.
+    public var filePrefix = ""
 
     public static let mnist = KnownSet(
         name: "MNIST", checksum: .content, sha256: MNIST.contentSHA256,
@@ -47,7 +55,30 @@ public struct KnownSet: Sendable, Equatable {
         classNames: ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
         transposed: false)
 
+    /// EMNIST's splits (Cohen et al. 2017), in MNIST's layout but stored transposed, each file
+    /// named emnist-<split>-<train|test>-<images-idx3|labels-idx1>-ubyte[.gz].
+    public static let emnist: [KnownSet] = {
+        let digits = (0..<10).map(String.init)
+        let upper = (0..<26).map { String(UnicodeScalar(UInt8(65 + $0))) }
+        let lower = (0..<26).map { String(UnicodeScalar(UInt8(97 + $0))) }
+        let merged = digits + upper + ["a", "b", "d", "e", "f", "g", "h", "n", "q", "r", "t"]
+        func split(_ name: String, _ classNames: [String], labelOffset: Int = 0) -> KnownSet {
+            var set = KnownSet(name: "EMNIST " + name, checksum: .fileNames, sha256: [:], classNames: classNames, transposed: true)
+            set.labelOffset = labelOffset
+            set.filePrefix = "emnist-\(name)-"
+            return set
+        }
+        return [split("byclass", digits + upper + lower), split("bymerge", merged), split("balanced", merged),
+                split("letters", upper, labelOffset: 1), split("digits", digits), split("mnist", digits)]
+    }()
+
     public static let all: [KnownSet] = [.mnist, .fashionMNIST, .kmnist]
+
+    /// The file of `split` under this set's names (MNIST's, or EMNIST's with train/test).
+    public func fileName(_ split: MNIST.Split, images: Bool) -> String {
+        if filePrefix.isEmpty { return images ? split.imagesName : split.labelsName }
+        return filePrefix + (split == .train ? "train" : "test") + (images ? "-images-idx3-ubyte" : "-labels-idx1-ubyte")
+    }
 
     /// One loaded file as recognition sees it.
     public struct File: Sendable {
@@ -77,7 +108,7 @@ public struct KnownSet: Sendable, Equatable {
             var problems = [DatasetError]()
             var matches = 0
             for file in files {
-                guard let expected = set.sha256[file.name] else { continue }
+                guard set.checksum != .fileNames, let expected = set.sha256[file.name] else { continue }
                 let found = file.digest(set.checksum)
                 if found == expected {
                     matches += 1

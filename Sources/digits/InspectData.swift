@@ -6,7 +6,7 @@ struct InspectData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect-data",
         abstract: "Read, validate and checksum a data set's IDX files; print its name, shape, counts, class balance and pixel statistics.",
-        discussion: "Exits non-zero when a file is missing or malformed, or when a known set (MNIST, Fashion-MNIST, KMNIST) is damaged: some of its files match the published ones and others do not."
+        discussion: "Exits non-zero when a file is missing or malformed, or when a known set (MNIST, Fashion-MNIST, KMNIST) is damaged: some of its files match the published ones and others do not. EMNIST's splits are known by their file names (emnist-<split>-train-images-idx3-ubyte, ...)."
     )
 
     @OptionGroup var data: DataOptions
@@ -42,7 +42,8 @@ struct InspectData: ParsableCommand {
             for file in set.files {
                 let bad = damaged?.problems.contains { $0.path == file.path } ?? false
                 let verdict = if let damaged { bad ? "MISMATCH: not the published \(damaged.set)" : "matches \(damaged.set)" }
-                    else { set.known == nil ? "unknown set" : "verified" }
+                    else if let known = set.known { known.checksum == .fileNames ? "\(known.name) by its name (no published checksum)" : "verified" }
+                    else { "unknown set" }
                 print("sha256 \(file.contentSHA256)  \(file.path)  \(verdict)")
             }
             if damaged == nil, let notice = set.notice { print(notice) }

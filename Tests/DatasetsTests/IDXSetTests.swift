@@ -90,6 +90,20 @@ import Testing
         if case .unknown = KnownSet.recognise(unknown) {} else { Issue.record("an unknown set was recognised") }
     }
 
+    @Test func anEMNISTSplitIsKnownByItsNamesReadTransposedAndCountedFromZero() throws {
+        let dir = ScratchDirectory()
+        // Letters: labels 1-26 in the files; each 3x2 image stored column by column.
+        let stored: [UInt8] = [1, 4, 2, 5, 3, 6]
+        _ = dir.write("emnist-letters-train-images-idx3-ubyte.gz", gzip(idxBytes(magic: 0x803, dimensions: [2, 3, 2], data: stored + stored)))
+        _ = dir.write("emnist-letters-train-labels-idx1-ubyte.gz", gzip(labelFile([1, 26])))
+        _ = dir.write("emnist-letters-test-images-idx3-ubyte.gz", gzip(idxBytes(magic: 0x803, dimensions: [1, 3, 2], data: stored)))
+        _ = dir.write("emnist-letters-test-labels-idx1-ubyte.gz", gzip(labelFile([3])))
+        let set = try IDXSet.load(from: dir.path, train: .all, test: .all)
+        #expect(set.known?.name == "EMNIST letters" && set.classCount == 26 && set.classNames.first == "A")
+        #expect(set.height == 2 && set.width == 3 && set.train?.images.prefix(6) == [1, 2, 3, 4, 5, 6])
+        #expect(set.train?.labels == [0, 25] && set.test?.labels == [2] && set.notice == nil)
+    }
+
     @Test func realMNISTIsRecognised() throws {
         guard let directory = mnistDirectory() else { return }
         let set = try IDXSet.load(from: directory, train: .skip, test: .all)
