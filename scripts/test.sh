@@ -514,6 +514,13 @@ if bash scripts/everyday-paths-test.sh "$bin/digits" "$MNIST_DIR" > "$work/every
   pass "everyday paths: $(tail -1 "$work/everyday" | sed 's/^everyday-paths: //') (no --checkpoint, a directory, latest, JPEG, PNG, standard input, damaged files)"
 else fail "everyday paths (scripts/everyday-paths-test.sh)" "$work/everyday"; fi
 
+# --- Any IDX classification set (scripts/idx-test.sh): a synthetic 5-class set of 20x24 images with a
+# classes.txt trained, evaluated and predicted with names; a damaged MNIST refused; a model of one shape
+# refused on images of another.
+if bash scripts/idx-test.sh "$bin/digits" "$MNIST_DIR" > "$work/idx" 2>&1; then
+  pass "any IDX set: $(tail -1 "$work/idx" | sed 's/^idx-test: //') (a 5-class 20x24 set with names, a damaged MNIST refused)"
+else fail "any IDX set (scripts/idx-test.sh)" "$work/idx"; fi
+
 # --- ONNX export (scripts/onnx-check.sh): every preset trained 20 steps, exported, and run by onnxruntime;
 # the logits of 1,000 test images within 1e-4 of digits' own, and onnx.checker's full check. Without
 # onnxruntime (pip) it cannot run: not a pass, and a failure in CI, whose .ci/run installs it.

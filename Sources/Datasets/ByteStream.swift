@@ -18,6 +18,9 @@ final class ByteStream {
     private var fileEnded = false
     private var gzipMemberEnded = false
     private(set) var contentBytesRead = 0
+    /// SHA-256 of the file's bytes as stored, kept for gzip files only (some data sets publish
+    /// checksums of their .gz files and not of the content); complete once the stream has ended.
+    private(set) var storedHasher = SHA256()
 
     private static let inputSize = 1 << 18
 
@@ -61,6 +64,7 @@ final class ByteStream {
         }
         isGzip = peek >= 2 && input[0] == 0x1f && input[1] == 0x8b
         if isGzip {
+            storedHasher.update(UnsafeRawBufferPointer(rebasing: input[0..<peek]))
             if czlib_inflate_init_gzip(&stream) != Z_OK {
                 input.deallocate(); close(fd)
                 throw DatasetError.unreadable(path: path, reason: "zlib could not start inflating")
@@ -96,6 +100,7 @@ final class ByteStream {
                 throw DatasetError.unreadable(path: path, reason: String(cString: strerror(errno)))
             }
             if n == 0 { fileEnded = true } else { inputEnd = n }
+            if isGzip && n > 0 { storedHasher.update(UnsafeRawBufferPointer(rebasing: input[0..<n])) }
             return
         }
     }
@@ -168,6 +173,6 @@ final class ByteStream {
 
 /// `read(2)`, named apart from `ByteStream.read(into:)`.
 @inline(__always)
-private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
     read(fd, buffer, count)
 }

@@ -46,6 +46,9 @@ public struct Dataset: Sendable {
     /// SHA-256 of each file's uncompressed content (the whole file, whatever the shard).
     public let imagesSHA256: String
     public let labelsSHA256: String
+    /// SHA-256 of each file as stored when it is gzip (some sets publish only these), else nil.
+    public let imagesStoredSHA256: String?
+    public let labelsStoredSHA256: String?
 
     public var count: Int { labels.count }
     public var pixelsPerImage: Int { height * width }
@@ -64,24 +67,42 @@ public struct Dataset: Sendable {
         self.labelsPath = "<memory>"
         self.imagesSHA256 = ""
         self.labelsSHA256 = ""
+        self.imagesStoredSHA256 = nil
+        self.labelsStoredSHA256 = nil
     }
 
     private init(images: [UInt8], labels: [UInt8], ids: [Int32], height: Int, width: Int, classCount: Int,
-                 totalCount: Int, imagesPath: String, labelsPath: String, imagesSHA256: String, labelsSHA256: String) {
+                 totalCount: Int, imagesPath: String, labelsPath: String, imagesSHA256: String, labelsSHA256: String,
+                 imagesStoredSHA256: String?, labelsStoredSHA256: String?) {
         self.images = images; self.labels = labels; self.ids = ids
         self.height = height; self.width = width; self.classCount = classCount; self.totalCount = totalCount
         self.imagesPath = imagesPath; self.labelsPath = labelsPath
         self.imagesSHA256 = imagesSHA256; self.labelsSHA256 = labelsSHA256
+        self.imagesStoredSHA256 = imagesStoredSHA256; self.labelsStoredSHA256 = labelsStoredSHA256
+    }
+
+    /// The same records with `classCount` classes, each label less `labelOffset` (every label must
+    /// be at least the offset and below classCount + offset; the caller has checked).
+    func with(classCount: Int, labelOffset: Int = 0) -> Dataset {
+        precondition(labels.allSatisfy { Int($0) >= labelOffset && Int($0) - labelOffset < classCount })
+        let labels = labelOffset == 0 ? self.labels : self.labels.map { $0 - UInt8(labelOffset) }
+        return Dataset(images: images, labels: labels, ids: ids, height: height, width: width, classCount: classCount,
+                       totalCount: totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
+                       imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256,
+                       imagesStoredSHA256: imagesStoredSHA256, labelsStoredSHA256: labelsStoredSHA256)
     }
 
     /// Reads and validates an images file and a labels file (each raw or gzip).
     ///
     /// - Parameters:
+    ///   - classCount: labels must lie in 0..<classCount; nil takes the largest label + 1.
     ///   - imageSize: the required (height, width), or nil to accept any.
     ///   - shard: keep only this rank's records; nil keeps all. Memory is proportional to the shard.
-    public static func load(imagesPath: String, labelsPath: String, classCount: Int = 10,
+    ///   - transposed: the file stores each image column by column (EMNIST); the set holds them
+    ///     row by row, (height, width) being the file's dimensions swapped.
+    public static func load(imagesPath: String, labelsPath: String, classCount: Int? = 10,
                             imageSize: (height: Int, width: Int)? = (28, 28),
-                            shard: ShardSpec? = nil) throws -> Dataset {
+                            shard: ShardSpec? = nil, transposed: Bool = false) throws -> Dataset {
         // Labels first: small, and their count lets the images header be checked before its data.
         var allLabels = [UInt8]()
         let labelInfo = try readIDX(path: labelsPath, kind: .labels, onHeader: { dims in
@@ -89,9 +110,12 @@ public struct Dataset: Sendable {
         }, onRecords: { _, records in
             allLabels.append(contentsOf: records)
         })
-        for (index, label) in allLabels.enumerated() where Int(label) >= classCount {
-            throw DatasetError.labelOutOfRange(path: labelsPath, index: index, label: Int(label), classCount: classCount)
+        if let classCount {
+            for (index, label) in allLabels.enumerated() where Int(label) >= classCount {
+                throw DatasetError.labelOutOfRange(path: labelsPath, index: index, label: Int(label), classCount: classCount)
+            }
         }
+        let classes = classCount ?? (Int(allLabels.max() ?? 0) + 1)
         let total = allLabels.count
         let kept: [Int32] = try shard?.indices(sampleCount: total) ?? (0..<total).map { Int32($0) }
         // slot[i] is where global record i goes in this shard, or -1.
@@ -104,7 +128,7 @@ public struct Dataset: Sendable {
             if dims[0] != total {
                 throw DatasetError.countMismatch(imagesPath: imagesPath, images: dims[0], labelsPath: labelsPath, labels: total)
             }
-            height = dims[1]; width = dims[2]
+            height = transposed ? dims[2] : dims[1]; width = transposed ? dims[1] : dims[2]
             if let size = imageSize, size.height != height || size.width != width {
                 throw DatasetError.unexpectedImageSize(path: imagesPath, height: height, width: width,
                                                        expectedHeight: size.height, expectedWidth: size.width)
@@ -116,15 +140,25 @@ public struct Dataset: Sendable {
                 for r in 0..<(records.count / recordBytes) {
                     let target = Int(slot[first + r])
                     if target < 0 { continue }
-                    (out.baseAddress! + target * recordBytes)
-                        .copyMemory(from: records.baseAddress! + r * recordBytes, byteCount: recordBytes)
+                    if transposed {
+                        // The file's row y, column x is our pixel (x, y): its rows are our columns.
+                        let from = (records.baseAddress! + r * recordBytes).assumingMemoryBound(to: UInt8.self)
+                        let to = (out.baseAddress! + target * recordBytes).assumingMemoryBound(to: UInt8.self)
+                        for y in 0..<height {
+                            for x in 0..<width { to[y * width + x] = from[x * height + y] }
+                        }
+                    } else {
+                        (out.baseAddress! + target * recordBytes)
+                            .copyMemory(from: records.baseAddress! + r * recordBytes, byteCount: recordBytes)
+                    }
                 }
             }
         })
         let labels = kept.map { allLabels[Int($0)] }
         return Dataset(images: images, labels: labels, ids: kept, height: height, width: width,
-                       classCount: classCount, totalCount: total, imagesPath: imagesPath, labelsPath: labelsPath,
-                       imagesSHA256: imageInfo.sha256, labelsSHA256: labelInfo.sha256)
+                       classCount: classes, totalCount: total, imagesPath: imagesPath, labelsPath: labelsPath,
+                       imagesSHA256: imageInfo.sha256, labelsSHA256: labelInfo.sha256,
+                       imagesStoredSHA256: imageInfo.storedSHA256, labelsStoredSHA256: labelInfo.storedSHA256)
     }
 
     /// The records whose global id passes `include` (in the same order, with the same ids).
@@ -137,7 +171,8 @@ public struct Dataset: Sendable {
         }
         return Dataset(images: images, labels: labels, ids: ids, height: height, width: width, classCount: classCount,
                        totalCount: totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
-                       imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256)
+                       imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256,
+                       imagesStoredSHA256: imagesStoredSHA256, labelsStoredSHA256: labelsStoredSHA256)
     }
 
     /// How many records carry each label.

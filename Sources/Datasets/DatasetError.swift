@@ -15,6 +15,12 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
     case countMismatch(imagesPath: String, images: Int, labelsPath: String, labels: Int)
     case unexpectedImageSize(path: String, height: Int, width: Int, expectedHeight: Int, expectedWidth: Int)
     case checksumMismatch(path: String, expected: String, found: String)
+    /// A file of a known set differs from the published one while the others match.
+    case damagedKnownSet(path: String, set: String, checksum: KnownSet.Checksum, expected: String, found: String)
+    /// classes.txt is unreadable or malformed.
+    case badClassNames(path: String, reason: String)
+    /// A label has no line in classes.txt.
+    case labelWithoutClassName(path: String, lines: Int, labelsPath: String, label: Int)
     case invalidShard(rank: Int, worldSize: Int, sampleCount: Int)
 
     public var path: String? {
@@ -23,7 +29,8 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
              .truncatedHeader(let p, _, _), .wrongMagic(let p, _, _), .zeroDimension(let p, _),
              .tooLarge(let p, _, _, _), .truncatedData(let p, _, _), .trailingBytes(let p, _),
              .labelOutOfRange(let p, _, _, _), .unexpectedImageSize(let p, _, _, _, _),
-             .checksumMismatch(let p, _, _):
+             .checksumMismatch(let p, _, _), .damagedKnownSet(let p, _, _, _, _), .badClassNames(let p, _),
+             .labelWithoutClassName(let p, _, _, _):
             return p
         case .countMismatch(let p, _, _, _): return p
         case .invalidShard: return nil
@@ -63,6 +70,15 @@ public enum DatasetError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(path): images are \(h)x\(w), expected \(eh)x\(ew)"
         case .checksumMismatch(let path, let expected, let found):
             return "\(path): SHA-256 of the uncompressed content is \(found), expected \(expected)"
+        case .damagedKnownSet(let path, let set, let checksum, let expected, let found):
+            let what = checksum == .gzipFile ? "of the .gz file" : "of the uncompressed content"
+            return "\(path): SHA-256 \(what) is \(found), expected \(expected): the other files are \(set)'s, "
+                + "so this is a damaged download of \(set); fetch it again"
+        case .badClassNames(let path, let reason):
+            return "\(path): \(reason)"
+        case .labelWithoutClassName(let path, let lines, let labelsPath, let label):
+            return "\(path) names \(lines) classes, but \(labelsPath) holds label \(label); "
+                + "give one line per class, for labels 0 to the largest"
         case .invalidShard(let rank, let worldSize, let count):
             return "cannot shard \(count) samples for rank \(rank) of \(worldSize)"
         }

@@ -15,12 +15,13 @@ public let idxByteLimit = 1 << 31
 /// `onHeader` sees the validated dimensions before any data is read, so callers can check
 /// them against another file and size their buffers. `onRecords` then receives the data in
 /// chunks of whole records, in file order, with the index of the first record in the chunk.
-/// Returns the dimensions and the SHA-256 of the uncompressed content.
+/// Returns the dimensions, the SHA-256 of the uncompressed content and, for a gzip file, the
+/// SHA-256 of the file as stored.
 @discardableResult
 func readIDX(path: String, kind: IDXKind,
              onHeader: ([Int]) throws -> Void,
              onRecords: (_ firstRecord: Int, _ records: UnsafeRawBufferPointer) throws -> Void)
-    throws -> (dimensions: [Int], sha256: String, gzip: Bool)
+    throws -> (dimensions: [Int], sha256: String, storedSHA256: String?)
 {
     let stream = try ByteStream(path: path)
     var hasher = SHA256()
@@ -28,7 +29,8 @@ func readIDX(path: String, kind: IDXKind,
     let dataBytes = try idxDataBytes(dimensions, path: path)
     try onHeader(dimensions)
     try readIDXRecords(stream, dimensions: dimensions, dataBytes: dataBytes, path: path, hasher: &hasher, onRecords: onRecords)
-    return (dimensions, hexString(hasher.finalize()), stream.isGzip)
+    var stored = stream.storedHasher
+    return (dimensions, hexString(hasher.finalize()), stream.isGzip ? hexString(stored.finalize()) : nil)
 }
 
 /// The magic number and the dimensions, hashed; an empty file, a short header, the wrong magic

@@ -1,22 +1,24 @@
 /// Turns a photo or scan of one digit into an MNIST-like 28x28 input, the way MNIST was made
 /// (LeCun et al.): light ink on black, the ink's bounding box scaled so its longer side is 20
 /// pixels (aspect kept, area averaging), placed in 28x28 with its centre of mass at the centre.
+/// For another field of H×W the box is scaled proportionally: to fit 20·W/28 by 20·H/28.
 public enum DigitPreprocessor {
     public struct Result: Sendable {
-        /// (28, 28) values 0...255, ink bright.
+        /// (height, width) values 0...255, ink bright; (28, 28) unless asked otherwise.
         public var pixels: [Float]
         /// True when the image was dark ink on light paper (and was inverted).
         public var inverted: Bool
     }
 
     /// - Throws: when the image has no ink (nothing differs enough from the background).
-    public static func prepare(_ image: GreyImage, path: String) throws -> Result {
+    public static func prepare(_ image: GreyImage, path: String, height: Int = 28, width: Int = 28) throws -> Result {
         let (ink, inverted) = try normalizedInk(image, path: path)
         guard let box = inkBox(ink, width: image.width, height: image.height) else {
             throw ImageIOError("\(path): no ink found; nothing to read")
         }
-        let small = scaledToTwenty(ink, width: image.width, box: box)
-        return Result(pixels: centredByMass(small), inverted: inverted)
+        let small = scaledToTwenty(ink, width: image.width, box: box,
+                                   fieldWidth: max(1, width), fieldHeight: max(1, height))
+        return Result(pixels: centredByMass(small, fieldWidth: max(1, width), fieldHeight: max(1, height)), inverted: inverted)
     }
 
     /// The ink's bounding box in the source image.
@@ -61,11 +63,13 @@ public enum DigitPreprocessor {
         return Box(minX: minX, minY: minY, width: maxX - minX + 1, height: maxY - minY + 1)
     }
 
-    /// The box scaled so its longer side is 20 pixels, aspect kept. Area averaging: each output
-    /// pixel is the mean of the source area it covers.
-    static func scaledToTwenty(_ ink: [Float], width w: Int, box: Box) -> InkImage {
+    /// The box scaled so its longer side is 20 pixels in a 28x28 field (20·W/28 by 20·H/28 in
+    /// another), aspect kept. Area averaging: each output pixel is the mean of the source area it covers.
+    static func scaledToTwenty(_ ink: [Float], width w: Int, box: Box, fieldWidth: Int = 28, fieldHeight: Int = 28) -> InkImage {
         let boxW = box.width, boxH = box.height
-        let scale = 20 / Float(max(boxW, boxH))
+        // For 28x28 both limits are 20 and the scale is 20 / max(boxW, boxH), as before.
+        let limitW = Float(20 * fieldWidth) / 28, limitH = Float(20 * fieldHeight) / 28
+        let scale = min(limitW / Float(boxW), limitH / Float(boxH))
         let outW = max(1, Int((Float(boxW) * scale).rounded())), outH = max(1, Int((Float(boxH) * scale).rounded()))
         var small = [Float](repeating: 0, count: outW * outH)
         let sx = Float(boxW) / Float(outW), sy = Float(boxH) / Float(outH)
@@ -92,18 +96,21 @@ public enum DigitPreprocessor {
         return InkImage(width: outW, height: outH, values: small)
     }
 
-    /// (28, 28) values 0...255: `small` placed with its centre of mass at the centre of the field.
-    static func centredByMass(_ small: InkImage) -> [Float] {
+    /// (fieldHeight, fieldWidth) values 0...255: `small` placed with its centre of mass at the centre of the field.
+    static func centredByMass(_ small: InkImage, fieldWidth: Int = 28, fieldHeight: Int = 28) -> [Float] {
         let outW = small.width, outH = small.height
         var mass: Float = 0, cx: Float = 0, cy: Float = 0
         for y in 0..<outH { for x in 0..<outW { let v = small.values[y * outW + x]; mass += v; cx += v * Float(x); cy += v * Float(y) } }
         cx /= max(mass, 1e-6); cy /= max(mass, 1e-6)
         // MNIST's centres of mass sit at pixel (14, 14) (measured over its test set: 14.00, 13.99).
-        let offsetX = Int((14 - cx).rounded()), offsetY = Int((14 - cy).rounded())
-        var pixels = [Float](repeating: 0, count: 784)
+        let centreX = Float(fieldWidth) / 2, centreY = Float(fieldHeight) / 2
+        let offsetX = Int((centreX - cx).rounded()), offsetY = Int((centreY - cy).rounded())
+        var pixels = [Float](repeating: 0, count: fieldWidth * fieldHeight)
         for y in 0..<outH { for x in 0..<outW {
             let tx = x + offsetX, ty = y + offsetY
-            if tx >= 0 && tx < 28 && ty >= 0 && ty < 28 { pixels[ty * 28 + tx] = small.values[y * outW + x] * 255 }
+            if tx >= 0 && tx < fieldWidth && ty >= 0 && ty < fieldHeight {
+                pixels[ty * fieldWidth + tx] = small.values[y * outW + x] * 255
+            }
         } }
         return pixels
     }

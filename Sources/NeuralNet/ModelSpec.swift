@@ -12,7 +12,11 @@
 /// | `dense128` | fully connected, 128 outputs |
 /// | `drop0.5` | dropout with rate 0.5 |
 ///
-/// The input is one 28×28 grey image; the last layer must produce 10 values (the logits).
+/// A spec is built for an input shape and a class count (MNIST's by default: one 28×28 grey image,
+/// 10 classes); shapes are checked against that input and the last layer must produce one value
+/// per class (the logits). The presets are written for MNIST and end in `dense10`: for a data set
+/// with K classes, `named` makes that last layer `denseK`. A spec written out in full is taken as
+/// it is and must end in K values.
 public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     public enum LayerSpec: Equatable, Sendable {
         case conv(outputChannels: Int, kernel: Int, stride: Int, padding: Int)
@@ -40,10 +44,19 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     }
 
     public let layers: [LayerSpec]
-    public static let inputShape = Shape(channels: 1, height: 28, width: 28)
-    public static let classes = 10
+    /// One input image, (C, H, W).
+    public let input: Shape
+    /// The logits the model ends in, one per class.
+    public let classes: Int
 
-    public init(layers: [LayerSpec]) { self.layers = layers }
+    public static let mnistInput = Shape(channels: 1, height: 28, width: 28)
+    public static let mnistClasses = 10
+
+    public init(layers: [LayerSpec], input: Shape = ModelSpec.mnistInput, classes: Int = ModelSpec.mnistClasses) {
+        self.layers = layers
+        self.input = input
+        self.classes = classes
+    }
 
     public var description: String { layers.map(\.token).joined(separator: "-") }
 
@@ -61,13 +74,19 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
          "digits' own: accuracy per FLOP and per parameter"),
     ]
 
-    /// A preset name or a spec string.
-    public static func named(_ text: String) throws -> ModelSpec {
-        if let preset = presets.first(where: { $0.name == text }) { return try ModelSpec(parsing: preset.spec) }
-        return try ModelSpec(parsing: text)
+    /// A preset name or a spec string, for `input` images and `classes` classes. A preset's final
+    /// `dense10` (MNIST's ten logits) becomes `dense<classes>`.
+    public static func named(_ text: String, input: Shape = ModelSpec.mnistInput,
+                             classes: Int = ModelSpec.mnistClasses) throws -> ModelSpec {
+        if let preset = presets.first(where: { $0.name == text }) {
+            var spec = preset.spec
+            if spec.hasSuffix("-dense10") { spec = String(spec.dropLast(2)) + String(classes) }
+            return try ModelSpec(parsing: spec, input: input, classes: classes)
+        }
+        return try ModelSpec(parsing: text, input: input, classes: classes)
     }
 
-    public init(parsing text: String) throws {
+    public init(parsing text: String, input: Shape = ModelSpec.mnistInput, classes: Int = ModelSpec.mnistClasses) throws {
         let tokens = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         guard !text.isEmpty else { throw ModelSpecError(text: text, reason: "the model spec is empty") }
         var layers = [LayerSpec]()
@@ -81,6 +100,8 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             layers.append(layer)
         }
         self.layers = layers
+        self.input = input
+        self.classes = classes
         try validate(text)
     }
 
@@ -151,13 +172,16 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     public static let maxParameters = 100_000_000
     public static let maxActivationsPerImage = 4_000_000
 
-    /// Shapes flow: every layer must fit its input, and the output must be 10 logits. Parameter
+    /// Shapes flow from `input`: every layer must fit its input, and the output must be `classes` logits. Parameter
     /// and activation counts are summed with checked arithmetic against the limits above.
     private func validate(_ text: String) throws {
         guard layers.count <= ModelSpec.maxLayers else {
             throw ModelSpecError(text: text, reason: "\(layers.count) layers; the limit is \(ModelSpec.maxLayers)")
         }
-        var shape = ModelSpec.inputShape
+        guard input.channels > 0, input.height > 0, input.width > 0, classes > 0 else {
+            throw ModelSpecError(text: text, reason: "an input of \(input) and \(classes) classes is no model's")
+        }
+        var shape = input
         var parameters = SizeCount(limit: ModelSpec.maxParameters, what: "parameters", text: text)
         var activations = SizeCount(limit: ModelSpec.maxActivationsPerImage, what: "activation values per image", text: text)
         for (index, layer) in layers.enumerated() {
@@ -171,8 +195,8 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             shape = try ModelSpec.output(of: layer, from: shape, at: where_, text: text)
             try activations.add([shape.channels, shape.height, shape.width], at: where_)
         }
-        guard shape.count == ModelSpec.classes else {
-            throw ModelSpecError(text: text, reason: "the model ends in \(shape) values, not the \(ModelSpec.classes) class logits")
+        guard shape.count == classes else {
+            throw ModelSpecError(text: text, reason: "the model ends in \(shape) values, not the \(classes) class logits")
         }
     }
 

@@ -8,7 +8,7 @@ public final class Network {
     public let parameterRanges: [Range<Int>]
     /// Activation values of one image: the input and every spec layer's output (for memory estimates).
     public let activationValuesPerImage: Int
-    private let logitGradient = FloatBuffer()   // (N, 10)
+    private let logitGradient = FloatBuffer()   // (N, classes)
 
     /// The spec's layers, built in order (their parameters and buffers named `layers.<index>.…`
     /// in the store), then grouped as `LayerFusion` rewrites them.
@@ -18,7 +18,7 @@ public final class Network {
         let workspace = GradientWorkspace()
         var layers = [Layer]()
         var ranges = [Range<Int>]()
-        var shape = ModelSpec.inputShape
+        var shape = spec.input
         var activations = shape.count
         for group in LayerFusion.groups(spec.layers, fusions: fusions) {
             let before = store.parameterCount
@@ -58,12 +58,12 @@ public final class Network {
     }
 
     public var parameterCount: Int { store.parameterCount }
-    public var classes: Int { ModelSpec.classes }
+    public var classes: Int { spec.classes }
 
     /// Multiply-adds of one image's forward pass.
     public var forwardMultiplyAdds: Int { layers.reduce(0) { $0 + $1.forwardMultiplyAdds } }
 
-    /// Runs the layers in order; returns the logits (N, 10), valid until the next forward.
+    /// Runs the layers in order; returns the logits (N, classes), valid until the next forward.
     public func forward(_ input: UnsafeMutablePointer<Float>, batch: Int, context: PassContext) -> UnsafeMutablePointer<Float> {
         var x = input
         for layer in layers { x = layer.forward(x, batch: batch, context: context) }

@@ -8,10 +8,10 @@ import Training
 /// mode, for other runtimes (onnxruntime and the like).
 ///
 /// ```
-/// image (N, 1, 28, 28) float: pixel values 0...255, bright ink on black as in MNIST's files
+/// image (N, 1, H, W) float (1 x 28 x 28 for MNIST): pixel values 0...255, bright ink on black as in MNIST's files
 ///   ── Div 255, Sub mean, Div standard deviation: `InputNormalizer`, what digits feeds its network
 ///   ── the nodes of each spec layer, named `layers.<index>` after the layer (table below)
-/// logits (N, 10) float, before the softmax
+/// logits (N, classes) float, before the softmax
 /// ```
 ///
 /// | token | nodes |
@@ -37,7 +37,7 @@ public enum ONNXExport {
 
     /// What `image` holds, for the model's doc string and `digits export --help`.
     public static let inputDescription = """
-        image: float (N, 1, 28, 28), pixel values 0 to 255 with bright ink on a dark background as in MNIST's \
+        image: float (N, 1, H, W) (H = W = 28 for MNIST), pixel values 0 to 255 with bright ink on a dark background as in MNIST's \
         files (the graph divides by 255 and standardises with mean \(InputNormalizer.mean) and standard deviation \
         \(InputNormalizer.standardDeviation), as digits does)
         """
@@ -66,8 +66,8 @@ public enum ONNXExport {
         model.opsetImport = [opset]
         model.producerName = "digits"
         model.producerVersion = producerVersion
-        model.docString = "digits model \(network.spec): \(inputDescription); logits: float (N, 10), before the softmax"
-        model.graph = graph.proto(name: "digits")
+        model.docString = "digits model \(network.spec): \(inputDescription) (here 1 x \(network.spec.input.height) x \(network.spec.input.width)); logits: float (N, \(network.spec.classes)), before the softmax"
+        model.graph = graph.proto(name: "digits", input: network.spec.input, classes: network.spec.classes)
         let properties = metadata.merging(["model": "\(network.spec)", "input": inputDescription]) { _, ours in ours }
         model.metadataProps = properties.sorted { $0.key < $1.key }.map { key, value in
             var entry = Onnx_StringStringEntryProto()
@@ -153,20 +153,20 @@ private struct GraphBuilder {
         }
     }
 
-    /// The last node's output is `logits`, (N, 10): an image of 10 values (a convolution to 1x1) is flattened first.
+    /// The last node's output is `logits`, (N, classes): an image of that many values (a convolution to 1x1) is flattened first.
     mutating func finishWithLogits() {
         if currentIsImage { flatten(name: "logits.flatten", output: ONNXExport.outputName) }
         nodes[nodes.count - 1].output = [ONNXExport.outputName]
         current = ONNXExport.outputName
     }
 
-    func proto(name: String) -> Onnx_GraphProto {
+    func proto(name: String, input: Shape, classes: Int) -> Onnx_GraphProto {
         var graph = Onnx_GraphProto()
         graph.name = name
         graph.node = nodes
         graph.initializer = initializers
-        graph.input = [GraphBuilder.floatTensor(ONNXExport.inputName, shape: [nil, 1, ModelSpec.inputShape.height, ModelSpec.inputShape.width])]
-        graph.output = [GraphBuilder.floatTensor(ONNXExport.outputName, shape: [nil, ModelSpec.classes])]
+        graph.input = [GraphBuilder.floatTensor(ONNXExport.inputName, shape: [nil, input.channels, input.height, input.width])]
+        graph.output = [GraphBuilder.floatTensor(ONNXExport.outputName, shape: [nil, classes])]
         return graph
     }
 

@@ -109,7 +109,7 @@ public final class BatchAssembler {
 
     public let dataset: Dataset
     let normalizer = InputNormalizer()
-    public let input = FloatBuffer()          // (N, 1, 28, 28)
+    public let input = FloatBuffer()          // (N, 1, H, W)
     private let augmentScratch = FloatBuffer()
     public private(set) var labels: UnsafeMutablePointer<UInt8>
     private var labelCapacity: Int

@@ -12,13 +12,28 @@ public struct TrainedModel {
     public let network: Network
     public let metadata: [String: String]
     public let path: String
+    /// One name per class (the digits for MNIST and for checkpoints that record none).
+    public let classNames: [String]
+    /// One input image, (C, H, W).
+    public var input: Shape { network.spec.input }
 
     /// Reads, verifies and rebuilds the model a checkpoint describes.
     public init(checkpoint path: String) throws {
         let (tensors, metadata) = try CheckpointStore.read(path)
         guard let text = metadata["model"] else { throw CheckpointError(path, "metadata has no model spec") }
+        // A checkpoint without a data shape (written before other data sets) is MNIST's.
+        let input = try metadata["input_shape"].map { try TrainedModel.parseShape($0, path: path) } ?? ModelSpec.mnistInput
+        let classes = try metadata["classes"].map { text in
+            guard let n = Int(text), (1...256).contains(n) else { throw CheckpointError(path, "metadata classes '\(text)' is not 1 to 256") }
+            return n
+        } ?? ModelSpec.mnistClasses
         let spec: ModelSpec
-        do { spec = try ModelSpec(parsing: text) } catch { throw CheckpointError(path, "\(error)") }
+        do { spec = try ModelSpec(parsing: text, input: input, classes: classes) } catch { throw CheckpointError(path, "\(error)") }
+        let names = metadata["class_names"].map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+        if let names, names.count != classes {
+            throw CheckpointError(path, "metadata names \(names.count) classes, the model has \(classes)")
+        }
+        classNames = names ?? (0..<classes).map(String.init)
         let network = Network(spec: spec, seed: 0)
         var byName = [String: StoredTensor]()
         for t in tensors { byName[t.name] = t }
@@ -30,7 +45,16 @@ public struct TrainedModel {
         self.path = path
     }
 
-    /// Softmax probabilities for a batch of normalised inputs (N, 1, 28, 28); (N, 10) row-major.
+    /// "1x28x28" as a shape: (channels, height, width), each 1 to 4096.
+    static func parseShape(_ text: String, path: String) throws -> Shape {
+        let parts = text.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ (1...4096).contains($0) }) else {
+            throw CheckpointError(path, "metadata input_shape '\(text)' is not CxHxW")
+        }
+        return Shape(channels: parts[0], height: parts[1], width: parts[2])
+    }
+
+    /// Softmax probabilities for a batch of normalised inputs (N, C, H, W); (N, classes) row-major.
     public func probabilities(_ input: UnsafeMutablePointer<Float>, batch: Int) -> [[Float]] {
         let logits = network.forward(input, batch: batch, context: PassContext(mode: .evaluation))
         return (0..<batch).map { SoftmaxCrossEntropy.probabilities(logits + $0 * network.classes, classes: network.classes) }

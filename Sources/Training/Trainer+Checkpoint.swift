@@ -64,10 +64,13 @@ extension Trainer {
     /// Everything a checkpoint must hold besides tensors. Collective: every rank calls it at the same step.
     public func checkpointMetadata(extra: [(String, String)]) throws -> [String: String] {
         let perRank = try communicator.allgather(Array(exactString(localSums).utf8)).map { String(decoding: $0, as: UTF8.self) }
+        let input = configuration.model.input
         var metadata: [String: String] = [
             "format_version": CheckpointStore.formatVersion,
             "train_data_sha256": train.imagesSHA256 + "/" + train.labelsSHA256,
             "model": configuration.model.description,
+            "input_shape": "\(input.channels)x\(input.height)x\(input.width)",
+            "classes": String(configuration.model.classes),
             "epoch": String(epoch),
             "step_in_epoch": String(stepInEpoch),
             "global_step": String(globalStep),
@@ -85,7 +88,7 @@ extension Trainer {
             metadata["epoch_remainder_after_steps"] = String(resumedFrom.steps)
         }
         for (name, value) in configuration.fields { metadata["config." + name] = value }
-        for (name, value) in extra { metadata[name] = value }
+        for (name, value) in dataMetadata + extra { metadata[name] = value }
         return metadata
     }
 
@@ -111,6 +114,11 @@ extension Trainer {
         let model = try need("model")
         guard model == configuration.model.description else {
             throw CheckpointError(path, "holds model '\(model)', but this run builds '\(configuration.model.description)'")
+        }
+        for (key, value) in dataMetadata {
+            if let stored = metadata[key], stored != value {
+                throw CheckpointError(path, "was trained on data with \(key) '\(stored)', this run reads '\(value)'")
+            }
         }
         for (name, value) in configuration.fields where !TrainingConfiguration.changeableOnResume.contains(name) {
             let stored = try need("config." + name)

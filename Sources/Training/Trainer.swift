@@ -44,6 +44,8 @@ public final class Trainer {
     /// Called after every step that does not end the epoch (checkpoints); the same on every rank.
     public var afterStep: ((Trainer) throws -> Void)?
     /// Stop (cleanly, between steps) once this many steps are done in all; the plan is unchanged.
+    /// What the data is, recorded in every checkpoint (`data_set`, `class_names`: one name a line).
+    public var dataMetadata: [(String, String)] = []
     public var stopAtStep: Int?
     /// Asked before every step: has this rank been asked to stop (SIGINT/SIGTERM)? The ranks vote
     /// in the step's gradient allreduce, and all stop after the step in which any rank voted.

@@ -17,7 +17,7 @@ struct AugmentPreview: ParsableCommand {
     @Option(parsing: .unconditional, help: "Rows (training images, from the start of the set).") var rows: Int = 8
     @Option(parsing: .unconditional, help: "Augmented versions per row.") var versions: Int = 8
     @Option(parsing: .unconditional, help: "Seed of the draws.") var seed: UInt64 = 1
-    @Option(help: "Magnification of each 28x28 tile.") var zoom: Int = 3
+    @Option(help: "Magnification of each tile (28x28 for MNIST).") var zoom: Int = 3
 
     func validate() throws {
         guard (1...100).contains(rows), (1...50).contains(versions), (1...8).contains(zoom) else {
@@ -29,18 +29,19 @@ struct AugmentPreview: ParsableCommand {
         try reportingErrors {
             var settings = try AugmentationSettings(parsing: augment)
             if let elastic { settings.elastic = try AugmentationSettings.parseElastic(elastic) }
-            let train = try MNIST.load(.train, from: data.dataDir, verify: false)
+            let set = try IDXSet.load(from: data.dataDir, train: .all, test: .skip, verify: false)
+            guard let train = set.train else { throw CommandError("\(data.dataDir): no training set read") }
             let augmenter = Augmenter(settings: settings, width: train.width, height: train.height, seed: seed)
-            let cell = train.width * zoom, gap = 2 * zoom, separator = 4 * zoom
+            let cell = train.width * zoom, cellHeight = train.height * zoom, gap = 2 * zoom, separator = 4 * zoom
             let width = (versions + 1) * cell + versions * gap + separator
-            let height = rows * cell + (rows - 1) * gap
+            let height = rows * cellHeight + (rows - 1) * gap
             var image = Image8(width: width, height: height, fill: 96)
             var tile = [Float](repeating: 0, count: train.pixelsPerImage)
             var scratch = [Float](repeating: 0, count: 3 * train.pixelsPerImage)
             train.images.withUnsafeBufferPointer { images in
                 for row in 0..<min(rows, train.count) {
                     let source = images.baseAddress! + row * train.pixelsPerImage
-                    let y = row * (cell + gap)
+                    let y = row * (cellHeight + gap)
                     for p in 0..<train.pixelsPerImage { tile[p] = Float(source[p]) }
                     image.place(tile, tileWidth: train.width, tileHeight: train.height, x: 0, y: y, zoom: zoom)
                     for version in 0..<versions {

@@ -47,7 +47,7 @@ struct KernelOptions: ParsableArguments {
 
 /// Options every command that reads MNIST shares.
 struct DataOptions: ParsableArguments {
-    @Option(name: .long, help: "Directory holding the four MNIST IDX files (raw or .gz).")
+    @Option(name: .long, help: "Directory holding the four IDX files under MNIST's names (raw or .gz), and optionally classes.txt; MNIST by default (docs/data.md).")
     var dataDir: String = "data/mnist"
 }
 

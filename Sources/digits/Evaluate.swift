@@ -7,7 +7,7 @@ import Training
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure a checkpoint on the 10,000 MNIST test images: accuracy, loss, per-class precision and recall, confusion matrix.",
+        abstract: "Measure a checkpoint on the test images of --data-dir (MNIST's 10,000 by default): accuracy, loss, per-class precision and recall, confusion matrix.",
         discussion: "Runs under mpirun too: the test set is split across ranks and the counts are summed."
     )
 
@@ -27,8 +27,8 @@ struct Evaluate: ParsableCommand {
             if logitsOut != nil && communicator.size > 1 { throw CommandError("--logits-out writes the logits of one process: run evaluate without mpirun") }
             let start = monotonicSeconds()
             let model = try TrainedModel(checkpoint: try checkpointOption.file())
-            var part = try MNIST.load(.test, from: data.dataDir,
-                                      shard: communicator.size > 1 ? ShardSpec(rank: communicator.rank, worldSize: communicator.size, seed: 1) : nil)
+            var part = try testSet(for: model, shard: communicator.size > 1
+                                   ? ShardSpec(rank: communicator.rank, worldSize: communicator.size, seed: 1) : nil)
             if let limit {
                 guard limit > 0 else { throw CommandError("--limit must be at least 1") }
                 part = part.keeping { $0 < limit }
@@ -47,7 +47,7 @@ struct Evaluate: ParsableCommand {
                 printReport(report, model: model, ranks: communicator.size, throughput: throughput, seconds: monotonicSeconds() - start)
             }
             if let misclassified {
-                let full = try MNIST.load(.test, from: data.dataDir)
+                let full = try testSet(for: model, shard: nil)
                 try writeMissGrid(report.misses, test: full, to: misclassified)
                 if !json { print("\nwrote \(misclassified): \(report.misses.count) misclassified test images, labelled true>predicted and confidence") }
             }
@@ -59,17 +59,36 @@ struct Evaluate: ParsableCommand {
         }
     }
 
-    /// Tiles of 2x-magnified digits, each with "true>predicted confidence%" beneath.
+    /// The test split of --data-dir (this rank's shard), which must be the model's image size and
+    /// class count; an unknown set gets its notice.
+    func testSet(for model: TrainedModel, shard: ShardSpec?) throws -> Dataset {
+        let set = try IDXSet.load(from: data.dataDir, train: .skip, test: shard.map { .shard($0) } ?? .all)
+        guard let test = set.test else { throw CommandError("\(data.dataDir): no test set read") }
+        if shard == nil || shard?.rank == 0, !json, let notice = set.notice { print(notice) }
+        guard test.height == model.input.height, test.width == model.input.width else {
+            throw CommandError("\(test.imagesPath): images are \(test.height)x\(test.width), but \(model.path) "
+                               + "was trained on \(model.input.height)x\(model.input.width)")
+        }
+        guard test.classCount <= model.classNames.count else {
+            throw CommandError("\(test.labelsPath): holds label \(test.classCount - 1), but \(model.path) "
+                               + "knows \(model.classNames.count) classes")
+        }
+        return test
+    }
+
+    /// Tiles of 2x-magnified images, each with "true>predicted confidence%" beneath.
     func writeMissGrid(_ misses: [(id: Int, label: Int, predicted: Int, confidence: Float)], test: Dataset, to path: String) throws {
-        let columns = 12, zoom = 2, tile = 28 * zoom, labelHeight = 14, gap = 4
+        let columns = 12, zoom = 2, labelHeight = 14, gap = 4
+        let h = test.height, w = test.width, pixels = test.pixelsPerImage
+        let tileW = max(w * zoom, 56), tileH = h * zoom
         let rows = max(1, (misses.count + columns - 1) / columns)
-        var image = Image8(width: columns * (tile + gap) + gap, height: rows * (tile + labelHeight + gap) + gap, channels: 3, fill: 40)
-        var cell = [Float](repeating: 0, count: 784)
+        var image = Image8(width: columns * (tileW + gap) + gap, height: rows * (tileH + labelHeight + gap) + gap, channels: 3, fill: 40)
+        var cell = [Float](repeating: 0, count: pixels)
         for (n, miss) in misses.enumerated() {
-            let x = gap + (n % columns) * (tile + gap), y = gap + (n / columns) * (tile + labelHeight + gap)
-            for p in 0..<784 { cell[p] = Float(test.images[miss.id * 784 + p]) }
-            image.place(cell, tileWidth: 28, tileHeight: 28, x: x, y: y, zoom: zoom)
-            image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tile + 3,
+            let x = gap + (n % columns) * (tileW + gap), y = gap + (n / columns) * (tileH + labelHeight + gap)
+            for p in 0..<pixels { cell[p] = Float(test.images[miss.id * pixels + p]) }
+            image.place(cell, tileWidth: w, tileHeight: h, x: x, y: y, zoom: zoom)
+            image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tileH + 3,
                            scale: 2, color: (255, 200, 60))
         }
         try image.writePNG(to: path)
@@ -101,8 +120,10 @@ extension Evaluate {
         var fields = ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
                       "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
                       "\"ranks\":\(ranks)", "\"images_per_second\":\(jsonNumber(throughput))"]
-        fields.append("\"precision\":[" + (0..<10).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
-        fields.append("\"recall\":[" + (0..<10).map { jsonNumber(report.recall($0)) }.joined(separator: ",") + "]")
+        let classes = report.confusion.count
+        fields.append("\"classes\":[" + model.classNames.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]")
+        fields.append("\"precision\":[" + (0..<classes).map { jsonNumber(report.precision($0)) }.joined(separator: ",") + "]")
+        fields.append("\"recall\":[" + (0..<classes).map { jsonNumber(report.recall($0)) }.joined(separator: ",") + "]")
         fields.append("\"confusion\":[" + report.confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
         return "{" + fields.joined(separator: ",") + "}"
     }
@@ -112,14 +133,16 @@ extension Evaluate {
         print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
         print("\(ranks) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(seconds, 2)) s in all")
         print("")
-        print(pad("class", 6, right: false) + pad("precision", 10) + pad("recall", 9) + pad("images", 8))
-        for c in 0..<10 {
-            print(pad(String(c), 6, right: false) + pad(fixed(100 * report.precision(c), 2) + "%", 10)
+        let classes = report.confusion.count
+        let width = max(6, (model.classNames.map(\.count).max() ?? 0) + 2)
+        print(pad("class", width, right: false) + pad("precision", 10) + pad("recall", 9) + pad("images", 8))
+        for c in 0..<classes {
+            print(pad(model.classNames[c], width, right: false) + pad(fixed(100 * report.precision(c), 2) + "%", 10)
                   + pad(fixed(100 * report.recall(c), 2) + "%", 9) + pad(String(report.confusion[c].reduce(0, +)), 8))
         }
         print("")
-        print("confusion matrix (rows: true digit, columns: predicted)")
-        print("      " + (0..<10).map { pad(String($0), 6) }.joined())
-        for r in 0..<10 { print(pad(String(r), 6, right: false) + report.confusion[r].map { pad(String($0), 6) }.joined()) }
+        print("confusion matrix (rows: true class, columns: predicted)")
+        print("      " + (0..<classes).map { pad(String($0), 6) }.joined())
+        for r in 0..<classes { print(pad(String(r), 6, right: false) + report.confusion[r].map { pad(String($0), 6) }.joined()) }
     }
 }

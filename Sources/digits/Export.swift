@@ -11,7 +11,7 @@ struct Export: ParsableCommand {
         onnx: the network in evaluation mode (BatchNorm as BatchNormalization nodes with its running statistics, \
         dropout left out), ONNX opset \(ONNXExport.opsetVersion), IR version \(ONNXExport.irVersion).
         Input \(ONNXExport.inputDescription); N, the batch size, is free.
-        Output logits: float (N, 10), one row per image, before the softmax.
+        Output logits: float (N, classes), one row per image, before the softmax (10 classes for MNIST).
         Parameters keep their checkpoint names (layers.0.weight, ...); nodes are named after their layers.
         """
     )
@@ -36,7 +36,8 @@ struct Export: ParsableCommand {
                     throw CommandError("\(output): not written: \(error)")
                 }
                 print("wrote \(output) (\(bytes.count) bytes): ONNX opset \(ONNXExport.opsetVersion), model \(model.network.spec), "
-                      + "\(model.network.parameterCount) parameters; input image (N, 1, 28, 28) float, pixel values 0-255; output logits (N, 10)")
+                      + "\(model.network.parameterCount) parameters; input image (N, 1, \(model.network.spec.input.height), \(model.network.spec.input.width)) float, "
+                      + "pixel values 0-255; output logits (N, \(model.network.spec.classes))")
             }
         }
     }

@@ -22,7 +22,12 @@ struct Inspect: ParsableCommand {
             print("")
             let keys = metadata.keys.filter { $0 != "tensor_sha256" && $0 != "header_sha256" }.sorted()
             let width = keys.map(\.count).max() ?? 0
-            for key in keys { print(pad(key, width, right: false) + "  " + (metadata[key] ?? "")) }
+            for key in keys {
+                // A value of several lines (class_names: one a line) continues under its first.
+                let value = (metadata[key] ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+                    .joined(separator: "\n" + String(repeating: " ", count: width + 2))
+                print(pad(key, width, right: false) + "  " + value)
+            }
             print("")
             let parameters = tensors.filter { !$0.name.hasPrefix("optimizer.") && !$0.name.contains("running_") }
             let count = parameters.reduce(0) { $0 + $1.values.count }

@@ -5,8 +5,8 @@ import Training
 struct InspectData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect-data",
-        abstract: "Read, validate and checksum the MNIST files; print counts, class balance and pixel statistics.",
-        discussion: "Exits non-zero when a file is missing, malformed, or not the published MNIST content."
+        abstract: "Read, validate and checksum a data set's IDX files; print its name, shape, counts, class balance and pixel statistics.",
+        discussion: "Exits non-zero when a file is missing or malformed, or when a known set (MNIST, Fashion-MNIST, KMNIST) is damaged: some of its files match the published ones and others do not. EMNIST's splits are known by their file names (emnist-<split>-train-images-idx3-ubyte, ...)."
     )
 
     @OptionGroup var data: DataOptions
@@ -14,39 +14,42 @@ struct InspectData: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = monotonicSeconds()
-            var loaded: [(MNIST.Split, Dataset)] = []
-            for split in MNIST.Split.allCases {
-                loaded.append((split, try MNIST.load(split, from: data.dataDir, verify: false)))
-            }
+            let set = try IDXSet.load(from: data.dataDir, train: .all, test: .all, verify: false)
             let seconds = monotonicSeconds() - start
+            let loaded: [(MNIST.Split, Dataset)] = [(.train, set.train), (.test, set.test)].compactMap { split, part in
+                part.map { (split, $0) }
+            }
 
-            print("MNIST in \(data.dataDir)  (read and checksummed in \(fixed(seconds, 3)) s)")
+            print("\(set.displayName) in \(data.dataDir)  (read and checksummed in \(fixed(seconds, 3)) s)")
+            print("\(set.height)x\(set.width) images, \(set.classCount) classes: " + set.classNames.joined(separator: ", "))
             print("")
             var header = pad("split", 6, right: false) + pad("images", 8) + pad("size", 7)
-            for digit in 0..<10 { header += pad(String(digit), 6) }
+            for label in 0..<set.classCount { header += pad(String(label), 6) }
             header += pad("mean", 8) + pad("std", 8)
             print(header)
-            for (split, set) in loaded {
-                var line = pad(split.rawValue, 6, right: false) + pad(String(set.count), 8)
-                    + pad("\(set.height)x\(set.width)", 7)
-                for count in set.classCounts() { line += pad(String(count), 6) }
-                let stats = set.pixelStatistics()
+            for (split, part) in loaded {
+                var line = pad(split.rawValue, 6, right: false) + pad(String(part.count), 8)
+                    + pad("\(part.height)x\(part.width)", 7)
+                for count in part.classCounts() { line += pad(String(count), 6) }
+                let stats = part.pixelStatistics()
                 line += pad(fixed(stats.mean, 2), 8) + pad(fixed(stats.standardDeviation, 2), 8)
                 print(line)
             }
             print("(pixel mean and standard deviation on the 0-255 scale)")
             print("")
-            var failures = 0
-            for (split, set) in loaded {
-                let problems = MNIST.checksumProblems(set, split: split)
-                for (path, sha) in [(set.imagesPath, set.imagesSHA256), (set.labelsPath, set.labelsSHA256)] {
-                    let bad = problems.contains { $0.path == path }
-                    if bad { failures += 1 }
-                    print("sha256 \(sha)  \(path)  \(bad ? "MISMATCH: not the published MNIST content" : "verified")")
-                }
+            var damaged: (set: String, problems: [DatasetError])?
+            if case .damaged(let known, let problems) = KnownSet.recognise(set.files) { damaged = (known.name, problems) }
+            for file in set.files {
+                let bad = damaged?.problems.contains { $0.path == file.path } ?? false
+                let verdict = if let damaged { bad ? "MISMATCH: not the published \(damaged.set)" : "matches \(damaged.set)" }
+                    else if let known = set.known { known.checksum == .fileNames ? "\(known.name) by its name (no published checksum)" : "verified" }
+                    else { "unknown set" }
+                print("sha256 \(file.contentSHA256)  \(file.path)  \(verdict)")
             }
-            if failures > 0 {
-                printError("digits: error: \(failures) file(s) differ from the published MNIST; run scripts/fetch-mnist.sh again")
+            if damaged == nil, let notice = set.notice { print(notice) }
+            if let damaged {
+                for problem in damaged.problems { printError("digits: error: \(problem)") }
+                printError("digits: error: \(damaged.problems.count) file(s) differ from the published \(damaged.set); fetch it again")
                 throw ExitCode.failure
             }
         }

@@ -6,11 +6,13 @@ import Training
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Read your own digit images (PNG or JPEG) with a trained checkpoint.",
+        abstract: "Read your own images (PNG or JPEG) of digits, or of the classes a checkpoint was trained on.",
         discussion: """
         Each image is prepared the way MNIST was made: the polarity is decided from the border (dark ink on
         light paper is inverted), the ink's bounding box is scaled so its longer side is 20 pixels (area
-        averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre. A file's first
+        averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre (for a model trained
+        on H×W images, the box is scaled to fit 20·W/28 by 20·H/28 and placed in H×W). Each answer is the
+        class's index and its name, from the checkpoint (the digits for MNIST). A file's first
         bytes say whether it is PNG or JPEG, whatever its name. Directories are read in name order (their
         .png, .jpg and .jpeg files); - reads one image from standard input. A file that cannot be read is
         reported and the others go on; the exit status is 1 if any failed. Without --checkpoint, the newest
@@ -21,7 +23,7 @@ struct Predict: ParsableCommand {
     @OptionGroup var checkpointOption: CheckpointOption
     @Argument(help: "PNG or JPEG files, directories of them, or - for one image on standard input.") var inputs: [String]
     @Flag(help: "Print one JSON object per image.") var json = false
-    @Option(help: "Write the 28x28 inputs the network saw, as PNGs, into this directory.") var savePreprocessed: String?
+    @Option(help: "Write the inputs the network saw (28x28 for MNIST), as PNGs, into this directory.") var savePreprocessed: String?
 
     func run() throws {
         try reportingErrors {
@@ -31,9 +33,12 @@ struct Predict: ParsableCommand {
                 try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
             }
             let normalizer = InputNormalizer()
-            let input = FloatBuffer(capacity: 784)
+            let input = FloatBuffer(capacity: model.input.count)
             var failures = 0
-            if !json && !files.isEmpty { print("checkpoint \(model.path)"); print(pad("file", 30, right: false) + pad("digit", 6) + pad("prob", 8) + "   top 3") }
+            if !json && !files.isEmpty {
+                print("checkpoint \(model.path)")
+                print(pad("file", 30, right: false) + pad("class", classColumn(model)) + pad("prob", 8) + "   top 3")
+            }
             for file in files {
                 do {
                     try predict(file, model: model, normalizer: normalizer, input: input)
@@ -73,27 +78,35 @@ struct Predict: ParsableCommand {
     func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer) throws {
         let name = displayName(file)
         let bytes = file == "-" ? try ImageFile.standardInputContents() : try ImageFile.contents(of: file)
-        let prepared = try DigitPreprocessor.prepare(try ImageFile.readGrey(bytes, name: name), path: name)
+        let h = model.input.height, w = model.input.width, names = model.classNames
+        let prepared = try DigitPreprocessor.prepare(try ImageFile.readGrey(bytes, name: name), path: name, height: h, width: w)
         let t0 = monotonicSeconds()
-        for p in 0..<784 { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
+        for p in 0..<(h * w) { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
         let p = model.probabilities(input.pointer, batch: 1)[0]
         let latency = monotonicSeconds() - t0
-        let ranked = (0..<10).sorted { p[$0] > p[$1] }
+        let ranked = (0..<names.count).sorted { p[$0] > p[$1] }
         if let savePreprocessed {
-            var image = Image8(width: 28, height: 28)
-            prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: 28, tileHeight: 28, x: 0, y: 0) }
+            var image = Image8(width: w, height: h)
+            prepared.pixels.withUnsafeBufferPointer { image.place($0.baseAddress!, tileWidth: w, tileHeight: h, x: 0, y: 0) }
             let base = file == "-" ? "stdin" : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
             try image.writePNG(to: savePreprocessed + "/" + base + ".png")
         }
         if json {
-            print("{\"file\":\"\(jsonEscape(name))\",\"digit\":\(ranked[0]),\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
-                  + "\"top3\":[" + ranked.prefix(3).map { "{\"digit\":\($0),\"probability\":\(jsonNumber(Double(p[$0])))}" }.joined(separator: ",") + "],"
+            // "digit" is the class's index (MNIST's digit), "class" its name.
+            print("{\"file\":\"\(jsonEscape(name))\",\"digit\":\(ranked[0]),\"class\":\"\(jsonEscape(names[ranked[0]]))\","
+                  + "\"probability\":\(jsonNumber(Double(p[ranked[0]]))),"
+                  + "\"top3\":[" + ranked.prefix(3).map {
+                      "{\"digit\":\($0),\"class\":\"\(jsonEscape(names[$0]))\",\"probability\":\(jsonNumber(Double(p[$0])))}"
+                  }.joined(separator: ",") + "],"
                   + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
         } else {
-            print(pad(name, 30, right: false) + pad(String(ranked[0]), 6) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
-                  + ranked.prefix(3).map { "\($0) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
+            print(pad(name, 30, right: false) + pad(names[ranked[0]], classColumn(model)) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
+                  + ranked.prefix(3).map { "\(names[$0]) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
         }
     }
+
+    /// The width of the class column: 6 (MNIST's digits), or the longest name and a space.
+    func classColumn(_ model: TrainedModel) -> Int { max(6, (model.classNames.map(\.count).max() ?? 0) + 1) }
 
     /// How an input is named in output and errors: `-` is standard input.
     func displayName(_ file: String) -> String { file == "-" ? ImageFile.standardInputName : file }

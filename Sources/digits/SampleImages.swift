@@ -6,7 +6,7 @@ import ImageIO
 struct SampleImages: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample-images",
-        abstract: "Write MNIST test digits as PNG or JPEG files, like photos of handwriting: dark ink on light paper, enlarged (to try predict)."
+        abstract: "Write test images of --data-dir (MNIST's digits by default) as PNG or JPEG files, like photos of handwriting: dark ink on light paper, enlarged (to try predict)."
     )
 
     @OptionGroup var data: DataOptions
@@ -22,19 +22,23 @@ struct SampleImages: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let test = try MNIST.load(.test, from: data.dataDir)
+            let set = try IDXSet.load(from: data.dataDir, train: .skip, test: .all)
+            guard let test = set.test else { throw CommandError("\(data.dataDir): no test set read") }
+            if let notice = set.notice { print(notice) }
+            let h = test.height, w = test.width, pixels = test.pixelsPerImage
+            let count = min(self.count, test.count)
             do { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
             catch { throw CommandError("\(out): cannot create: \(error.localizedDescription)") }
-            var tile = [Float](repeating: 0, count: 784)
+            var tile = [Float](repeating: 0, count: pixels)
             for i in 0..<count {
-                for p in 0..<784 { let v = Float(test.images[i * 784 + p]); tile[p] = mnistPolarity ? v : 255 - v }
-                var image = Image8(width: 28 * scale, height: 28 * scale)
-                image.place(tile, tileWidth: 28, tileHeight: 28, x: 0, y: 0, zoom: scale)
+                for p in 0..<pixels { let v = Float(test.images[i * pixels + p]); tile[p] = mnistPolarity ? v : 255 - v }
+                var image = Image8(width: w * scale, height: h * scale)
+                image.place(tile, tileWidth: w, tileHeight: h, x: 0, y: 0, zoom: scale)
                 let index = String(i), padded = String(repeating: "0", count: max(0, 5 - index.count)) + index
                 let path = "\(out)/digit-\(padded)-label-\(test.labels[i]).\(format.fileExtension)"
                 try writeOutputFile(format == .png ? try image.pngData() : try image.jpegData(quality: 90), to: path)
             }
-            print("wrote \(count) test digits to \(out)/ (\(format == .png ? "PNG" : "JPEG"), \(mnistPolarity ? "light on dark" : "dark on light"), \(28 * scale)x\(28 * scale))")
+            print("wrote \(count) test images to \(out)/ (\(format == .png ? "PNG" : "JPEG"), \(mnistPolarity ? "light on dark" : "dark on light"), \(w * scale)x\(h * scale))")
         }
     }
 }

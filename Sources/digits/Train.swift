@@ -169,12 +169,16 @@ struct Train: ParsableCommand {
     /// The data of this rank, the configuration every rank checks against the others, and the trainer.
     private func makeTrainer(_ communicator: Communicator) throws -> (Trainer, Dataset?) {
         let rank = communicator.rank, worldSize = communicator.size
-        let spec = try ModelSpec.named(model)
         let placement = dataPlacement
         let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
-        let train = try MNIST.load(.train, from: data.dataDir, shard: shard)
         // Evaluation always splits the test set across ranks.
-        let test = noEval ? nil : try MNIST.load(.test, from: data.dataDir, shard: ShardSpec(rank: rank, worldSize: worldSize, seed: seed))
+        let set = try IDXSet.load(from: data.dataDir, train: shard.map { .shard($0) } ?? .all,
+                                  test: noEval ? .skip : .shard(ShardSpec(rank: rank, worldSize: worldSize, seed: seed)))
+        guard let train = set.train else { throw CommandError("\(data.dataDir): no training set read") }
+        let test = set.test
+        if rank == 0, let notice = set.notice { print(notice) }
+        let spec = try ModelSpec.named(model, input: Shape(channels: 1, height: set.height, width: set.width),
+                                       classes: set.classCount)
         let stepsPerEpoch = EpochSampler.stepsPerEpoch(placement: placement, totalCount: train.totalCount, worldSize: worldSize, batchSize: batchSize)
         if stepsPerEpoch < 1 {
             throw CommandError("a global batch of \(worldSize * batchSize) does not fit in \(train.totalCount) training images")
@@ -198,11 +202,13 @@ struct Train: ParsableCommand {
         try ConfigurationCheck.verify(configuration.fields + [
             ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
             ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
+            ("data set", set.identity),
             ("digits version", digitsVersion),
         ], communicator: communicator)
         let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
         try checkActivationsFit(trainer)
         trainer.stopAtStep = stopAtStep
+        trainer.dataMetadata = [("data_set", set.displayName), ("class_names", set.classNames.joined(separator: "\n"))]
         trainer.stopRequest = { stop_signals_received() != 0 }
         if let recordSamples {
             let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)

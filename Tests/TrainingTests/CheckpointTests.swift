@@ -206,6 +206,37 @@ import Testing
         #expect(second?.description.contains("header length 8680820740569200760 bytes is absurd") == true)
     }
 
+    /// A model of another shape (12x10 images, 3 named classes) comes back with its input, class
+    /// count and names; a checkpoint without them (written before) reads as MNIST's.
+    @Test func aCheckpointRecordsTheInputShapeClassesAndNames() throws {
+        var images = [UInt8](), labels = [UInt8]()
+        for i in 0..<48 { labels.append(UInt8(i % 3)); images += (0..<120).map { UInt8(truncatingIfNeeded: $0 * (i % 3 + 1)) } }
+        let spec = try ModelSpec.named("conv4k3p1-relu-pool2-flatten-dense3", input: Shape(channels: 1, height: 12, width: 10), classes: 3)
+        let config = TrainingConfiguration(model: spec, epochs: 1, batchSize: 16,
+                                           learningRate: 1e-2, schedule: .constant, seed: 2)
+        let t = try Trainer(configuration: config, train: Dataset(images: images, labels: labels, height: 12, width: 10, classCount: 3))
+        t.dataMetadata = [("data_set", "unknown set"), ("class_names", "circle\nsquare\nT-shirt/top")]
+        let metadata = try t.checkpointMetadata(extra: [])
+        #expect(metadata["input_shape"] == "1x12x10" && metadata["classes"] == "3")
+        let dir = ScratchDir()
+        let path = dir.path + "/shaped.safetensors"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(try Safetensors.encode(t.checkpointTensors(), metadata: metadata)))
+        let model = try TrainedModel(checkpoint: path)
+        #expect(model.input == Shape(channels: 1, height: 12, width: 10) && model.network.classes == 3)
+        #expect(model.classNames == ["circle", "square", "T-shirt/top"])
+
+        let (bytes, _) = try good()
+        let old = try editHeader(bytes) { header in
+            var meta = header["__metadata__"] as! [String: String]
+            for key in ["input_shape", "classes", "class_names", "data_set"] { meta[key] = nil }
+            header["__metadata__"] = meta
+        }
+        let oldPath = dir.path + "/old.safetensors"
+        _ = FileManager.default.createFile(atPath: oldPath, contents: Data(old))
+        let mnist = try TrainedModel(checkpoint: oldPath)
+        #expect(mnist.input == ModelSpec.mnistInput && mnist.classNames == (0..<10).map(String.init))
+    }
+
     /// What `inspect`, `evaluate` and `predict` rebuild (TrainedModel) refuses: a tensor the spec
     /// needs missing or of another shape, a spec that does not parse, non-finite weights.
     @Test func aTrainedModelIsRefusedWhatItCannotUse() throws {
