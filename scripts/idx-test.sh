@@ -101,5 +101,30 @@ else
   echo "SKIP damaged known set: no MNIST directory (give it as the second argument)"
 fi
 
+# The 20x24, 5-class model exported to ONNX: input (N, 1, 20, 24), output (N, 5), and onnxruntime's
+# logits of the 300 test images within 1e-4 of digits' own (skipped without onnxruntime).
+if python3 -c "import onnxruntime, numpy" 2> /dev/null; then
+  if "$bin" export --checkpoint ck --format onnx set.onnx > export.out 2>&1 \
+     && "$bin" evaluate --data-dir set --checkpoint ck --logits-out set-logits.npy >> export.out 2>&1 \
+     && python3 - set.onnx set-logits.npy set/t10k-images-idx3-ubyte.gz >> export.out 2>&1 <<'PY'
+import gzip, sys, numpy as np, onnxruntime
+raw = gzip.open(sys.argv[3]).read()
+n, h, w = (int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(3))
+images = np.frombuffer(raw, np.uint8, offset=16).reshape(n, 1, h, w).astype(np.float32)
+session = onnxruntime.InferenceSession(sys.argv[1])
+shapes = (session.get_inputs()[0].shape, session.get_outputs()[0].shape)
+assert shapes == (["N", 1, 20, 24], ["N", 5]), shapes
+logits, reference = session.run(["logits"], {"image": images})[0], np.load(sys.argv[2])
+difference = float(np.abs(logits - reference).max())
+print(f"onnx: input {shapes[0]}, output {shapes[1]}, max |logit difference| {difference:.3g} over {n} images")
+sys.exit(0 if difference <= 1e-4 else 1)
+PY
+  then
+    pass "export: the 20x24 5-class model as ONNX; $(grep '^onnx:' export.out | sed 's/^onnx: //')"
+  else fail "ONNX export of the synthetic model" export.out; fi
+else
+  echo "SKIP ONNX export of the synthetic model: python3 cannot import onnxruntime and numpy"
+fi
+
 echo "idx-test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

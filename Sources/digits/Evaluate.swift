@@ -54,7 +54,7 @@ struct Evaluate: ParsableCommand {
             if let logitsOut {
                 let logits = NumpyArray.float32(model.logits(of: part), shape: [part.count, model.network.classes])
                 try logits.withUnsafeBytes { try writeAtomically($0, to: logitsOut, durable: false) }
-                if !json { print("\nwrote \(logitsOut): the logits of \(part.count) test images, float32 (\(part.count), 10)") }
+                if !json { print("\nwrote \(logitsOut): the logits of \(part.count) test images, float32 (\(part.count), \(model.network.classes))") }
             }
         }
     }
