@@ -52,7 +52,7 @@ swift build "${build_flags[@]}"
 swift test "${build_flags[@]}"
 if [ ${#second_isa[@]} -gt 0 ]; then
   echo "test.sh: the kernel, determinism, training and end-to-end tests again on the avx2 table (${second_isa[*]})"
-  env "${second_isa[@]}" swift test "${build_flags[@]}" --skip-build --filter 'NeuralNetTests|TrainingTests'
+  env "${second_isa[@]}" swift test "${build_flags[@]}" --skip-build --filter 'NeuralNetTests|TrainingTests|ONNXExportTests'
 else
   echo "test.sh: this CPU has no AVX-512: the tests above ran the table it takes (avx2 on an AVX2 CPU, neon on aarch64), the only vector one it has; the reference table is checked by the C kernel test below"
 fi
@@ -534,6 +534,19 @@ elif [ "$onnx_status" -eq 3 ]; then
   if [ "${CI:-}" = true ]; then fail "onnx: NOT RUN $reason (CI: .ci/run should have installed onnxruntime and onnx)"
   else not_run+=("onnx: NOT RUN $reason"); echo "onnx: NOT RUN $reason"; fi
 else fail "ONNX export against onnxruntime (scripts/onnx-check.sh)" "$work/onnx"; fi
+
+# The same two checks on the second table: an AVX2-only CPU trains, evaluates, predicts and exports
+# through these kernels.
+if [ ${#second_isa[@]} -gt 0 ]; then
+  if env "${second_isa[@]}" bash scripts/idx-test.sh "$bin/digits" "$MNIST_DIR" > "$work/idx-second" 2>&1; then
+    pass "${second_isa[*]}: any IDX set: $(tail -1 "$work/idx-second" | sed 's/^idx-test: //')"
+  else fail "${second_isa[*]}: any IDX set (scripts/idx-test.sh)" "$work/idx-second"; fi
+  onnx_status=0
+  env "${second_isa[@]}" bash scripts/onnx-check.sh "$bin/digits" "$MNIST_DIR" > "$work/onnx-second" 2>&1 || onnx_status=$?
+  if [ "$onnx_status" -eq 0 ]; then
+    pass "${second_isa[*]}: ONNX export: every preset's logits from onnxruntime within 1e-4 of digits' own"
+  elif [ "$onnx_status" -ne 3 ]; then fail "${second_isa[*]}: ONNX export against onnxruntime" "$work/onnx-second"; fi
+fi
 
 # --- A real Slurm on this machine (Debian's slurmctld, slurmd and munge; cluster/slurm-local.sh): the job
 # script cluster/digits.sbatch, 2 ranks by srun --mpi=pmix, stopped by its time limit's signal with a
