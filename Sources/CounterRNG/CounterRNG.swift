@@ -15,6 +15,8 @@ public enum RandomPurpose: UInt64, Sendable {
     case dropout = 4
     case augmentation = 5
     case elastic = 6
+    case validationSplit = 7
+    case batchNormRecalibration = 8
     case test = 99
 }
 

@@ -100,9 +100,11 @@ public struct Dataset: Sendable {
     ///   - shard: keep only this rank's records; nil keeps all. Memory is proportional to the shard.
     ///   - transposed: the file stores each image column by column (EMNIST); the set holds them
     ///     row by row, (height, width) being the file's dimensions swapped.
+    ///   - select: given the file's record count, the ascending ids to keep (instead of `shard`).
     public static func load(imagesPath: String, labelsPath: String, classCount: Int? = 10,
                             imageSize: (height: Int, width: Int)? = (28, 28),
-                            shard: ShardSpec? = nil, transposed: Bool = false) throws -> Dataset {
+                            shard: ShardSpec? = nil, transposed: Bool = false,
+                            select: ((Int) throws -> [Int32])? = nil) throws -> Dataset {
         // Labels first: small, and their count lets the images header be checked before its data.
         var allLabels = [UInt8]()
         let labelInfo = try readIDX(path: labelsPath, kind: .labels, onHeader: { dims in
@@ -117,7 +119,7 @@ public struct Dataset: Sendable {
         }
         let classes = classCount ?? (Int(allLabels.max() ?? 0) + 1)
         let total = allLabels.count
-        let kept: [Int32] = try shard?.indices(sampleCount: total) ?? (0..<total).map { Int32($0) }
+        let kept: [Int32] = try select?(total) ?? shard?.indices(sampleCount: total) ?? (0..<total).map { Int32($0) }
         // slot[i] is where global record i goes in this shard, or -1.
         var slot = [Int32](repeating: -1, count: total)
         for (position, index) in kept.enumerated() { slot[Int(index)] = Int32(position) }
@@ -161,8 +163,9 @@ public struct Dataset: Sendable {
                        imagesStoredSHA256: imageInfo.storedSHA256, labelsStoredSHA256: labelInfo.storedSHA256)
     }
 
-    /// The records whose global id passes `include` (in the same order, with the same ids).
-    public func keeping(_ include: (Int) -> Bool) -> Dataset {
+    /// The records whose global id passes `include` (in the same order, with the same ids); the
+    /// whole they are part of counts `totalCount` records (unchanged when nil).
+    public func keeping(totalCount newTotal: Int? = nil, _ include: (Int) -> Bool) -> Dataset {
         var images = [UInt8](), labels = [UInt8](), ids = [Int32]()
         for (slot, id) in self.ids.enumerated() where include(Int(id)) {
             images += self.images[(slot * pixelsPerImage)..<((slot + 1) * pixelsPerImage)]
@@ -170,7 +173,7 @@ public struct Dataset: Sendable {
             ids.append(id)
         }
         return Dataset(images: images, labels: labels, ids: ids, height: height, width: width, classCount: classCount,
-                       totalCount: totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
+                       totalCount: newTotal ?? totalCount, imagesPath: imagesPath, labelsPath: labelsPath,
                        imagesSHA256: imagesSHA256, labelsSHA256: labelsSHA256,
                        imagesStoredSHA256: imagesStoredSHA256, labelsStoredSHA256: labelsStoredSHA256)
     }

@@ -24,6 +24,8 @@ public struct IDXSet: Sendable {
 
     public let directory: String
     public let train: Dataset?
+    /// The records of the training file held out by a `ValidationSplit` (this rank's share), if asked for.
+    public var validation: Dataset?
     public let test: Dataset?
     /// The known set, or nil for an unknown one.
     public let known: KnownSet?
@@ -54,9 +56,41 @@ public struct IDXSet: Sendable {
     }
 
     /// Reads the parts asked for, recognises the set and settles its shape and classes.
-    /// - Parameter verify: refuse a damaged known set (otherwise it reads as unknown).
+    /// - Parameters:
+    ///   - validation: hold records of the training file out of `train` by this split and read
+    ///     `part` of them (a shard under several ranks) as `validation`; `train`'s part then deals
+    ///     out only the records trained on, and its `totalCount` is theirs.
+    ///   - verify: refuse a damaged known set (otherwise it reads as unknown).
     public static func load(from directory: String, train trainPart: Part, test testPart: Part,
-                            verify: Bool = true) throws -> IDXSet {
+                            validation: (split: ValidationSplit, part: Part)? = nil, verify: Bool = true) throws -> IDXSet {
+        var set = try load(from: directory, train: trainPart, test: testPart, heldOut: validation, verify: verify)
+        if let validation, let whole = set.train {
+            let split = try validation.split.split(total: whole.totalCount, path: whole.labelsPath)
+            let held = Set(split.validation)
+            let train = whole.keeping(totalCount: split.train.count) { !held.contains(Int32($0)) }
+            set = IDXSet(directory: set.directory, train: train, test: set.test, known: set.known, classNames: set.classNames,
+                         height: set.height, width: set.width, files: set.files)
+            set.validation = whole.keeping(totalCount: split.validation.count) { held.contains(Int32($0)) }
+        }
+        return set
+    }
+
+    /// The ids of a training file of `total` records that one rank reads: its part of those
+    /// trained on and its part of those held out.
+    static func records(total: Int, train: Part, heldOut: (split: ValidationSplit, part: Part), path: String) throws -> [Int32] {
+        let split = try heldOut.split.split(total: total, path: path)
+        func share(_ ids: [Int32], _ part: Part) throws -> [Int32] {
+            switch part {
+            case .skip: return []
+            case .all: return ids
+            case .shard(let spec): return try spec.share(of: ids)
+            }
+        }
+        return (try share(split.train, train) + share(split.validation, heldOut.part)).sorted()
+    }
+
+    private static func load(from directory: String, train trainPart: Part, test testPart: Part,
+                             heldOut: (split: ValidationSplit, part: Part)?, verify: Bool) throws -> IDXSet {
         var info = stat()
         if stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
             throw DatasetError.directoryNotFound(path: directory)
@@ -71,9 +105,13 @@ public struct IDXSet: Sendable {
             case .all: shard = nil
             case .shard(let spec): shard = spec
             }
+            let labelsPath = MNIST.path(of: layout.fileName(split, images: false), in: directory)
+            let select = split == .train ? heldOut.map { heldOut in
+                { (total: Int) in try records(total: total, train: part, heldOut: heldOut, path: labelsPath) }
+            } : nil
             let set = try Dataset.load(imagesPath: MNIST.path(of: layout.fileName(split, images: true), in: directory),
-                                       labelsPath: MNIST.path(of: layout.fileName(split, images: false), in: directory),
-                                       classCount: nil, imageSize: nil, shard: shard, transposed: layout.transposed)
+                                       labelsPath: labelsPath, classCount: nil, imageSize: nil, shard: shard,
+                                       transposed: layout.transposed, select: select)
             files.append(KnownSet.File(name: layout.fileName(split, images: true), path: set.imagesPath,
                                        contentSHA256: set.imagesSHA256, storedSHA256: set.imagesStoredSHA256))
             files.append(KnownSet.File(name: layout.fileName(split, images: false), path: set.labelsPath,

@@ -14,11 +14,14 @@ public enum SoftmaxCrossEntropy {
     }
 
     /// Loss and accuracy of logits (N, K) against labels (N). When `gradient` is given, writes
-    /// d(mean loss)/d logits = (softmax - onehot) * gradientScale into it, (N, K).
+    /// d(mean loss)/d logits = (softmax - target) * gradientScale into it, (N, K).
     /// `gradientScale` is 1/N for a mean over this batch (the usual), or 1/(global batch).
+    /// With `labelSmoothing` ε the target is (1 - ε) one-hot + ε / K (Szegedy et al. 2016) and the
+    /// loss is the cross-entropy against it; with 0 (the default) the target is the one-hot label.
     @discardableResult
     public static func evaluate(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int, classes: Int,
-                                gradient: UnsafeMutablePointer<Float>? = nil, gradientScale: Float = 0) -> Result {
+                                gradient: UnsafeMutablePointer<Float>? = nil, gradientScale: Float = 0,
+                                labelSmoothing: Float = 0) -> Result {
         var lossSum = 0.0
         var correct = 0
         for n in 0..<batch {
@@ -30,11 +33,19 @@ public enum SoftmaxCrossEntropy {
             var sumExp: Float = 0
             for k in 0..<classes { sumExp += expf(row[k] - largest) }
             let logSumExp = largest + logf(sumExp)
-            lossSum += Double(logSumExp - row[label])
+            if labelSmoothing == 0 {
+                lossSum += Double(logSumExp - row[label])
+            } else {
+                var rowSum: Float = 0
+                for k in 0..<classes { rowSum += row[k] }
+                let uniform = labelSmoothing / Float(classes)
+                lossSum += Double((1 - labelSmoothing) * (logSumExp - row[label]) + uniform * (Float(classes) * logSumExp - rowSum))
+            }
             if let gradient {
                 let g = gradient + n * classes
-                for k in 0..<classes { g[k] = expf(row[k] - logSumExp) * gradientScale }
-                g[label] -= gradientScale
+                let offTarget = labelSmoothing / Float(classes)
+                for k in 0..<classes { g[k] = (expf(row[k] - logSumExp) - offTarget) * gradientScale }
+                g[label] -= (1 - labelSmoothing) * gradientScale
             }
         }
         return Result(lossSum: lossSum, correct: correct)

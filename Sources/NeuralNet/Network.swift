@@ -90,12 +90,13 @@ public final class Network {
     /// `gradientDenominator` samples (the batch, or the global batch across ranks) are ADDED
     /// to the store's gradient arena. Returns this batch's loss sum and correct count.
     public func accumulateGradients(input: UnsafeMutablePointer<Float>, labels: UnsafePointer<UInt8>, batch: Int,
-                                    context: PassContext, gradientDenominator: Int? = nil,
+                                    context: PassContext, gradientDenominator: Int? = nil, labelSmoothing: Float = 0,
                                     layerDone: ((Int) -> Void)? = nil, progress: (() -> Void)? = nil) -> SoftmaxCrossEntropy.Result {
         let logits = forward(input, batch: batch, context: context)
         let dLogits = logitGradient.reserve(batch * classes)
         let result = SoftmaxCrossEntropy.evaluate(logits: logits, labels: labels, batch: batch, classes: classes,
-                                                  gradient: dLogits, gradientScale: 1 / Float(gradientDenominator ?? batch))
+                                                  gradient: dLogits, gradientScale: 1 / Float(gradientDenominator ?? batch),
+                                                  labelSmoothing: labelSmoothing)
         backward(dLogits, batch: batch, layerDone: layerDone, progress: progress)
         return result
     }

@@ -208,6 +208,8 @@ public final class BatchPipeline {
     private var batches: [ArraySlice<Int32>] = []
     private var epoch = 0
     private var cursor = 0
+    /// This epoch's batches come augmented from the prefetch thread (else assembled in place).
+    private var augmenting = false
     private var worker: Thread?
     private var ready: [DispatchSemaphore] = []
     private var free: [DispatchSemaphore] = []
@@ -223,14 +225,16 @@ public final class BatchPipeline {
         buffers = (0..<count).map { _ in BatchAssembler(dataset: dataset, capacity: batchSize) }
     }
 
-    /// Starts an epoch whose steps will use `batches`, in order.
-    public func begin(epoch: Int, batches: [ArraySlice<Int32>]) {
+    /// Starts an epoch whose steps will use `batches`, in order; `augment` false trains this
+    /// epoch on plain images.
+    public func begin(epoch: Int, batches: [ArraySlice<Int32>], augment: Bool = true) {
         finish()
         self.epoch = epoch
         self.batches = batches
         cursor = 0
+        augmenting = augment && augmenter != nil
         backgroundClock.reset()
-        guard let augmenter, !batches.isEmpty else { return }
+        guard augmenting, let augmenter, !batches.isEmpty else { return }
         // Semaphores start at 0 and are signalled up: libdispatch traps when one is freed below
         // its initial value.
         ready = [DispatchSemaphore(value: 0), DispatchSemaphore(value: 0)]
@@ -259,7 +263,7 @@ public final class BatchPipeline {
     /// The next batch; its buffers stay valid until the following call.
     public func next() -> BatchAssembler {
         defer { cursor += 1 }
-        guard augmenter != nil else {
+        guard augmenting else {
             buffers[0].assemble(batches[cursor])
             return buffers[0]
         }

@@ -15,7 +15,7 @@ public struct TimeBreakdown: Sendable {
     public var data = 0.0
     /// Time the augmentation thread spent, overlapped with compute (not part of `total`).
     public var augmentationBackground = 0.0
-    /// Evaluating on the test set, with its reductions.
+    /// Evaluating on the validation set (and the weight average's BatchNorm statistics), with the reductions.
     public var evaluation = 0.0
     public var total: Double { compute + allreduce + data + evaluation }
 }
@@ -26,8 +26,12 @@ public struct EpochMetrics: Sendable {
     public var step: Int
     public var trainLoss: Double
     public var trainAccuracy: Double
-    public var testLoss: Double?
-    public var testAccuracy: Double?
+    /// Scored on the held-out validation images (never the test set, which is scored once, at the end).
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    /// The same for the moving average of the weights, when the run keeps one.
+    public var averageValidationLoss: Double?
+    public var averageValidationAccuracy: Double?
     /// Global images per second (all ranks) during the training steps.
     public var imagesPerSecond: Double
     public var seconds: Double
@@ -43,8 +47,10 @@ public struct EpochMetrics: Sendable {
             "\"epoch\":\(epoch)", "\"step\":\(step)", "\"world_size\":\(worldSize)", "\"isa\":\"\(Kernels.isa.rawValue)\"",
             "\"train_loss\":\(json(trainLoss))", "\"train_accuracy\":\(json(trainAccuracy))",
         ]
-        if let testLoss { fields.append("\"test_loss\":\(json(testLoss))") }
-        if let testAccuracy { fields.append("\"test_accuracy\":\(json(testAccuracy))") }
+        if let validationLoss { fields.append("\"validation_loss\":\(json(validationLoss))") }
+        if let validationAccuracy { fields.append("\"validation_accuracy\":\(json(validationAccuracy))") }
+        if let averageValidationLoss { fields.append("\"ema_validation_loss\":\(json(averageValidationLoss))") }
+        if let averageValidationAccuracy { fields.append("\"ema_validation_accuracy\":\(json(averageValidationAccuracy))") }
         fields += ["\"images_per_second\":\(json(imagesPerSecond))", "\"seconds\":\(json(seconds))",
                    "\"learning_rate\":\(json(Double(learningRate)))",
                    "\"compute_seconds\":\(json(time.compute))", "\"allreduce_seconds\":\(json(time.allreduce))",

@@ -16,9 +16,19 @@ public struct TrainedModel {
     public let classNames: [String]
     /// One input image, (C, H, W).
     public var input: Shape { network.spec.input }
+    /// Which of the checkpoint's weights the network holds: "ema" (the moving average) or "raw".
+    public let weightsUsed: String
+
+    /// Which weights of a checkpoint to use, when it holds a moving average besides the live ones.
+    public enum Weights: String, Sendable, CaseIterable {
+        /// The ones the run chose on validation (`selected_weights`), else the live ones.
+        case selected
+        case raw
+        case ema
+    }
 
     /// Reads, verifies and rebuilds the model a checkpoint describes.
-    public init(checkpoint path: String) throws {
+    public init(checkpoint path: String, weights: Weights = .selected) throws {
         let (tensors, metadata) = try CheckpointStore.read(path)
         guard let text = metadata["model"] else { throw CheckpointError(path, "metadata has no model spec") }
         // A checkpoint without a data shape (written before other data sets) is MNIST's.
@@ -38,8 +48,15 @@ public struct TrainedModel {
         var byName = [String: StoredTensor]()
         for t in tensors { byName[t.name] = t }
         let store = network.store
-        for e in store.parameterEntries { try copyStoredTensor(e.name, shape: e.shape, from: byName, into: store.mutableParameters() + e.slice.offset, path: path) }
-        for e in store.bufferEntries { try copyStoredTensor(e.name, shape: e.shape, from: byName, into: store.buffers + e.slice.offset, path: path) }
+        let hasAverage = metadata["ema_updates"] != nil
+        if weights == .ema && !hasAverage {
+            throw CheckpointError(path, "holds no weight average (the run was trained without --ema); use the raw weights")
+        }
+        let useAverage = weights == .ema || (weights == .selected && hasAverage && metadata["selected_weights"] == "ema")
+        let prefix = useAverage ? WeightAverage.tensorPrefix : ""
+        for e in store.parameterEntries { try copyStoredTensor(prefix + e.name, shape: e.shape, from: byName, into: store.mutableParameters() + e.slice.offset, path: path) }
+        for e in store.bufferEntries { try copyStoredTensor(prefix + e.name, shape: e.shape, from: byName, into: store.buffers + e.slice.offset, path: path) }
+        weightsUsed = useAverage ? "ema" : "raw"
         self.network = network
         self.metadata = metadata
         self.path = path

@@ -54,6 +54,18 @@ extension Trainer {
                                             values: Array(UnsafeBufferPointer(start: buffer.pointer + entry.slice.offset, count: entry.slice.count))))
             }
         }
+        if let average {
+            // The average's statistics are those of the last recalibration (each epoch end).
+            let prefix = WeightAverage.tensorPrefix
+            for entry in store.parameterEntries {
+                tensors.append(StoredTensor(name: prefix + entry.name, shape: entry.shape,
+                                            values: Array(average.parameters[entry.slice.offset..<(entry.slice.offset + entry.slice.count)])))
+            }
+            for entry in store.bufferEntries {
+                tensors.append(StoredTensor(name: prefix + entry.name, shape: entry.shape,
+                                            values: Array(average.buffers[entry.slice.offset..<(entry.slice.offset + entry.slice.count)])))
+            }
+        }
         if let state = exchange.compressorState {
             // So a resumed run compresses its first step exactly as the uninterrupted run would.
             tensors.append(StoredTensor(name: state.name, shape: [state.values.count], values: state.values))
@@ -83,6 +95,10 @@ extension Trainer {
             "epoch_sums_per_rank": perRank.joined(separator: ";"),
             "parameter_count": String(network.parameterCount),
         ]
+        if let average {
+            metadata["ema_updates"] = String(average.updates)
+            metadata["selected_weights"] = preferAverage ? "ema" : "raw"
+        }
         if let resumedFrom {
             metadata["epoch_remainder_of_world"] = String(resumedFrom.world)
             metadata["epoch_remainder_after_steps"] = String(resumedFrom.steps)
@@ -121,7 +137,7 @@ extension Trainer {
             }
         }
         for (name, value) in configuration.fields where !TrainingConfiguration.changeableOnResume.contains(name) {
-            let stored = try need("config." + name)
+            let stored = try metadata["config." + name] ?? TrainingConfiguration.valuesBeforeFieldExisted[name] ?? need("config." + name)
             if stored != value { throw CheckpointError(path, "was trained with \(name) '\(stored)', this run has '\(value)'") }
         }
     }
@@ -139,6 +155,20 @@ extension Trainer {
         for e in store.bufferEntries { try copy(e.name, e.shape, into: store.buffers + e.slice.offset) }
         for (stateName, buffer) in optimizer.stateTensors {
             for e in store.parameterEntries { try copy(stateName + "." + e.name, e.shape, into: buffer.pointer + e.slice.offset) }
+        }
+        if let average {
+            let prefix = WeightAverage.tensorPrefix
+            try average.parameters.withUnsafeMutableBufferPointer { values in
+                for e in store.parameterEntries { try copy(prefix + e.name, e.shape, into: values.baseAddress! + e.slice.offset) }
+            }
+            try average.buffers.withUnsafeMutableBufferPointer { values in
+                for e in store.bufferEntries { try copy(prefix + e.name, e.shape, into: values.baseAddress! + e.slice.offset) }
+            }
+            guard let updates = metadata["ema_updates"].flatMap({ Int($0) }), updates >= 0 else {
+                throw CheckpointError(path, "holds a weight average but no valid ema_updates in its metadata")
+            }
+            average.updates = updates
+            preferAverage = metadata["selected_weights"] != "raw"
         }
         if communicator.size == oldWorldForScales(metadata) { exchange.restoreCompressorState(from: byName) }
         // On the same world size each rank takes back its own running statistics (see checkpointTensors).

@@ -54,6 +54,11 @@ public final class Trainer {
     public private(set) var interrupted = false
     /// Sees (epoch, global sample ids) of every batch this rank trains on (auditing, tests).
     public var sampleLog: ((Int, [Int32]) -> Void)?
+    /// The moving average of the weights, with `configuration.averageDecay`.
+    public let average: WeightAverage?
+    /// The average scored better than the live weights on validation at the last epoch end (or
+    /// there was no validation): checkpoints name it as the weights to use.
+    public var preferAverage = true
 
     public init(configuration: TrainingConfiguration, train: Dataset, communicator: Communicator = SingleProcessCommunicator()) throws {
         self.configuration = configuration
@@ -73,11 +78,14 @@ public final class Trainer {
             : Augmenter(settings: configuration.augmentation, width: train.width, height: train.height, seed: configuration.seed)
         pipeline = BatchPipeline(dataset: train, batchSize: configuration.batchSize, augmenter: augmenter)
         exchange = GradientExchange(network: network, communicator: communicator, settings: configuration.exchange)
+        let store = network.store
+        average = configuration.averageDecay.map { WeightAverage(decay: $0, store: store) }
         layerDone = communicator.size > 1 && configuration.exchange.bucketBytes > 0 ? { [exchange] in exchange.layerDone($0) } : nil
         reductionProgress = layerDone == nil ? nil : { [exchange] in exchange.progress() }
         // Every rank starts from rank 0's weights (they are equal by seed already; this makes it a fact).
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.mutableParameterBuffer()), root: 0)
         try communicator.broadcast(UnsafeMutableRawBufferPointer(network.store.bufferBuffer), root: 0)
+        average?.parameters = Array(network.store.parameterBuffer)
     }
 
     public var totalSteps: Int { schedule.totalSteps }
@@ -108,7 +116,8 @@ public final class Trainer {
         if let stopAtStep { last = min(last, stepInEpoch + max(0, stopAtStep - globalStep)) }
         if let stepLimit { last = min(last, stepInEpoch + stepLimit) }
         let first = stepInEpoch
-        pipeline.begin(epoch: epoch, batches: (first..<max(first, last)).map { plan.batch($0) })
+        pipeline.begin(epoch: epoch, batches: (first..<max(first, last)).map { plan.batch($0) },
+                       augment: epoch < configuration.epochs - configuration.augmentationOffEpochs)
         var stepsRun = 0
         // The prefetch thread is stopped once on every path: here after the loop, or before a failure leaves.
         do {
@@ -142,7 +151,7 @@ public final class Trainer {
             resumedFrom = nil
         }
         return EpochMetrics(epoch: finishedEpoch, step: globalStep, trainLoss: sums[2] > 0 ? sums[0] / sums[2] : 0,
-                            trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0, testLoss: nil, testAccuracy: nil,
+                            trainAccuracy: sums[2] > 0 ? sums[1] / sums[2] : 0, validationLoss: nil, validationAccuracy: nil,
                             imagesPerSecond: Double(stepsRun * globalBatchSize) / max(slowest[0], 1e-9), seconds: slowest[0],
                             learningRate: lr, time: time, worldSize: communicator.size, peakResidentBytes: Int(slowest[1]))
     }
@@ -162,7 +171,8 @@ public final class Trainer {
         let result = network.accumulateGradients(
             input: assembler.input.pointer, labels: assembler.labels, batch: batch,
             context: PassContext(mode: .training, seed: configuration.seed, step: UInt64(globalStep), rank: communicator.rank),
-            gradientDenominator: globalBatchSize, layerDone: layerDone, progress: reductionProgress)
+            gradientDenominator: globalBatchSize, labelSmoothing: configuration.labelSmoothing,
+            layerDone: layerDone, progress: reductionProgress)
         let t2 = monotonicSeconds()
         // What is left of the reductions after backward: the part communication did not hide.
         if communicator.size > 1 { try exchange.finish() }
@@ -174,6 +184,7 @@ public final class Trainer {
             throw TrainingDiverged(step: globalStep + 1, what: "the gradients", learningRate: lr)
         }
         optimizer.step(learningRate: lr)
+        average?.update(from: network.store)
         let t4 = monotonicSeconds()
         time.data += t1 - t0
         time.compute += (t2 - t1) + (t4 - t3)
@@ -218,6 +229,49 @@ public final class Trainer {
         var sums = [part.lossSum, Double(part.correct), Double(part.count)]
         try communicator.allreduceSum(&sums)
         return Evaluation(lossSum: sums[0], correct: Int(sums[1]), count: Int(sums[2]))
+    }
+
+    /// Loss and accuracy of the averaged weights over `data` (this rank's part), after their
+    /// BatchNorm statistics are recomputed (`recalibrateAverage`); the live weights are untouched.
+    public func evaluateAverage(_ data: Dataset) throws -> Evaluation? {
+        guard let average else { return nil }
+        try recalibrateAverage()
+        let part = average.withAveragedWeights(in: network.store) {
+            Evaluation.run(network, on: data, batchSize: configuration.batchSize)
+        }
+        var sums = [part.lossSum, Double(part.correct), Double(part.count)]
+        try communicator.allreduceSum(&sums)
+        return Evaluation(lossSum: sums[0], correct: Int(sums[1]), count: Int(sums[2]))
+    }
+
+    /// Images (over all ranks) whose batch statistics make the averaged weights' BatchNorm statistics.
+    public static let recalibrationImages = 6400
+
+    /// The averaged weights' BatchNorm statistics: the mean batch statistics over about
+    /// `recalibrationImages` plain (unaugmented) training images, split across ranks, in an
+    /// order keyed by (seed, epoch, rank), then averaged over ranks. A no-op without BatchNorm.
+    public func recalibrateAverage() throws {
+        guard let average, network.store.bufferCount > 0 else { return }
+        let batch = configuration.batchSize
+        let batches = max(1, min(train.count / batch, (Trainer.recalibrationImages + globalBatchSize - 1) / globalBatchSize))
+        let order = keyedPermutation(count: train.count, seed: configuration.seed, purpose: .batchNormRecalibration,
+                                     UInt64(epoch), UInt64(communicator.rank))
+        let assembler = BatchAssembler(dataset: train, capacity: batch)
+        let count = min(batch, train.count)
+        average.withAveragedWeights(in: network.store) {
+            network.recomputeBatchNormStatistics(
+                batches: batches,
+                context: PassContext(mode: .training, seed: configuration.seed, step: UInt64.max / 2, rank: communicator.rank)
+            ) { b in
+                assembler.assemble(order[(b * count)..<((b + 1) * count)])
+                return (assembler.input.pointer, count)
+            }
+        }
+        if communicator.size > 1 {
+            try average.buffers.withUnsafeMutableBufferPointer { try communicator.allreduceSum($0) }
+            let scale = 1 / Float(communicator.size)
+            for i in 0..<average.buffers.count { average.buffers[i] *= scale }
+        }
     }
 
     /// SHA-256 of the parameter and buffer arenas (for comparing ranks and runs).

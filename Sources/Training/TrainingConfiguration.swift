@@ -1,4 +1,5 @@
 import Augmentation
+import Datasets
 import NeuralNet
 
 /// Everything that decides what a training run computes. Every rank must agree on all of it
@@ -22,6 +23,15 @@ public struct TrainingConfiguration: Sendable {
     public var maxSteps: Int?
     /// Gradient compression and allreduce buckets (must match across ranks; may change on resume).
     public var exchange: ExchangeSettings = ExchangeSettings()
+    /// Label smoothing ε of the training loss (0: the one-hot label).
+    public var labelSmoothing: Float = 0
+    /// Keep an exponential moving average of the weights with this decay (nil: none).
+    public var averageDecay: Float?
+    /// The last this many epochs train on plain images, whatever `augmentation` says.
+    public var augmentationOffEpochs = 0
+    /// Which records of the training file are held out for validation (nil: none; the trainer
+    /// only sees the rest either way, this records what was held out).
+    public var validation: ValidationSplit?
 
     public init(model: ModelSpec, epochs: Int = 1, batchSize: Int = 64, optimizer: OptimizerKind = .adam(beta1: 0.9, beta2: 0.999, epsilon: 1e-8),
                 learningRate: Float = 1e-3, schedule: LearningRateSchedule.Kind = .constant, warmupSteps: Int = 0,
@@ -40,8 +50,16 @@ public struct TrainingConfiguration: Sendable {
          ("warmup steps", "\(warmupSteps)"), ("weight decay", "\(weightDecay)"), ("seed", "\(seed)"),
          ("data placement", placement.rawValue), ("augmentation", augmentation.description),
          ("max steps", maxSteps.map(String.init) ?? "none"),
-         ("gradient compression", exchange.compression.rawValue), ("allreduce bucket bytes", "\(exchange.bucketBytes)")]
+         ("gradient compression", exchange.compression.rawValue), ("allreduce bucket bytes", "\(exchange.bucketBytes)"),
+         ("label smoothing", "\(labelSmoothing)"), ("weight average", averageDecay.map { "ema \($0)" } ?? "none"),
+         ("augmentation off for the last epochs", "\(augmentationOffEpochs)"),
+         ("validation split", validation?.description ?? "none")]
     }
+
+    /// What a checkpoint written before a field existed meant by it.
+    static let valuesBeforeFieldExisted: [String: String] = [
+        "label smoothing": "0.0", "weight average": "none", "augmentation off for the last epochs": "0", "validation split": "none",
+    ]
 
     /// Fields a resumed run may change: they alter how gradients travel, not what the run is.
     static let changeableOnResume: Set<String> = ["max steps", "gradient compression", "allreduce bucket bytes"]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Datasets
 import NeuralNet
 import Training
 
@@ -46,4 +47,27 @@ extension ExchangeSettings.Compression: ExpressibleByArgument {}
 /// What `digits export` writes.
 enum ExportFormat: String, CaseIterable, ExpressibleByArgument {
     case onnx
+}
+
+/// `--validation`: auto (a twelfth of the training set) or a number of images (0: none).
+enum ValidationChoice: ExpressibleByArgument, Equatable {
+    case automatic
+    case images(Int)
+
+    init?(argument: String) {
+        if argument == "auto" { self = .automatic; return }
+        guard let n = Int(argument), n >= 0 else { return nil }
+        self = .images(n)
+    }
+
+    var defaultValueDescription: String { "auto" }
+
+    /// The split this asks for, keyed by the run's seed (nil: hold nothing out).
+    func split(seed: UInt64) -> ValidationSplit? {
+        switch self {
+        case .automatic: return ValidationSplit(size: .automatic, seed: seed)
+        case .images(0): return nil
+        case .images(let n): return ValidationSplit(size: .records(n), seed: seed)
+        }
+    }
 }

@@ -16,7 +16,7 @@ struct Report: ParsableCommand {
             }
             let lines = try readMetricsLines(metrics)
             try writeReport(lines, source: metrics, to: out)
-            print("wrote \(out): \(lines.count) epoch(s) from \(metrics)")
+            print("wrote \(out): \(lines.filter { $0["final"] == nil }.count) epoch(s) from \(metrics)")
         }
     }
 }
@@ -43,21 +43,26 @@ func readMetricsLines(_ path: String) throws -> [[String: Double]] {
 /// The report's geometry: three panels side by side, in SVG user units.
 private let panelW = 360.0, panelH = 240.0, margin = 50.0
 
-/// Three panels: loss (train, test), accuracy (train, test), and seconds per epoch split into
-/// compute, allreduce, data and evaluation.
-func writeReport(_ lines: [[String: Double]], source: String, to path: String) throws {
+/// Three panels: loss (train, validation), accuracy (train, validation, and the weight average's
+/// validation when there is one), and seconds per epoch split into compute, allreduce, data and
+/// evaluation. The test set's one score (the final line) is in the title.
+func writeReport(_ allLines: [[String: Double]], source: String, to path: String) throws {
+    let lines = allLines.filter { $0["final"] == nil }
+    let test = allLines.last { $0["final"] != nil }.flatMap { $0["test_accuracy"] }
+        .map { ", test accuracy \(String(format: "%.2f", 100 * $0))% (scored once, at the end)" } ?? ""
     var svg = """
     <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(3 * (panelW + margin) + margin))" height="\(Int(panelH + 2 * margin + 30))" font-family="sans-serif" font-size="11">
     <rect width="100%" height="100%" fill="white"/>
-    <text x="\(margin)" y="20" font-size="14">digits training report: \(xmlEscape(source)) (\(lines.count) epochs)</text>
+    <text x="\(margin)" y="20" font-size="14">digits training report: \(xmlEscape(source)) (\(lines.count) epochs\(test))</text>
 
     """
     let epochs = lines.map { $0["epoch"] ?? 0 }
     svg += seriesPanel(0, title: "loss", epochs: epochs,
-                       series: [("train", "#1f77b4", lines.map { $0["train_loss"] }), ("test", "#d62728", lines.map { $0["test_loss"] })],
+                       series: [("train", "#1f77b4", lines.map { $0["train_loss"] }), ("validation", "#d62728", lines.map { $0["validation_loss"] })],
                        percent: false)
     svg += seriesPanel(1, title: "accuracy", epochs: epochs,
-                       series: [("train", "#1f77b4", lines.map { $0["train_accuracy"] }), ("test", "#d62728", lines.map { $0["test_accuracy"] })],
+                       series: [("train", "#1f77b4", lines.map { $0["train_accuracy"] }), ("validation", "#d62728", lines.map { $0["validation_accuracy"] }),
+                                ("ema validation", "#2ca02c", lines.map { $0["ema_validation_accuracy"] })],
                        percent: true)
     svg += timePanel(lines)
     svg += "</svg>\n"

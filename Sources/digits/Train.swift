@@ -61,6 +61,14 @@ struct Train: ParsableCommand {
     var augment: String = "none"
     @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
     var elastic: String?
+    @Option(help: "Last epochs trained on plain images, whatever --augment and --elastic say (augmentation eased off at the end).")
+    var augmentOffEpochs: Int = 0
+    @Option(help: "Label smoothing of the training loss: the target is (1 - e) one-hot + e / classes (0: none; 0.1 is usual).")
+    var labelSmoothing: Float = 0
+    @Option(help: "Also keep an exponential moving average of the weights with this decay (e.g. 0.999), scored beside them with BatchNorm statistics of its own; checkpoints hold both and name the one that scored better on validation.")
+    var ema: Float?
+    @Option(help: "Training images held out for validation, chosen by --seed (the same for any number of ranks): every epoch is scored on them, and the test set once, at the end. auto: a twelfth (5,000 of MNIST's 60,000); 0: none.")
+    var validation: ValidationChoice = .automatic
     @Option(parsing: .unconditional, help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
     @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
@@ -118,6 +126,9 @@ struct Train: ParsableCommand {
         if keep < 1 || keep > 100_000 { throw ValidationError("--keep must be from 1 to 100000 checkpoints, not \(keep)") }
         if let stopAtStep, stopAtStep < 1 { throw ValidationError("--stop-at-step must be at least 1, not \(stopAtStep)") }
         if lrBaseBatch < 1 || lrBaseBatch > 1 << 30 { throw ValidationError("--lr-base-batch must be from 1 to 2^30, not \(lrBaseBatch)") }
+        if augmentOffEpochs < 0 || augmentOffEpochs > epochs { throw ValidationError("--augment-off-epochs must be from 0 to --epochs (\(epochs)), not \(augmentOffEpochs)") }
+        if !(0..<1).contains(labelSmoothing) { throw ValidationError("--label-smoothing must be at least 0 and below 1, not \(labelSmoothing)") }
+        if let ema, !(ema > 0 && ema < 1) { throw ValidationError("--ema must be between 0 and 1 (e.g. 0.999), not \(ema)") }
         if noCheckpoints && overwriteCheckpoints { throw ValidationError("--overwrite-checkpoints replaces checkpoints; it does nothing with --no-checkpoints") }
         do {
             _ = try AugmentationSettings(parsing: augment)
@@ -141,7 +152,7 @@ struct Train: ParsableCommand {
             if root && !checkpoints.replaced.isEmpty {
                 print("--overwrite-checkpoints: deleted \(checkpoints.replaced.count) checkpoint(s) of another run from \(checkpointDir)/")
             }
-            let (trainer, test) = try makeTrainer(communicator)
+            let (trainer, sets) = try makeTrainer(communicator)
             let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0, append: resume != nil) } : nil
             try restore(checkpoints, into: trainer, communicator: communicator)
             var reportFirstStep = resume != nil && root
@@ -152,13 +163,14 @@ struct Train: ParsableCommand {
                 }
                 if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try save(checkpoints, t) }
             }
-            if root { printHeader(trainer, communicator: communicator) }
+            if root { printHeader(trainer, communicator: communicator, validationCount: sets.validation?.totalCount) }
             while !trainer.isFinished {
-                guard let metrics = try runEpoch(trainer, test: test, checkpoints: checkpoints, root: root) else { break }
+                guard let metrics = try runEpoch(trainer, validation: sets.validation, checkpoints: checkpoints, root: root) else { break }
                 if root { printEpoch(metrics) }
                 try metricsFile?.write(metrics.jsonLine)
             }
             try finish(trainer, checkpoints: checkpoints, communicator: communicator)
+            try scoreTestSet(trainer, test: sets.test, metricsFile: metricsFile, root: root)
         }
     }
 
@@ -167,13 +179,16 @@ struct Train: ParsableCommand {
     }
 
     /// The data of this rank, the configuration every rank checks against the others, and the trainer.
-    private func makeTrainer(_ communicator: Communicator) throws -> (Trainer, Dataset?) {
+    private func makeTrainer(_ communicator: Communicator) throws -> (Trainer, (validation: Dataset?, test: Dataset?)) {
         let rank = communicator.rank, worldSize = communicator.size
         let placement = dataPlacement
         let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
-        // Evaluation always splits the test set across ranks.
+        // Evaluation always splits the validation and test sets across ranks.
+        let evaluationShard = ShardSpec(rank: rank, worldSize: worldSize, seed: seed)
+        let split = validation.split(seed: seed)
         let set = try IDXSet.load(from: data.dataDir, train: shard.map { .shard($0) } ?? .all,
-                                  test: noEval ? .skip : .shard(ShardSpec(rank: rank, worldSize: worldSize, seed: seed)))
+                                  test: noEval ? .skip : .shard(evaluationShard),
+                                  validation: split.map { ($0, noEval ? .skip : .shard(evaluationShard)) })
         guard let train = set.train else { throw CommandError("\(data.dataDir): no training set read") }
         let test = set.test
         if rank == 0, let notice = set.notice { print(notice) }
@@ -199,6 +214,10 @@ struct Train: ParsableCommand {
             seed: seed, placement: placement, augmentation: augmentation, maxSteps: maxSteps)
         configuration.exchange = ExchangeSettings(compression: gradientCompression,
                                                   bucketBytes: bucketKb * 1024)
+        configuration.labelSmoothing = labelSmoothing
+        configuration.averageDecay = ema
+        configuration.augmentationOffEpochs = augmentOffEpochs
+        configuration.validation = split
         try ConfigurationCheck.verify(configuration.fields + [
             ("training data", train.imagesSHA256 + "/" + train.labelsSHA256),
             ("test data", test.map { $0.imagesSHA256 + "/" + $0.labelsSHA256 } ?? "not evaluated"),
@@ -214,7 +233,7 @@ struct Train: ParsableCommand {
             let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
             trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
         }
-        return (trainer, test)
+        return (trainer, (set.validation, test))
     }
 
     private func peakLearningRate(worldSize: Int) -> Float {
@@ -244,7 +263,7 @@ struct Train: ParsableCommand {
         }
     }
 
-    private func printHeader(_ trainer: Trainer, communicator: Communicator) {
+    private func printHeader(_ trainer: Trainer, communicator: Communicator, validationCount: Int?) {
         let configuration = trainer.configuration
         print("model \(configuration.model)  (\(trainer.network.parameterCount) parameters, \(fixed(Double(trainer.network.forwardMultiplyAdds) / 1e6, 2))M multiply-adds per image)")
         print("\(trainer.train.totalCount) training images on \(communicator.size) rank(s) (\(configuration.placement.rawValue)), batch \(batchSize) per rank = \(trainer.globalBatchSize) global, "
@@ -260,12 +279,17 @@ struct Train: ParsableCommand {
         if !noCheckpoints {
             print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
         }
-        print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("test loss", 11) + pad("test acc", 10)
+        if let validationCount {
+            print("validation: \(validationCount) training images held out (chosen by seed \(seed)); each epoch is scored on them, "
+                  + "the test set once, after the last epoch" + (ema == nil ? "" : "; the weight average (ema \(ema ?? 0)) is scored beside the weights"))
+        }
+        print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("val loss", 10) + pad("val acc", 9)
+              + (ema == nil ? "" : pad("ema val acc", 13))
               + pad("img/s", 9) + pad("seconds", 9))
     }
 
     /// One epoch (or the rest of one), its evaluation and checkpoint; nil when the run stopped inside it.
-    private func runEpoch(_ trainer: Trainer, test: Dataset?, checkpoints: CheckpointSession, root: Bool) throws -> EpochMetrics? {
+    private func runEpoch(_ trainer: Trainer, validation: Dataset?, checkpoints: CheckpointSession, root: Bool) throws -> EpochMetrics? {
         let epochNumber = trainer.epoch + 1
         let interactive = root && (progress == .always
             || (progress == .auto && standardOutputIsTerminal && !MPICommunicator.launchedByMPI))
@@ -289,12 +313,21 @@ struct Train: ParsableCommand {
             }
             return nil
         }
-        if let test {
+        if let validation {
             let t0 = monotonicSeconds()
-            let evaluation = try trainer.evaluate(test)
+            let live = try trainer.evaluate(validation)
+            metrics.validationLoss = live.loss
+            metrics.validationAccuracy = live.accuracy
+            if let average = try trainer.evaluateAverage(validation) {
+                metrics.averageValidationLoss = average.loss
+                metrics.averageValidationAccuracy = average.accuracy
+                // Ties go to the average: it is the smoother of the two.
+                trainer.preferAverage = average.correct >= live.correct
+            }
             metrics.time.evaluation = monotonicSeconds() - t0
-            metrics.testLoss = evaluation.loss
-            metrics.testAccuracy = evaluation.accuracy
+        } else {
+            // The average's BatchNorm statistics are measured at every epoch end, scored or not.
+            try trainer.recalibrateAverage()
         }
         checkpoints.lastMetrics = metrics.jsonLine
         try save(checkpoints, trainer)
@@ -304,8 +337,9 @@ struct Train: ParsableCommand {
     private func printEpoch(_ metrics: EpochMetrics) {
         print(pad(String(metrics.epoch), 5) + pad(fixed(metrics.trainLoss, 4), 12)
               + pad(fixed(100 * metrics.trainAccuracy, 2) + "%", 11)
-              + pad(metrics.testLoss.map { fixed($0, 4) } ?? "-", 11)
-              + pad(metrics.testAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 10)
+              + pad(metrics.validationLoss.map { fixed($0, 4) } ?? "-", 10)
+              + pad(metrics.validationAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 9)
+              + (ema == nil ? "" : pad(metrics.averageValidationAccuracy.map { fixed(100 * $0, 2) + "%" } ?? "-", 13))
               + pad(fixed(metrics.imagesPerSecond, 0), 9) + pad(fixed(metrics.seconds, 1), 9))
         let t = metrics.time, whole = max(t.total, 1e-9)
         func part(_ name: String, _ seconds: Double) -> String {
@@ -346,5 +380,27 @@ struct Train: ParsableCommand {
         if root, let path = parametersOut {
             try writeDurably(UnsafeRawBufferPointer(trainer.network.store.parameterBuffer), to: path)
         }
+    }
+
+    /// The test set, scored once, after the last epoch (never during training: it chooses nothing),
+    /// with the live weights and the average's; printed, and the last line of --metrics-out.
+    private func scoreTestSet(_ trainer: Trainer, test: Dataset?, metricsFile: LineWriter?, root: Bool) throws {
+        let finished = trainer.epoch >= trainer.configuration.epochs || trainer.globalStep >= (maxSteps ?? Int.max)
+        guard let test, finished else { return }
+        let live = try trainer.evaluate(test)
+        let average = try trainer.evaluateAverage(test)
+        guard root else { return }
+        print("test: \(fixed(100 * live.accuracy, 2))% of \(live.count) images (loss \(fixed(live.loss, 4))), scored once, after the last epoch")
+        var fields = ["\"final\":true", "\"epoch\":\(trainer.epoch)", "\"step\":\(trainer.globalStep)", "\"test_images\":\(live.count)",
+                      "\"test_loss\":\(jsonNumber(live.loss))", "\"test_accuracy\":\(jsonNumber(live.accuracy))"]
+        if let average {
+            let chosen = trainer.preferAverage ? "ema" : "raw"
+            print("test, weight average: \(fixed(100 * average.accuracy, 2))% (loss \(fixed(average.loss, 4))); "
+                  + "checkpoints name the \(chosen == "ema" ? "averaged" : "live") weights as the model"
+                  + (trainer.configuration.validation == nil || noEval ? " (no validation to choose by: the average)" : " (chosen on validation)"))
+            fields += ["\"ema_test_loss\":\(jsonNumber(average.loss))", "\"ema_test_accuracy\":\(jsonNumber(average.accuracy))",
+                       "\"selected_weights\":\"\(chosen)\""]
+        }
+        try metricsFile?.write("{" + fields.joined(separator: ",") + "}")
     }
 }
