@@ -16,6 +16,8 @@ static inline MPI_Datatype cmpi_int(void) { return MPI_INT; }
 static inline MPI_Datatype cmpi_uint16(void) { return MPI_UINT16_T; }
 // MPI_STATUSES_IGNORE: for MPI_Testall / MPI_Waitall when the statuses are not read.
 static inline MPI_Status *cmpi_statuses_ignore(void) { return MPI_STATUSES_IGNORE; }
+// MPI_STATUS_IGNORE: for MPI_Test when the status is not read.
+static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 // MPI_SUM / MPI_MAX: reduction operations.
 static inline MPI_Op cmpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op cmpi_max(void) { return MPI_MAX; }

@@ -33,6 +33,14 @@ public protocol Communicator: AnyObject {
     func progressReductions() throws
     /// Returns when every started reduction is complete.
     func waitReductions() throws
+
+    /// The ranks cut into `groups` blocks of consecutive ranks (`size` must be a multiple): this
+    /// rank's block as a communicator of its own, for work that groups do side by side (ensemble
+    /// members, cross-validation folds). Collective: every rank calls it with the same `groups`.
+    func split(groups: Int) throws -> Communicator
+    /// A barrier that waits as long as the slowest rank's work takes (groups finishing their
+    /// members or folds at different times), without spinning.
+    func waitForAll() throws
 }
 
 /// The elements of a started reduction: their width and their sum. A transport moves and adds
@@ -70,6 +78,14 @@ public struct ReductionElement: Sendable {
 
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
+
+    public func waitForAll() throws { try barrier() }
+
+    /// Communicators that cannot be split are one group of themselves.
+    public func split(groups: Int) throws -> Communicator {
+        guard groups == 1 else { throw CollectiveError("\(rankDescription): this communicator cannot be split into \(groups) groups") }
+        return self
+    }
 
     public func progressReductions() throws {}
     public func waitReductions() throws {}

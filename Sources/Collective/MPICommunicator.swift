@@ -13,7 +13,8 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     public let hostName: String
-    private let comm = cmpi_comm_world()
+    private let comm: MPI_Comm
+    private let timeout: Double?
     private nonisolated(unsafe) static var initialized = false
     private let watchdog: CollectiveWatchdog?
     /// Reductions started and not yet known to be complete.
@@ -28,12 +29,18 @@ public final class MPICommunicator: Communicator {
     /// Initialises MPI once per process. With `timeout`, a collective that makes no progress for
     /// that many seconds (a rank or its host is gone, or its link is down) ends this process with a
     /// message; mpirun then stops the whole job instead of leaving it hanging.
-    public init(timeout: Double? = nil) throws {
+    public convenience init(timeout: Double? = nil) throws {
         if !MPICommunicator.initialized {
             var provided: Int32 = 0
             try MPICommunicator.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
             MPICommunicator.initialized = true
         }
+        try self.init(comm: cmpi_comm_world(), timeout: timeout)
+    }
+
+    private init(comm: MPI_Comm, timeout: Double?) throws {
+        self.comm = comm
+        self.timeout = timeout
         try MPICommunicator.check(MPI_Comm_set_errhandler(comm, cmpi_errors_return()), "MPI_Comm_set_errhandler")
         var r: Int32 = 0, s: Int32 = 0
         try MPICommunicator.check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
@@ -55,6 +62,17 @@ public final class MPICommunicator: Communicator {
     }
 
     public var rankDescription: String { "rank \(rank) of \(size) on \(hostName)" }
+
+    public func split(groups: Int) throws -> Communicator {
+        guard groups >= 1, size % groups == 0 else {
+            throw CollectiveError("\(size) ranks cannot be cut into \(groups) equal groups")
+        }
+        if groups == 1 { return self }
+        var group: MPI_Comm? = nil
+        try MPICommunicator.check(MPI_Comm_split(comm, Int32(rank / (size / groups)), Int32(rank), &group), "MPI_Comm_split")
+        guard let group else { throw CollectiveError("MPI_Comm_split returned no communicator") }
+        return try MPICommunicator(comm: group, timeout: timeout)
+    }
 
     /// Ends MPI cleanly; call once when the work is done.
     public func finalize() {
@@ -153,6 +171,19 @@ public final class MPICommunicator: Communicator {
         try MPICommunicator.check(MPI_Barrier(comm), "MPI_Barrier")
     }
 
+    /// A barrier for ranks that finish their share of work at different times: no watchdog (the
+    /// others are busy, not lost), and the wait sleeps between tests instead of spinning on a core
+    /// another rank is computing on.
+    public func waitForAll() throws {
+        var request: MPI_Request? = nil
+        try MPICommunicator.check(MPI_Ibarrier(comm, &request), "MPI_Ibarrier")
+        var done: Int32 = 0
+        while done == 0 {
+            try MPICommunicator.check(MPI_Test(&request, &done, cmpi_status_ignore()), "MPI_Test")
+            if done == 0 { usleep(20_000) }
+        }
+    }
+
     public func allgather(_ bytes: [UInt8]) throws -> [[UInt8]] {
         watchdog?.enter("an allgather")
         defer { watchdog?.leave() }
@@ -172,7 +203,8 @@ public final class MPICommunicator: Communicator {
     public func abort(_ message: String, code: Int32) -> Never {
         let line = message + "\n"
         _ = line.withCString { write(2, $0, strlen($0)) }
-        MPI_Abort(comm, code)
+        // The whole job, not just this rank's group.
+        MPI_Abort(cmpi_comm_world(), code)
         exit(code)
     }
 }

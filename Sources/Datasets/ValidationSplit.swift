@@ -9,6 +9,9 @@ public struct ValidationSplit: Sendable, Equatable, CustomStringConvertible {
         /// A twelfth of the training file: MNIST's 60,000 give 5,000.
         case automatic
         case records(Int)
+        /// Fold `index` of `count` equal folds of the file (cross-validation): each record is held
+        /// out by exactly one fold.
+        case fold(index: Int, count: Int)
     }
 
     public let size: Size
@@ -19,31 +22,37 @@ public struct ValidationSplit: Sendable, Equatable, CustomStringConvertible {
         self.seed = seed
     }
 
-    /// Records held out of a file of `total`.
-    public func heldOutCount(total: Int) -> Int {
+    /// Positions in the seeded permutation of a file of `total` records that are held out.
+    func heldOutPositions(total: Int) -> Range<Int> {
         switch size {
-        case .automatic: return total / 12
-        case .records(let n): return n
+        case .automatic: return 0..<(total / 12)
+        case .records(let n): return 0..<max(0, n)
+        case .fold(let index, let count): return (index * total / count)..<((index + 1) * total / count)
         }
     }
+
+    /// Records held out of a file of `total`.
+    public func heldOutCount(total: Int) -> Int { heldOutPositions(total: total).count }
 
     public var description: String {
         switch size {
         case .automatic: return "a twelfth of the training set, seed \(seed)"
         case .records(let n): return "\(n) records, seed \(seed)"
+        case .fold(let index, let count): return "fold \(index + 1) of \(count), seed \(seed)"
         }
     }
 
     /// The global ids of the records trained on and of those held out, each ascending.
     public func split(total: Int, path: String) throws -> (train: [Int32], validation: [Int32]) {
-        let held = heldOutCount(total: total)
-        guard held >= 0, held < total else {
+        let positions = heldOutPositions(total: total)
+        let held = positions.count
+        guard held < total, positions.upperBound <= total else {
             throw DatasetError.unreadable(path: path, reason: "holds \(total) training records; a validation split of \(held) "
                                           + "would leave none to train on (use a smaller --validation, or 0 for none)")
         }
         let permutation = keyedPermutation(count: total, seed: seed, purpose: .validationSplit)
         var isHeld = [Bool](repeating: false, count: total)
-        for position in 0..<held { isHeld[Int(permutation[position])] = true }
+        for position in positions { isHeld[Int(permutation[position])] = true }
         var train = [Int32](), validation = [Int32]()
         train.reserveCapacity(total - held)
         validation.reserveCapacity(held)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Datasets
 import NeuralNet
 import Training
@@ -53,6 +54,8 @@ enum ExportFormat: String, CaseIterable, ExpressibleByArgument {
 enum ValidationChoice: ExpressibleByArgument, Equatable {
     case automatic
     case images(Int)
+    /// Set by `digits crossval`, not on the command line.
+    case fold(index: Int, count: Int)
 
     init?(argument: String) {
         if argument == "auto" { self = .automatic; return }
@@ -68,6 +71,27 @@ enum ValidationChoice: ExpressibleByArgument, Equatable {
         case .automatic: return ValidationSplit(size: .automatic, seed: seed)
         case .images(0): return nil
         case .images(let n): return ValidationSplit(size: .records(n), seed: seed)
+        case .fold(let index, let count): return ValidationSplit(size: .fold(index: index, count: count), seed: seed)
         }
     }
+}
+
+/// `--seeds 1,2,3`: distinct seeds, one training run each.
+struct SeedList: ExpressibleByArgument, Equatable, Sequence {
+    var values: [UInt64] = []
+
+    init() {}
+
+    init?(argument: String) {
+        let parts = argument.split(separator: ",", omittingEmptySubsequences: false).map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+        values = parts.compactMap { $0 }
+        guard Set(values).count == values.count else { return nil }
+    }
+
+    var defaultValueDescription: String { "none" }
+    var isEmpty: Bool { values.isEmpty }
+    var count: Int { values.count }
+    subscript(index: Int) -> UInt64 { values[index] }
+    func makeIterator() -> IndexingIterator<[UInt64]> { values.makeIterator() }
 }

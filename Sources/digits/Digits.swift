@@ -30,7 +30,7 @@ struct Digits: ParsableCommand {
         commandName: "digits",
         abstract: "Train a convolutional network on handwritten digits (MNIST), alone or data-parallel under mpirun.",
         version: digitsVersion,
-        subcommands: [Train.self, Evaluate.self, Predict.self, Export.self, Report.self, Bench.self, Inspect.self, InspectData.self, AugmentPreview.self, SampleImages.self]
+        subcommands: [Train.self, CrossValidate.self, Evaluate.self, Predict.self, Export.self, Report.self, Bench.self, Inspect.self, InspectData.self, AugmentPreview.self, SampleImages.self]
     )
 }
 

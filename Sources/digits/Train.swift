@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Augmentation
 import CStopSignals
 import Collective
@@ -69,6 +70,12 @@ struct Train: ParsableCommand {
     var ema: Float?
     @Option(help: "Training images held out for validation, chosen by --seed (the same for any number of ranks): every epoch is scored on them, and the test set once, at the end. auto: a twelfth (5,000 of MNIST's 60,000); 0: none.")
     var validation: ValidationChoice = .automatic
+    @Option(help: "Seed of the validation split (default: --seed; with --seeds, the first of them).")
+    var validationSeed: UInt64?
+    @Option(help: "Train one model per seed, e.g. 1,2,3 (an ensemble's members), each in <checkpoint-dir>/seed-S, all holding out the same validation images; under mpirun the ranks split into groups that train different members at once. Replaces --seed.")
+    var seeds: SeedList = SeedList()
+    /// `digits crossval` scores folds on validation only: the test set waits for the real run.
+    var scoresTestSet = true
     @Option(parsing: .unconditional, help: "Stop after this many steps in all (the schedule is planned for this many).")
     var maxSteps: Int?
     @Option(help: "Gradients on the wire between ranks: none (Float32) or fp16 (IEEE half with a shared power-of-two scale per bucket: half the bytes, for slow links).")
@@ -95,7 +102,7 @@ struct Train: ParsableCommand {
     var metricsOut: String?
     @Option(help: "At the end, draw this run's curves and time breakdown into this SVG file (needs --metrics-out).")
     var report: String?
-    @Flag(help: "Skip evaluating on the test set after each epoch.")
+    @Flag(help: "Skip evaluation: no validation score per epoch and no test score at the end.")
     var noEval = false
     @Flag(help: "At the end, every rank prints the SHA-256 of its weights (to compare ranks and runs).")
     var digest = false
@@ -138,40 +145,100 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let processStart = monotonicSeconds()
-        try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { communicator in
+        try runAsRank(collectiveTimeout: collectiveTimeout > 0 ? collectiveTimeout : nil) { world in
             try startKernels(threads: kernel.threads)
-            let root = communicator.isRoot
             // From here a first SIGINT/SIGTERM/SIGUSR1 asks for a stop after the step in progress, with a checkpoint.
-            stop_signals_install(root ? 1 : 0)
-            // Rank 0 owns the checkpoint directory: locked, proved writable and checked for other
-            // runs' files before any data is loaded or any step is trained.
-            let checkpoints = try CheckpointSession(communicator: communicator, directory: checkpointDir, keep: keep,
-                                                    writes: !noCheckpoints, resume: resume, replacingOthers: overwriteCheckpoints,
-                                                    warning: { printError("digits: warning: \($0)") })
-            if root && !checkpoints.replaced.isEmpty {
-                print("--overwrite-checkpoints: deleted \(checkpoints.replaced.count) checkpoint(s) of another run from \(checkpointDir)/")
+            stop_signals_install(world.isRoot ? 1 : 0)
+            if seeds.isEmpty {
+                _ = try trainRun(world)
+            } else {
+                try trainMembers(world)
             }
-            let (trainer, sets) = try makeTrainer(communicator)
-            let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0, append: resume != nil) } : nil
-            try restore(checkpoints, into: trainer, communicator: communicator)
-            var reportFirstStep = resume != nil && root
-            trainer.afterStep = { t in
-                if reportFirstStep {
-                    reportFirstStep = false
-                    print("first resumed step done \(fixed(monotonicSeconds() - processStart, 3)) s after the process started")
-                }
-                if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try save(checkpoints, t) }
-            }
-            if root { printHeader(trainer, communicator: communicator, validationCount: sets.validation?.totalCount) }
-            while !trainer.isFinished {
-                guard let metrics = try runEpoch(trainer, validation: sets.validation, checkpoints: checkpoints, root: root) else { break }
-                if root { printEpoch(metrics) }
-                try metricsFile?.write(metrics.jsonLine)
-            }
-            try finish(trainer, checkpoints: checkpoints, communicator: communicator)
-            try scoreTestSet(trainer, test: sets.test, metricsFile: metricsFile, root: root)
         }
+    }
+
+    /// What one run ended with: its last epoch's validation scores (nil when not scored).
+    struct Outcome {
+        var validation: Double?
+        var averageValidation: Double?
+    }
+
+    /// One training run on `communicator` (the world, or a group of it), from the checkpoint
+    /// directory's lock to the test score.
+    func trainRun(_ communicator: Communicator) throws -> Outcome {
+        let processStart = monotonicSeconds()
+        let root = communicator.isRoot
+        // Rank 0 owns the checkpoint directory: locked, proved writable and checked for other
+        // runs' files before any data is loaded or any step is trained.
+        let checkpoints = try CheckpointSession(communicator: communicator, directory: checkpointDir, keep: keep,
+                                                writes: !noCheckpoints, resume: resume, replacingOthers: overwriteCheckpoints,
+                                                warning: { printError("digits: warning: \($0)") })
+        if root && !checkpoints.replaced.isEmpty {
+            print("--overwrite-checkpoints: deleted \(checkpoints.replaced.count) checkpoint(s) of another run from \(checkpointDir)/")
+        }
+        let (trainer, sets) = try makeTrainer(communicator)
+        let metricsFile = root ? try metricsOut.map { try LineWriter(path: $0, append: resume != nil) } : nil
+        try restore(checkpoints, into: trainer, communicator: communicator)
+        var reportFirstStep = resume != nil && root
+        trainer.afterStep = { t in
+            if reportFirstStep {
+                reportFirstStep = false
+                print("first resumed step done \(fixed(monotonicSeconds() - processStart, 3)) s after the process started")
+            }
+            if checkpointEvery > 0 && t.globalStep % checkpointEvery == 0 { try save(checkpoints, t) }
+        }
+        if root { printHeader(trainer, communicator: communicator, validationCount: sets.validation?.totalCount) }
+        var outcome = Outcome()
+        while !trainer.isFinished {
+            guard let metrics = try runEpoch(trainer, validation: sets.validation, checkpoints: checkpoints, root: root) else { break }
+            if root { printEpoch(metrics) }
+            try metricsFile?.write(metrics.jsonLine)
+            outcome = Outcome(validation: metrics.validationAccuracy, averageValidation: metrics.averageValidationAccuracy)
+        }
+        try finish(trainer, checkpoints: checkpoints, communicator: communicator)
+        if scoresTestSet { try scoreTestSet(trainer, test: sets.test, metricsFile: metricsFile, root: root) }
+        return outcome
+    }
+
+    /// `--seeds`: one run per seed, each in `<checkpoint-dir>/seed-S`, all holding out the same
+    /// validation images (keyed by `--validation-seed`, else the first seed) so the members can be
+    /// scored as an ensemble. Under mpirun the ranks split into as many equal groups as there are
+    /// members (at most), and the groups train different members side by side.
+    func trainMembers(_ world: Communicator) throws {
+        let groups = (1...min(world.size, seeds.count)).last { world.size % $0 == 0 } ?? 1
+        let group = try world.split(groups: groups)
+        let perGroup = world.size / groups, index = world.rank / perGroup
+        var directories = [String]()
+        for (n, memberSeed) in seeds.enumerated() {
+            let directory = checkpointDir + "/seed-\(memberSeed)"
+            directories.append(directory)
+            guard n % groups == index else { continue }
+            var member = self
+            member.seeds = SeedList()
+            member.seed = memberSeed
+            member.validationSeed = validationSeed ?? seeds[0]
+            member.checkpointDir = directory
+            member.metricsOut = metricsOut.map { Train.memberPath($0, seed: memberSeed) }
+            member.report = report.map { Train.memberPath($0, seed: memberSeed) }
+            member.parametersOut = parametersOut.map { Train.memberPath($0, seed: memberSeed) }
+            if group.isRoot {
+                print("member \(n + 1) of \(seeds.count): seed \(memberSeed), ranks \(index * perGroup)-\(index * perGroup + perGroup - 1) of \(world.size), "
+                      + "checkpoints in \(directory)/")
+            }
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            _ = try member.trainRun(group)
+        }
+        try world.waitForAll()
+        if world.isRoot {
+            print("\(seeds.count) members trained; their ensemble: digits evaluate " + directories.map { "--checkpoint \($0)" }.joined(separator: " "))
+        }
+    }
+
+    /// `metrics.jsonl` for seed 3 is `metrics.seed-3.jsonl`.
+    static func memberPath(_ path: String, seed: UInt64) -> String {
+        let ns = path as NSString
+        let ext = ns.pathExtension
+        return ext.isEmpty ? path + ".seed-\(seed)" : ns.deletingPathExtension + ".seed-\(seed)." + ext
     }
 
     private func save(_ checkpoints: CheckpointSession, _ trainer: Trainer) throws {
@@ -185,7 +252,7 @@ struct Train: ParsableCommand {
         let shard = placement == .shard ? ShardSpec(rank: rank, worldSize: worldSize, seed: seed) : nil
         // Evaluation always splits the validation and test sets across ranks.
         let evaluationShard = ShardSpec(rank: rank, worldSize: worldSize, seed: seed)
-        let split = validation.split(seed: seed)
+        let split = validation.split(seed: validationSeed ?? seed)
         let set = try IDXSet.load(from: data.dataDir, train: shard.map { .shard($0) } ?? .all,
                                   test: noEval ? .skip : .shard(evaluationShard),
                                   validation: split.map { ($0, noEval ? .skip : .shard(evaluationShard)) })
@@ -280,8 +347,8 @@ struct Train: ParsableCommand {
             print("checkpoints: \(checkpointDir)/, " + (checkpointEvery > 0 ? "every \(checkpointEvery) steps and " : "") + "at each epoch end, keeping \(keep)")
         }
         if let validationCount {
-            print("validation: \(validationCount) training images held out (chosen by seed \(seed)); each epoch is scored on them, "
-                  + "the test set once, after the last epoch" + (ema == nil ? "" : "; the weight average (ema \(ema ?? 0)) is scored beside the weights"))
+            print("validation: \(validationCount) training images held out (chosen by seed \(validationSeed ?? seed)); each epoch is scored on them, "
+                  + (scoresTestSet ? "the test set once, after the last epoch" : "the test set not at all (cross-validation)") + (ema == nil ? "" : "; the weight average (ema \(ema ?? 0)) is scored beside the weights"))
         }
         print(pad("epoch", 5) + pad("train loss", 12) + pad("train acc", 11) + pad("val loss", 10) + pad("val acc", 9)
               + (ema == nil ? "" : pad("ema val acc", 13))

@@ -222,4 +222,47 @@ import Testing
         #expect(abs(r.lossSum - (1 + log(1 + exp(-1.0)))) < 1e-3)   // logsumexp(1000, 999) - 999
         #expect(r.correct == 0)
     }
+
+    /// With label smoothing ε the gradient is softmax - ((1 - ε) one-hot + ε/K): checked against
+    /// finite differences of the reported loss, and the loss against the formula on one row.
+    @Test func softmaxCrossEntropyWithLabelSmoothing() {
+        let batch = 3, classes = 10, epsilon: Float = 0.1
+        var logits = randomValues(batch * classes, seed: 16, scale: 3)
+        let labels: [UInt8] = [7, 1, 4]
+        var gradient = [Float](repeating: 0, count: batch * classes)
+        func meanLoss(_ l: [Float]) -> Double {
+            l.withUnsafeBufferPointer { lp in labels.withUnsafeBufferPointer { yp in
+                SoftmaxCrossEntropy.evaluate(logits: lp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
+                                             labelSmoothing: epsilon).lossSum / Double(batch)
+            } }
+        }
+        logits.withUnsafeBufferPointer { lp in labels.withUnsafeBufferPointer { yp in gradient.withUnsafeMutableBufferPointer { gp in
+            _ = SoftmaxCrossEntropy.evaluate(logits: lp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
+                                             gradient: gp.baseAddress!, gradientScale: 1 / Float(batch), labelSmoothing: epsilon)
+        } } }
+        var numeric = [Double]()
+        for i in 0..<logits.count {
+            let keep = logits[i]
+            logits[i] = keep + 1e-2; let plus = meanLoss(logits)
+            logits[i] = keep - 1e-2; let minus = meanLoss(logits)
+            logits[i] = keep
+            numeric.append((plus - minus) / 2e-2)
+        }
+        #expect(relativeError(gradient.map(Double.init), numeric) < 1e-3)
+        // Row 0 by hand: -sum_k target_k log p_k.
+        let row = logits[0..<classes].map(Double.init)
+        let logSumExp = log(row.map { exp($0) }.reduce(0, +))
+        var expected = 0.0
+        for k in 0..<classes {
+            let target = Double(epsilon) / Double(classes) + (k == 7 ? 1 - Double(epsilon) : 0)
+            expected -= target * (row[k] - logSumExp)
+        }
+        let one = logits.withUnsafeBufferPointer { lp in labels.withUnsafeBufferPointer { yp in
+            SoftmaxCrossEntropy.evaluate(logits: lp.baseAddress!, labels: yp.baseAddress!, batch: 1, classes: classes,
+                                         labelSmoothing: epsilon).lossSum
+        } }
+        #expect(abs(one - expected) < 1e-4)
+        // The gradient of each row sums to zero, as with a one-hot target.
+        #expect(abs(gradient[0..<classes].reduce(0, +)) < 1e-6)
+    }
 }
