@@ -514,6 +514,13 @@ if bash scripts/everyday-paths-test.sh "$bin/digits" "$MNIST_DIR" > "$work/every
   pass "everyday paths: $(tail -1 "$work/everyday" | sed 's/^everyday-paths: //') (no --checkpoint, a directory, latest, JPEG, PNG, standard input, damaged files)"
 else fail "everyday paths (scripts/everyday-paths-test.sh)" "$work/everyday"; fi
 
+# --- Honest model selection and the accuracy tools (scripts/accuracy-test.sh): a validation split scored
+# every epoch and the test set once at the end, --ema chosen on validation and used by evaluate, --seeds
+# members in rank groups under mpirun, crossval --folds.
+if bash scripts/accuracy-test.sh "$bin/digits" "$MNIST_DIR" > "$work/accuracy" 2>&1; then
+  pass "accuracy tools: $(tail -1 "$work/accuracy" | sed 's/^accuracy-test: //') (validation split, test once, ema chosen on validation, --seeds, crossval)"
+else fail "accuracy tools (scripts/accuracy-test.sh)" "$work/accuracy"; fi
+
 # --- Any IDX classification set (scripts/idx-test.sh): a synthetic 5-class set of 20x24 images with a
 # classes.txt trained, evaluated and predicted with names; a damaged MNIST refused; a model of one shape
 # refused on images of another.
