@@ -1,6 +1,6 @@
 /// Why a network gave its answer for one image: Grad-CAM (Selvaraju et al. 2017) at the last
-/// convolutional block's output, or, for a network without convolutions, the input gradient's
-/// size (saliency, Simonyan et al. 2014).
+/// convolutional block's output (HiResCAM where Grad-CAM's map is 0 everywhere), or, for a network
+/// without convolutions, the input gradient's size (saliency, Simonyan et al. 2014).
 ///
 /// Both need the gradient of one class's logit with respect to an activation inside the network.
 /// `Network.gradient(ofClass:image:atBoundary:)` runs one image forward in evaluation mode and
@@ -32,6 +32,12 @@ public struct Explanation: Sendable {
     public enum Method: Equatable, Sendable {
         /// Grad-CAM at this boundary (the last convolutional block's output).
         case gradCAM(boundary: Int)
+        /// Grad-CAM's map was 0 everywhere (no position where the channels it weights raise the
+        /// logit), so the map is HiResCAM's at the same boundary (Draelos & Carin 2020): the gradient
+        /// times the activation position by position, summed over channels, ReLU. Behind a flatten and
+        /// a dense layer this is each position's share of the logit, which Grad-CAM's spatial mean of
+        /// the gradient averages away.
+        case positionwiseGradCAM(boundary: Int)
         /// |d logit / d input|, largest over the input's channels: the network has no convolution
         /// (or its last one ends in a single position, where Grad-CAM has nothing to place).
         case inputGradient
@@ -46,6 +52,9 @@ public struct Explanation: Sendable {
     public let heat: [Float]
     public let height: Int
     public let width: Int
+
+    /// No position raised the class's logit by either map: the heat map is all 0.
+    public var isFlat: Bool { heat.allSatisfy { $0 == 0 } }
 }
 
 extension Network {
@@ -127,17 +136,22 @@ extension Network {
         return withExtendedLifetime(buffer) { Array(UnsafeBufferPointer(start: x, count: classes)) }
     }
 
-    /// Grad-CAM for a network with a convolution, input-gradient saliency otherwise, of one image
+    /// Grad-CAM for a network with a convolution (HiResCAM when Grad-CAM's map is 0 everywhere),
+    /// input-gradient saliency otherwise, of one image
     /// (C, H, W) normalised as in training; for `classIndex`, or the predicted class when nil.
     public func explain(_ image: UnsafePointer<Float>, classIndex: Int? = nil) -> Explanation {
         let h = spec.input.height, w = spec.input.width
         if let boundary = gradCAMBoundary {
             let pass = gradient(ofClass: classIndex, image: image, atBoundary: boundary)
-            let map = GradCAM.map(activation: pass.activation, gradient: pass.gradient, shape: pass.shape)
+            var map = GradCAM.map(activation: pass.activation, gradient: pass.gradient, shape: pass.shape)
+            var method = Explanation.Method.gradCAM(boundary: boundary)
+            if map.allSatisfy({ $0 == 0 }) {
+                map = GradCAM.positionwiseMap(activation: pass.activation, gradient: pass.gradient, shape: pass.shape)
+                method = .positionwiseGradCAM(boundary: boundary)
+            }
             let heat = HeatMap.normalized(HeatMap.upsampled(map, height: pass.shape.height, width: pass.shape.width,
                                                             toHeight: h, toWidth: w))
-            return Explanation(method: .gradCAM(boundary: boundary), classIndex: pass.classIndex, logits: pass.logits,
-                               heat: heat, height: h, width: w)
+            return Explanation(method: method, classIndex: pass.classIndex, logits: pass.logits, heat: heat, height: h, width: w)
         }
         let pass = gradient(ofClass: classIndex, image: image, atBoundary: 0)
         let heat = HeatMap.normalized(Saliency.map(inputGradient: pass.gradient, shape: spec.input))
@@ -164,6 +178,19 @@ public enum GradCAM {
         return (0..<pixels).map { p in
             var sum: Double = 0
             for c in 0..<shape.channels { sum += Double(weights[c]) * Double(activation[c * pixels + p]) }
+            return Float(max(0, sum))
+        }
+    }
+}
+
+extension GradCAM {
+    /// (H, W) ReLU(sum_c G_c ⊙ A_c): HiResCAM, the gradient's own value at each position instead of
+    /// its channel mean (the fallback when Grad-CAM's map is 0 everywhere).
+    public static func positionwiseMap(activation: [Float], gradient: [Float], shape: Shape) -> [Float] {
+        let pixels = shape.height * shape.width
+        return (0..<pixels).map { p in
+            var sum: Double = 0
+            for c in 0..<shape.channels { sum += Double(gradient[c * pixels + p]) * Double(activation[c * pixels + p]) }
             return Float(max(0, sum))
         }
     }

@@ -24,17 +24,24 @@ struct ExplanationPictures {
             return "input-gradient saliency |d logit / d pixel| of the predicted class (the model has no convolution for Grad-CAM)"
         }
         return "Grad-CAM of the predicted class at the output of layer \(layer.index + 1) '\(layer.token)' "
-            + "\(network.shape(atBoundary: boundary)), the last convolutional block"
+            + "\(network.shape(atBoundary: boundary)), the last convolutional block; where Grad-CAM's map is 0 everywhere, "
+            + "HiResCAM at the same layer (gradient times activation position by position), as the picture says"
     }
 
-    /// The same, short enough for the picture's caption (the bitmap font draws capitals).
-    var methodCaption: String {
+    /// How one image's map was made, short enough for the picture's caption (the bitmap font draws capitals).
+    func methodCaption(_ explanation: Explanation) -> String {
         let network = model.network
-        guard let boundary = network.gradCAMBoundary, let layer = network.specLayer(atBoundary: boundary) else {
-            return "SALIENCY: INPUT GRADIENT (NO CONV)"
+        let flat = explanation.isFlat ? " (ALL 0)" : ""
+        switch explanation.method {
+        case .inputGradient:
+            return "SALIENCY: INPUT GRADIENT (NO CONV)" + flat
+        case .gradCAM(let boundary), .positionwiseGradCAM(let boundary):
+            let shape = network.shape(atBoundary: boundary)
+            var name = "GRAD-CAM"
+            if case .positionwiseGradCAM = explanation.method { name = "HIRESCAM (GRAD-CAM 0)" }
+            let layer = network.specLayer(atBoundary: boundary).map { "LAYER \($0.index + 1) \($0.token) " } ?? ""
+            return "\(name): \(layer)\(shape.channels)X\(shape.height)X\(shape.width)" + flat
         }
-        let shape = network.shape(atBoundary: boundary)
-        return "GRAD-CAM: LAYER \(layer.index + 1) \(layer.token) \(shape.channels)X\(shape.height)X\(shape.width)"
     }
 
     /// The explanation of one image, given as pixels 0...255 (H, W), normalised as in training.
@@ -54,7 +61,7 @@ struct ExplanationPictures {
             SoftmaxCrossEntropy.probabilities($0.baseAddress!, classes: $0.count)
         }
         let title = "\(model.classNames[explanation.classIndex])  \(fixed(100 * Double(probabilities[explanation.classIndex]), 1))%"
-        let caption = methodCaption
+        let caption = methodCaption(explanation)
         let width = max(3 * margin + 2 * panelW, 2 * margin + max(Image8.textWidth(title, scale: 3), Image8.textWidth(caption, scale: 2)))
         let scaleY = margin + panelH + 4, titleY = scaleY + 8 + 3 + 10 + 8
         var image = Image8(width: width, height: titleY + 15 + 6 + 10 + margin, channels: 3, fill: 32)
@@ -76,7 +83,8 @@ struct ExplanationPictures {
     }
 
     /// `evaluate --misclassified` with heat maps: tiles of each missed test image (2x) beside its heat
-    /// map for the predicted class, labelled "true>predicted confidence%" beneath.
+    /// map for the predicted class, labelled "true>predicted confidence%" beneath; a small H in the
+    /// map's corner marks HiResCAM (Grad-CAM's map was 0), a 0 a map that is 0 everywhere.
     func writeMissGrid(_ misses: [(id: Int, label: Int, predicted: Int, confidence: Float)], test: Dataset, to path: String) throws {
         let columns = 8, zoom = 2, labelHeight = 14, gap = 4, inner = 2
         let h = test.height, w = test.width, pixels = test.pixelsPerImage
@@ -87,7 +95,8 @@ struct ExplanationPictures {
         for (n, miss) in misses.enumerated() {
             let x = gap + (n % columns) * (tileW + gap), y = gap + (n / columns) * (tileH + labelHeight + gap)
             for p in 0..<pixels { cell[p] = Float(test.images[miss.id * pixels + p]) }
-            let heat = HeatMap.upsampled(explain(cell).heat, height: h, width: w, toHeight: tileH, toWidth: w * zoom)
+            let explanation = explain(cell)
+            let heat = HeatMap.upsampled(explanation.heat, height: h, width: w, toHeight: tileH, toWidth: w * zoom)
             cell.withUnsafeBufferPointer { tile in
                 image.place(tile.baseAddress!, tileWidth: w, tileHeight: h, x: x, y: y, zoom: zoom)
                 heat.withUnsafeBufferPointer {
@@ -97,6 +106,11 @@ struct ExplanationPictures {
             }
             image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tileH + 3,
                            scale: 2, color: (255, 200, 60))
+            // Marked in the heat map's corner: H for HiResCAM (Grad-CAM's map was 0), 0 for a map that is 0 everywhere.
+            var mark = ""
+            if case .positionwiseGradCAM = explanation.method { mark = "H" }
+            if explanation.isFlat { mark = "0" }
+            image.drawText(mark, x: x + tileW - 8, y: y + 2, scale: 2, color: (255, 255, 255))
         }
         try image.writePNG(to: path)
     }

@@ -4,7 +4,7 @@ import Testing
 
 /// The explanation API: the gradient of a class's logit at a layer boundary against finite
 /// differences of that logit (the layers above the boundary rerun on a perturbed activation),
-/// Grad-CAM against its formula on hand-built cases, and an MLP's saliency against finite
+/// Grad-CAM (and its HiResCAM fallback) against their formulas on hand-built cases, and an MLP's saliency against finite
 /// differences at the input.
 ///
 /// Central differences with h = 1e-2 in Float32 on logits of order 1 carry about 1e-5 of rounding;
@@ -184,6 +184,38 @@ import Testing
         let map1 = x.map { max(0, -2.5 * $0 - 0.5) / 9 }
         #expect(other.classIndex == 1)
         #expect(zip(other.heat, map1.map { $0 / map1.max()! }).allSatisfy { abs($0 - $1) < 1e-5 }, "\(other.heat)")
+    }
+
+    /// Behind flatten and dense, Grad-CAM's spatial mean of the gradient can be negative for every
+    /// channel where the image is active: its map is 0 everywhere, and HiResCAM's ReLU(G ⊙ A) is drawn
+    /// instead. conv (1x1, one channel: A = x + 2, all positive) -> flatten -> dense on a 2x2 image:
+    /// the gradient at A is class 0's weights [3, 1, -4, -4], their mean -1, so Grad-CAM's map is
+    /// ReLU(-A) = 0 and HiResCAM's is [3 A0, A1, 0, 0].
+    @Test func hiResCAMWhenGradCAMIsZeroEverywhere() throws {
+        let spec = try ModelSpec(parsing: "conv1k1-flatten-dense2", input: Shape(channels: 1, height: 2, width: 2), classes: 2)
+        let network = Network(spec: spec, seed: 1)
+        let values: [String: [Float]] = [
+            "layers.0.weight": [1], "layers.0.bias": [2],
+            "layers.2.weight": [3, 1, -4, -4, /* class 1 */ 1, 1, 1, 1], "layers.2.bias": [0, 0],
+        ]
+        for entry in network.store.parameterEntries {
+            let v = try #require(values[entry.name], "\(entry.name) set by hand")
+            for (i, x) in v.enumerated() { network.store.mutableParameters()[entry.slice.offset + i] = x }
+        }
+        #expect(network.gradCAMBoundary == 1)
+        let x: [Float] = [0.5, -0.5, 0.25, 0]   // A = [2.5, 1.5, 2.25, 2]
+        let pass = x.withUnsafeBufferPointer { network.gradient(ofClass: 0, image: $0.baseAddress!, atBoundary: 1) }
+        #expect(pass.activation == [2.5, 1.5, 2.25, 2] && pass.gradient == [3, 1, -4, -4])
+        #expect(GradCAM.map(activation: pass.activation, gradient: pass.gradient, shape: pass.shape) == [0, 0, 0, 0])
+        #expect(GradCAM.positionwiseMap(activation: pass.activation, gradient: pass.gradient, shape: pass.shape) == [7.5, 1.5, 0, 0])
+        let explanation = x.withUnsafeBufferPointer { network.explain($0.baseAddress!, classIndex: 0) }
+        #expect(explanation.method == .positionwiseGradCAM(boundary: 1))
+        #expect(zip(explanation.heat, [1, 0.2, 0, 0] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 }, "\(explanation.heat)")
+        #expect(!explanation.isFlat)
+        // Class 1 (weights all 1) is Grad-CAM's ordinary case: its map is A itself.
+        let other = x.withUnsafeBufferPointer { network.explain($0.baseAddress!, classIndex: 1) }
+        #expect(other.method == .gradCAM(boundary: 1))
+        #expect(zip(other.heat, [1, 0, 0.75, 0.5] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 }, "\(other.heat)")
     }
 
     /// A network without convolutions is explained by |d logit / d input|, checked against finite
