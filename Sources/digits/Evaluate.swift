@@ -16,7 +16,7 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
-    @Flag(help: "With --misclassified: beside each misclassified image, its heat map for the predicted class (Grad-CAM, or input-gradient saliency for a model without convolutions; see predict --explain).")
+    @Flag(help: "With --misclassified: beside each misclassified image, its heat map for the predicted class (Grad-CAM, HiResCAM where that is 0, or input-gradient saliency for a model without convolutions; see predict --explain).")
     var explainMisclassified = false
     @OptionGroup var kernel: KernelOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?

@@ -25,7 +25,8 @@ struct Predict: ParsableCommand {
     @Flag(help: "Print one JSON object per image.") var json = false
     @Option(help: "Write the inputs the network saw (28x28 for MNIST), as PNGs, into this directory.") var savePreprocessed: String?
     @Option(help: ArgumentHelp("Write one PNG per image into this directory (named after the input): what the network saw, magnified, beside a heat map of where the evidence for the predicted class lay, with the class and its probability.",
-                               discussion: "Grad-CAM at the last convolutional block's output (the model's last image-shaped activation before flatten or gap); a model without convolutions gets input-gradient saliency, |d logit / d pixel|, and says so in the picture."))
+                               discussion: "Grad-CAM at the last convolutional block's output (the model's last image-shaped activation before flatten or gap; HiResCAM, gradient times activation, where Grad-CAM's map is 0 everywhere); a model without convolutions gets input-gradient saliency, |d logit / d pixel|. The picture says which (docs/explain.md).",
+                               valueName: "dir"))
     var explain: String?
 
     func run() throws {
