@@ -521,6 +521,13 @@ if bash scripts/accuracy-test.sh "$bin/digits" "$MNIST_DIR" > "$work/accuracy" 2
   pass "accuracy tools: $(tail -1 "$work/accuracy" | sed 's/^accuracy-test: //') (validation split, test once, ema chosen on validation, --seeds, crossval)"
 else fail "accuracy tools (scripts/accuracy-test.sh)" "$work/accuracy"; fi
 
+# --- Why the model said what it said (scripts/explain-test.sh): a conv net and the seed MLP trained 100
+# steps; predict --explain's pictures read back (size, the input, a heat map that is not constant; Grad-CAM
+# or saliency said); evaluate --explain-misclassified; wrong uses named in one line.
+if bash scripts/explain-test.sh "$bin/digits" "$MNIST_DIR" > "$work/explain" 2>&1; then
+  pass "explanations: $(tail -1 "$work/explain" | sed 's/^explain-test: //') (predict --explain: Grad-CAM and saliency pictures; evaluate --explain-misclassified)"
+else fail "explanations (scripts/explain-test.sh)" "$work/explain"; fi
+
 # --- Any IDX classification set (scripts/idx-test.sh): a synthetic 5-class set of 20x24 images with a
 # classes.txt trained, evaluated and predicted with names; a damaged MNIST refused; a model of one shape
 # refused on images of another.

@@ -6,6 +6,8 @@ public final class Network {
     public let layers: [Layer]
     /// Each layer's slice of the parameter (and gradient) arena, empty for layers without parameters.
     public let parameterRanges: [Range<Int>]
+    /// Each layer's indices in `spec.layers`: one, or the group fused into it.
+    public let specLayerRanges: [Range<Int>]
     /// Activation values of one image: the input and every spec layer's output (for memory estimates).
     public let activationValuesPerImage: Int
     private let logitGradient = FloatBuffer()   // (N, classes)
@@ -18,6 +20,7 @@ public final class Network {
         let workspace = GradientWorkspace()
         var layers = [Layer]()
         var ranges = [Range<Int>]()
+        var specRanges = [Range<Int>]()
         var shape = spec.input
         var activations = shape.count
         for group in LayerFusion.groups(spec.layers, fusions: fusions) {
@@ -32,11 +35,13 @@ public final class Network {
             }
             layers.append(Network.fuse(parts, as: group.kind))
             ranges.append(before..<store.parameterCount)
+            specRanges.append(group.layers)
         }
         store.seal(seed: seed)
         self.store = store
         self.layers = layers
         parameterRanges = ranges
+        specLayerRanges = specRanges
         activationValuesPerImage = activations
     }
 

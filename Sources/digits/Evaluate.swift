@@ -16,10 +16,16 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
+    @Flag(help: "With --misclassified: beside each misclassified image, its heat map for the predicted class (Grad-CAM, HiResCAM where that is 0, or input-gradient saliency for a model without convolutions; see predict --explain).")
+    var explainMisclassified = false
     @OptionGroup var kernel: KernelOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
     @Option(help: "Also write the logits of the images evaluated (float32, images x 10, in test-set order, before the softmax) to this .npy file; one process, not under mpirun.")
     var logitsOut: String?
+
+    func validate() throws {
+        if explainMisclassified && misclassified == nil { throw ValidationError("--explain-misclassified draws into the --misclassified picture: give --misclassified FILE.png too") }
+    }
 
     func run() throws {
         try runAsRank { communicator in
@@ -48,8 +54,11 @@ struct Evaluate: ParsableCommand {
             }
             if let misclassified {
                 let full = try testSet(for: model, shard: nil)
-                try writeMissGrid(report.misses, test: full, to: misclassified)
-                if !json { print("\nwrote \(misclassified): \(report.misses.count) misclassified test images, labelled true>predicted and confidence") }
+                let pictures = explainMisclassified ? ExplanationPictures(model: model) : nil
+                if let pictures { try pictures.writeMissGrid(report.misses, test: full, to: misclassified) }
+                else { try writeMissGrid(report.misses, test: full, to: misclassified) }
+                if !json { print("\nwrote \(misclassified): \(report.misses.count) misclassified test images, labelled true>predicted and confidence"
+                                 + (pictures.map { ", each beside its heat map: \($0.methodSentence)" } ?? "")) }
             }
             if let logitsOut {
                 let logits = NumpyArray.float32(model.logits(of: part), shape: [part.count, model.network.classes])

@@ -24,6 +24,10 @@ struct Predict: ParsableCommand {
     @Argument(help: "PNG or JPEG files, directories of them, or - for one image on standard input.") var inputs: [String]
     @Flag(help: "Print one JSON object per image.") var json = false
     @Option(help: "Write the inputs the network saw (28x28 for MNIST), as PNGs, into this directory.") var savePreprocessed: String?
+    @Option(help: ArgumentHelp("Write one PNG per image into this directory (named after the input): what the network saw, magnified, beside a heat map of where the evidence for the predicted class lay, with the class and its probability.",
+                               discussion: "Grad-CAM at the last convolutional block's output (the model's last image-shaped activation before flatten or gap; HiResCAM, gradient times activation, where Grad-CAM's map is 0 everywhere); a model without convolutions gets input-gradient saliency, |d logit / d pixel|. The picture says which (docs/explain.md).",
+                               valueName: "dir"))
+    var explain: String?
 
     func run() throws {
         try reportingErrors {
@@ -31,6 +35,11 @@ struct Predict: ParsableCommand {
             let files = inputFiles()
             if let savePreprocessed {
                 try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
+            }
+            let pictures = explain == nil ? nil : ExplanationPictures(model: model)
+            if let explain, let pictures {
+                try createExplanationDirectory(explain)
+                if !json { print("explanations in \(explain)/: \(pictures.methodSentence)") }
             }
             let normalizer = InputNormalizer()
             let input = FloatBuffer(capacity: model.input.count)
@@ -41,7 +50,7 @@ struct Predict: ParsableCommand {
             }
             for file in files {
                 do {
-                    try predict(file, model: model, normalizer: normalizer, input: input)
+                    try predict(file, model: model, normalizer: normalizer, input: input, pictures: pictures)
                 } catch {
                     failures += 1
                     printError("digits: error: \(error)")
@@ -75,7 +84,8 @@ struct Predict: ParsableCommand {
 
     /// Reads and prepares one image, runs the model on it (`input` holds the normalised pixels) and
     /// prints its line or JSON object; with --save-preprocessed also writes what the network saw.
-    func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer) throws {
+    func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer,
+                 pictures: ExplanationPictures? = nil) throws {
         let name = displayName(file)
         let bytes = file == "-" ? try ImageFile.standardInputContents() : try ImageFile.contents(of: file)
         let h = model.input.height, w = model.input.width, names = model.classNames
@@ -91,6 +101,7 @@ struct Predict: ParsableCommand {
             let base = file == "-" ? "stdin" : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
             try image.writePNG(to: savePreprocessed + "/" + base + ".png")
         }
+        if let explain, let pictures { try pictures.picture(prepared.pixels).writePNG(to: explanationPath(for: file, in: explain)) }
         if json {
             // "digit" is the class's index (MNIST's digit), "class" its name.
             print("{\"file\":\"\(jsonEscape(name))\",\"digit\":\(ranked[0]),\"class\":\"\(jsonEscape(names[ranked[0]]))\","
