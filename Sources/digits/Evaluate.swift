@@ -8,11 +8,16 @@ import Training
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a checkpoint on the test images of --data-dir (MNIST's 10,000 by default): accuracy, loss, per-class precision and recall, confusion matrix.",
-        discussion: "Runs under mpirun too: the test set is split across ranks and the counts are summed."
+        discussion: """
+        Runs under mpirun too: the test set is split across ranks and the counts are summed. Several \
+        --checkpoint options make an ensemble: their probabilities are averaged, and each member's own \
+        accuracy is printed beside the ensemble's; --tta averages over shifted copies of each image as well \
+        (docs/accuracy.md).
+        """
     )
 
     @OptionGroup var data: DataOptions
-    @OptionGroup var checkpointOption: CheckpointOption
+    @OptionGroup var checkpointOption: EnsembleOptions
     @Flag(help: "Print the results as one JSON object.") var json = false
     @Option(help: "Write a PNG grid of the misclassified test images, each labelled true>predicted and confidence.")
     var misclassified: String?
@@ -20,11 +25,12 @@ struct Evaluate: ParsableCommand {
     var explainMisclassified = false
     @OptionGroup var kernel: KernelOptions
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
-    @Option(help: "Also write the logits of the images evaluated (float32, images x 10, in test-set order, before the softmax) to this .npy file; one process, not under mpirun.")
+    @Option(help: "Also write the logits of the images evaluated (float32, images x classes, in test-set order, before the softmax) to this .npy file; one process, not under mpirun. For an ensemble or with --tta, the natural log of the averaged probabilities instead (their softmax is those probabilities).")
     var logitsOut: String?
 
     func validate() throws {
         if explainMisclassified && misclassified == nil { throw ValidationError("--explain-misclassified draws into the --misclassified picture: give --misclassified FILE.png too") }
+        if explainMisclassified { try checkpointOption.requireOneModel(for: "--explain-misclassified") }
     }
 
     func run() throws {
@@ -32,7 +38,8 @@ struct Evaluate: ParsableCommand {
             try startKernels(threads: kernel.threads)
             if logitsOut != nil && communicator.size > 1 { throw CommandError("--logits-out writes the logits of one process: run evaluate without mpirun") }
             let start = monotonicSeconds()
-            let model = try TrainedModel(checkpoint: try checkpointOption.file())
+            let ensemble = try checkpointOption.ensemble()
+            let model = ensemble.members[0]   // every member takes its image size and classes
             var part = try testSet(for: model, shard: communicator.size > 1
                                    ? ShardSpec(rank: communicator.rank, worldSize: communicator.size, seed: 1) : nil)
             if let limit {
@@ -40,17 +47,19 @@ struct Evaluate: ParsableCommand {
                 part = part.keeping { $0 < limit }
             }
             let t0 = monotonicSeconds()
-            var report = ClassificationReport.run(model, on: part)
+            var evaluation = EnsembleReport.run(ensemble, on: part)
             let evaluationSeconds = monotonicSeconds() - t0
-            try report.combine(over: communicator)
+            try evaluation.combine(over: communicator)
+            let report = evaluation.ensemble
             var slowest = [evaluationSeconds]
             try communicator.allreduceMax(&slowest)
             guard communicator.isRoot else { return }
             let throughput = Double(report.count) / max(slowest[0], 1e-9)
             if json {
-                print(jsonReport(report, model: model, ranks: communicator.size, throughput: throughput))
+                print(jsonReport(report, model: model, ensemble: evaluation, of: ensemble, ranks: communicator.size, throughput: throughput))
             } else {
-                printReport(report, model: model, ranks: communicator.size, throughput: throughput, seconds: monotonicSeconds() - start)
+                printReport(report, model: model, ensemble: evaluation, of: ensemble, ranks: communicator.size, throughput: throughput,
+                            seconds: monotonicSeconds() - start)
             }
             if let misclassified {
                 let full = try testSet(for: model, shard: nil)
@@ -61,9 +70,11 @@ struct Evaluate: ParsableCommand {
                                  + (pictures.map { ", each beside its heat map: \($0.methodSentence)" } ?? "")) }
             }
             if let logitsOut {
-                let logits = NumpyArray.float32(model.logits(of: part), shape: [part.count, model.network.classes])
+                let values = ensemble.isSingleModel ? model.logits(of: part) : ensemble.logProbabilities(of: part)
+                let logits = NumpyArray.float32(values, shape: [part.count, model.network.classes])
                 try logits.withUnsafeBytes { try writeAtomically($0, to: logitsOut, durable: false) }
-                if !json { print("\nwrote \(logitsOut): the logits of \(part.count) test images, float32 (\(part.count), \(model.network.classes))") }
+                let what = ensemble.isSingleModel ? "the logits" : "the log of the averaged probabilities (log-softmax logits)"
+                if !json { print("\nwrote \(logitsOut): \(what) of \(part.count) test images, float32 (\(part.count), \(model.network.classes))") }
             }
         }
     }
@@ -125,9 +136,12 @@ func jsonEscape(_ text: String) -> String {
 
 extension Evaluate {
 
-    private func jsonReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double) -> String {
-        var fields = ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
-                      "\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
+    private func jsonReport(_ report: ClassificationReport, model: TrainedModel, ensemble evaluation: EnsembleReport, of ensemble: Ensemble,
+                            ranks: Int, throughput: Double) -> String {
+        var fields = ensemble.isSingleModel
+            ? ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\""]
+            : ensembleJSONFields(ensemble, members: evaluation.members)
+        fields += ["\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
                       "\"ranks\":\(ranks)", "\"images_per_second\":\(jsonNumber(throughput))"]
         let classes = report.confusion.count
         fields.append("\"classes\":[" + model.classNames.map { "\"\(jsonEscape($0))\"" }.joined(separator: ",") + "]")
@@ -137,8 +151,12 @@ extension Evaluate {
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    private func printReport(_ report: ClassificationReport, model: TrainedModel, ranks: Int, throughput: Double, seconds: Double) {
-        print("checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+    private func printReport(_ report: ClassificationReport, model: TrainedModel, ensemble evaluation: EnsembleReport, of ensemble: Ensemble,
+                             ranks: Int, throughput: Double, seconds: Double) {
+        if ensemble.members.count == 1 {
+            print("checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+        }
+        for line in ensembleDescription(ensemble, members: evaluation.members) { print(line) }
         print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")
         print("\(ranks) rank(s), \(fixed(throughput, 0)) images/s, \(fixed(seconds, 2)) s in all")
         print("")

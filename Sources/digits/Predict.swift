@@ -16,11 +16,12 @@ struct Predict: ParsableCommand {
         bytes say whether it is PNG or JPEG, whatever its name. Directories are read in name order (their
         .png, .jpg and .jpeg files); - reads one image from standard input. A file that cannot be read is
         reported and the others go on; the exit status is 1 if any failed. Without --checkpoint, the newest
-        checkpoint digits train wrote here (checkpoints/latest).
+        checkpoint digits train wrote here (checkpoints/latest). Several --checkpoint options average their
+        probabilities (an ensemble); --tta averages over shifted copies of each image too (docs/accuracy.md).
         """
     )
 
-    @OptionGroup var checkpointOption: CheckpointOption
+    @OptionGroup var checkpointOption: EnsembleOptions
     @Argument(help: "PNG or JPEG files, directories of them, or - for one image on standard input.") var inputs: [String]
     @Flag(help: "Print one JSON object per image.") var json = false
     @Option(help: "Write the inputs the network saw (28x28 for MNIST), as PNGs, into this directory.") var savePreprocessed: String?
@@ -29,9 +30,14 @@ struct Predict: ParsableCommand {
                                valueName: "dir"))
     var explain: String?
 
+    func validate() throws {
+        if explain != nil { try checkpointOption.requireOneModel(for: "--explain") }
+    }
+
     func run() throws {
         try reportingErrors {
-            let model = try TrainedModel(checkpoint: try checkpointOption.file())
+            let ensemble = try checkpointOption.ensemble()
+            let model = ensemble.members[0]   // every member takes its image size and classes
             let files = inputFiles()
             if let savePreprocessed {
                 try? FileManager.default.createDirectory(atPath: savePreprocessed, withIntermediateDirectories: true)
@@ -41,16 +47,15 @@ struct Predict: ParsableCommand {
                 try createExplanationDirectory(explain)
                 if !json { print("explanations in \(explain)/: \(pictures.methodSentence)") }
             }
-            let normalizer = InputNormalizer()
-            let input = FloatBuffer(capacity: model.input.count)
             var failures = 0
             if !json && !files.isEmpty {
-                print("checkpoint \(model.path)")
+                if ensemble.members.count == 1 { print("checkpoint \(model.path)") }
+                for line in ensembleDescription(ensemble) { print(line) }
                 print(pad("file", 30, right: false) + pad("class", classColumn(model)) + pad("prob", 8) + "   top 3")
             }
             for file in files {
                 do {
-                    try predict(file, model: model, normalizer: normalizer, input: input, pictures: pictures)
+                    try predict(file, model: model, ensemble: ensemble, pictures: pictures)
                 } catch {
                     failures += 1
                     printError("digits: error: \(error)")
@@ -82,17 +87,18 @@ struct Predict: ParsableCommand {
         return files
     }
 
-    /// Reads and prepares one image, runs the model on it (`input` holds the normalised pixels) and
-    /// prints its line or JSON object; with --save-preprocessed also writes what the network saw.
-    func predict(_ file: String, model: TrainedModel, normalizer: InputNormalizer, input: FloatBuffer,
-                 pictures: ExplanationPictures? = nil) throws {
+    /// Reads and prepares one image, runs the ensemble (or the one model) on it and prints its line or
+    /// JSON object; with --save-preprocessed also writes what the network saw.
+    func predict(_ file: String, model: TrainedModel, ensemble: Ensemble, pictures: ExplanationPictures? = nil) throws {
         let name = displayName(file)
         let bytes = file == "-" ? try ImageFile.standardInputContents() : try ImageFile.contents(of: file)
         let h = model.input.height, w = model.input.width, names = model.classNames
         let prepared = try DigitPreprocessor.prepare(try ImageFile.readGrey(bytes, name: name), path: name, height: h, width: w)
         let t0 = monotonicSeconds()
-        for p in 0..<(h * w) { input.pointer[p] = normalizer.table[Int(prepared.pixels[p].rounded())] }
-        let p = model.probabilities(input.pointer, batch: 1)[0]
+        // Whole pixel values, as InputNormalizer's table took them before ensembles.
+        let pixels = prepared.pixels.map { UInt8(max(0, min(255, $0.rounded()))) }
+        let answer = ensemble.probabilities(ofPixels: pixels, batch: 1)
+        let p = answer.mean
         let latency = monotonicSeconds() - t0
         let ranked = (0..<names.count).sorted { p[$0] > p[$1] }
         if let savePreprocessed {
@@ -109,7 +115,8 @@ struct Predict: ParsableCommand {
                   + "\"top3\":[" + ranked.prefix(3).map {
                       "{\"digit\":\($0),\"class\":\"\(jsonEscape(names[$0]))\",\"probability\":\(jsonNumber(Double(p[$0])))}"
                   }.joined(separator: ",") + "],"
-                  + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))}")
+                  + "\"inverted\":\(prepared.inverted),\"model_seconds\":\(jsonNumber(latency))"
+                  + (ensemble.members.count > 1 ? "," + memberAnswersJSON(answer) : "") + "}")
         } else {
             print(pad(name, 30, right: false) + pad(names[ranked[0]], classColumn(model)) + pad(fixed(Double(p[ranked[0]]), 3), 8) + "   "
                   + ranked.prefix(3).map { "\(names[$0]) \(fixed(Double(p[$0]), 3))" }.joined(separator: ", "))
