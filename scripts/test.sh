@@ -528,6 +528,13 @@ if bash scripts/explain-test.sh "$bin/digits" "$MNIST_DIR" > "$work/explain" 2>&
   pass "explanations: $(tail -1 "$work/explain" | sed 's/^explain-test: //') (predict --explain: Grad-CAM and saliency pictures; evaluate --explain-misclassified)"
 else fail "explanations (scripts/explain-test.sh)" "$work/explain"; fi
 
+# --- Ensembles and test-time augmentation (scripts/ensemble-test.sh): two tiny models evaluated and
+# predicted together, with and without --tta, against the members' own logits; one checkpoint prints as
+# before; the same counts under mpirun -np 2; a checkpoint named twice or of another image size refused.
+if bash scripts/ensemble-test.sh "$bin/digits" "$MNIST_DIR" > "$work/ensemble" 2>&1; then
+  pass "ensembles and --tta: $(tail -1 "$work/ensemble" | sed 's/^ensemble-test: //') (2 checkpoints against their own logits, --tta, mpirun -np 2, refusals)"
+else fail "ensembles and test-time augmentation (scripts/ensemble-test.sh)" "$work/ensemble"; fi
+
 # --- Any IDX classification set (scripts/idx-test.sh): a synthetic 5-class set of 20x24 images with a
 # classes.txt trained, evaluated and predicted with names; a damaged MNIST refused; a model of one shape
 # refused on images of another.
