@@ -63,7 +63,7 @@ ab_status=$?
 "${ev[@]}" --checkpoint a --checkpoint b --tta --json > abtta.json 2> abtta.err
 tta_status=$?
 "${ev[@]}" --checkpoint a --checkpoint b --tta > abtta.out 2>&1
-"${ev[@]}" --checkpoint a --tta-views rotations --json > rot.json 2> rot.err
+"${ev[@]}" --checkpoint a --tta-views shifts --json > shifts.json 2> shifts.err
 
 cat > check.py <<'EOF'
 import json, math, struct, sys
@@ -104,11 +104,11 @@ if check == "ensemble":
     print("log-probabilities within %.1e of log(mean softmax); member accuracies %.4f, %.4f; ensemble %.4f"
           % (worst, members[0]["accuracy"], members[1]["accuracy"], ens["accuracy"]))
 elif check == "tta":
-    tta, rot = json.load(open("abtta.json")), json.load(open("rot.json"))
-    assert tta["tta_views"] == ["identity", "shift +1,0", "shift -1,0", "shift 0,+1", "shift 0,-1"], tta["tta_views"]
+    tta, shifts = json.load(open("abtta.json")), json.load(open("shifts.json"))
+    assert tta["tta_views"] == ["identity", "scale 0.9", "scale 1.1"], tta["tta_views"]
     assert len(tta["members"]) == 2 and all(m["images"] == tta["images"] for m in tta["members"]), tta["members"]
     assert sum(map(sum, tta["confusion"])) == tta["images"] and 0 < tta["accuracy"] <= 1, tta
-    assert rot["tta_views"] == ["identity", "rotate +8", "rotate -8"] and len(rot["members"]) == 1, rot
+    assert shifts["tta_views"] == ["identity", "shift +1,0", "shift -1,0", "shift 0,+1", "shift 0,-1"] and len(shifts["members"]) == 1, shifts
     print("ensemble with --tta %.4f (members %.4f, %.4f)" % (tta["accuracy"], tta["members"][0]["accuracy"], tta["members"][1]["accuracy"]))
 elif check == "mpi":
     one, two = json.load(open("abtta.json")), json.load(open("mpi.json"))
@@ -132,13 +132,13 @@ else cat ab.err >> ensemble.check; fail "evaluate --checkpoint a --checkpoint b 
 if grep -q '^ensemble of 2 checkpoints (their probabilities averaged):$' ab.out \
    && grep -q "^  1\. $a  (model $spec_a, .*: accuracy [0-9.]*% ([0-9]* wrong), loss " ab.out \
    && grep -q "^  2\. $b  (model $spec_b, " ab.out && grep -q "^$limit test images: accuracy " ab.out \
-   && grep -q '^test-time augmentation: 5 views (identity, shift +1,0, shift -1,0, shift 0,+1, shift 0,-1), for the ensemble and each member$' abtta.out; then
-  pass "evaluate's text: each member with its accuracy, then the ensemble's; --tta names its 5 views"
+   && grep -q '^test-time augmentation: 3 views (identity, scale 0.9, scale 1.1), for the ensemble and each member$' abtta.out; then
+  pass "evaluate's text: each member with its accuracy, then the ensemble's; --tta names its 3 views"
 else fail "evaluate's text for an ensemble" ab.out; cat abtta.out; fi
 
 if [ $tta_status -eq 0 ] && python3 check.py tta > tta.check 2>&1; then
-  pass "--tta: $(cat tta.check); --tta-views rotations alone turns it on (3 views)"
-else cat abtta.err rot.err >> tta.check; fail "evaluate --tta" tta.check; fi
+  pass "--tta: $(cat tta.check); --tta-views shifts alone turns it on (5 views)"
+else cat abtta.err shifts.err >> tta.check; fail "evaluate --tta" tta.check; fi
 
 if "${ev[@]}" --checkpoint a --checkpoint b --logits-out x.npy > logits.out 2>&1 \
    && grep -q "^wrote x.npy: the log of the averaged probabilities (log-softmax logits) of $limit test images, float32 ($limit, 10)$" logits.out; then
@@ -157,7 +157,7 @@ fi
 # predict: the header says what it averages; every JSON record has each member's answer.
 "$bin" sample-images --data-dir "$data" --count 4 --out png > /dev/null 2>&1
 if "$bin" predict --checkpoint a --checkpoint b --tta png > predict.out 2>&1 \
-   && grep -q '^ensemble of 2 checkpoints' predict.out && grep -q '^test-time augmentation: 5 views' predict.out \
+   && grep -q '^ensemble of 2 checkpoints' predict.out && grep -q '^test-time augmentation: 3 views' predict.out \
    && [ "$(grep -c '^png/digit-' predict.out)" -eq 4 ] \
    && "$bin" predict --checkpoint a --checkpoint b --tta --json png > predict.json 2>&1 && python3 check.py predict > predict.check 2>&1 \
    && "$bin" predict --checkpoint a png > predict-one.out 2>&1 && head -1 predict-one.out | grep -qx "checkpoint $a"; then

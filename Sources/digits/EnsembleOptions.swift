@@ -11,10 +11,10 @@ struct EnsembleOptions: ParsableArguments {
                                valueName: "checkpoint"))
     var checkpoints: [String] = []
 
-    @Flag(help: "Test-time augmentation: average the probabilities over the image and a few shifted copies of it (--tta-views; with several checkpoints, over every checkpoint and view).")
+    @Flag(help: "Test-time augmentation: average the probabilities over the image and copies of it scaled by 0.9 and 1.1 (or --tta-views; with several checkpoints, over every checkpoint and view). Each view costs one more pass of each model.")
     var tta = false
 
-    @Option(help: "The views --tta averages over (given alone, it turns --tta on): shifts (the image and its 1-pixel shifts right, left, down, up; the default), neighbours (and the 4 diagonal shifts), rotations (±8 degrees), scales (0.9 and 1.1), shifts-rotations.")
+    @Option(help: "The views --tta averages over (given alone, it turns --tta on): scales (the image, and scaled by 0.9 and 1.1; the default), rotations (the image, and rotated by ±8 degrees), shifts (the image and its 1-pixel shifts right, left, down, up), scales-rotations (5 views).")
     var ttaViews: TestTimeViewSet?
 
     /// The views every member sees: the image alone without --tta.
