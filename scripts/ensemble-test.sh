@@ -174,5 +174,14 @@ if [ $s1 -ne 0 ] && grep -qx "digits: error: $a: named twice (--checkpoint a and
   pass "refused: \"$(cat twice.out)\"; \"$(cat shape.out)\""
 else fail "refusals (exit statuses $s1, $s2, $s3)" twice.out; cat shape.out shape-predict.out; fi
 
+# A heat map explains one model on the image itself: --explain with two checkpoints or --tta is refused.
+"$bin" predict --checkpoint a --checkpoint b --explain ex png > explain2.out 2>&1; e1=$?
+"$bin" predict --checkpoint a --tta --explain ex png > explain-tta.out 2>&1; e2=$?
+if [ $e1 -ne 0 ] && [ $e2 -ne 0 ] && [ ! -d ex ] \
+   && grep -q "^Error: --explain explains one model on the image itself: give one --checkpoint and no --tta$" explain2.out \
+   && grep -q "^Error: --explain explains one model on the image itself" explain-tta.out; then
+  pass "predict --explain with 2 checkpoints or --tta refused: \"$(head -1 explain2.out)\""
+else fail "--explain with an ensemble (exit statuses $e1, $e2)" explain2.out; cat explain-tta.out; fi
+
 echo "ensemble-test: $passed passed, $failed failed"
 [ $failed -eq 0 ]
