@@ -65,6 +65,15 @@ if mpirun -np 2 "$bin" train --data-dir "$data" --model "$model" --seeds 3,4 --m
   pass "train --seeds 3,4 under mpirun -np 2: one member per rank, both holding out the validation images of seed 3"
 else fail "train --seeds under mpirun" members.out; fi
 
+# 4b. --weights ema on a checkpoint trained without --ema: one line naming it; --weights raw on one with an average works.
+if "$bin" evaluate --data-dir "$data" --checkpoint members/seed-3 --weights ema --limit 100 > noavg.out 2>&1; then
+  fail "evaluate --weights ema on a checkpoint without an average succeeded" noavg.out
+elif grep -q '^digits: error: .*members/seed-3/step-.*holds no weight average' noavg.out \
+     && "$bin" evaluate --data-dir "$data" --checkpoint ck --weights raw --limit 100 --json > raw.json 2>&1 \
+     && grep -q '"weights":"raw"' raw.json; then
+  pass "--weights ema without an average is refused naming the checkpoint; --weights raw reads the live weights"
+else fail "--weights" noavg.out; fi
+
 # 5. Cross-validation: 3 folds on 2 ranks (groups finish at different times), mean ± sd of the folds.
 if mpirun -np 2 "$bin" crossval --folds 3 --data-dir "$data" --model "$model" --max-steps 40 --no-checkpoints \
      --checkpoint-dir cv > cv.out 2>&1 \

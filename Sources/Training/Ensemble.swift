@@ -116,8 +116,8 @@ public final class Ensemble {
     }
 
     /// Reads every checkpoint (`TrainedModel`) and checks that they agree.
-    public convenience init(checkpoints: [String], views: [TestTimeView] = [.identity]) throws {
-        try self.init(members: try checkpoints.map { try TrainedModel(checkpoint: $0) }, views: views)
+    public convenience init(checkpoints: [String], views: [TestTimeView] = [.identity], weights: TrainedModel.Weights = .selected) throws {
+        try self.init(members: try checkpoints.map { try TrainedModel(checkpoint: $0, weights: weights) }, views: views)
     }
 
     /// "1x28x28" (channels x height x width), the form checkpoints record.

@@ -59,6 +59,8 @@ struct CheckpointOption: ParsableArguments {
     @Option(help: "The trained checkpoint: a .safetensors file, a checkpoint directory (its newest), or its latest file.")
     var checkpoint: String = CheckpointOption.defaultPath
 
+    @Option(help: weightsHelp) var weights: TrainedModel.Weights = .selected
+
     /// The checkpoint file itself (`CheckpointStore.resolve`).
     func file() throws -> String { try resolveCheckpoint(checkpoint) }
 }

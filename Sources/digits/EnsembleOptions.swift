@@ -2,6 +2,10 @@ import ArgumentParser
 import Training
 
 extension TestTimeViewSet: ExpressibleByArgument {}
+extension TrainedModel.Weights: ExpressibleByArgument {}
+
+/// The help of --weights, shared by every command that reads a checkpoint's weights.
+let weightsHelp = ArgumentHelp("Which weights of a checkpoint trained with --ema: selected (the ones the run chose on validation), raw (the live weights) or ema (the moving average). Checkpoints without an average have only raw.")
 
 /// The checkpoints `evaluate` and `predict` read (one, or several averaged as an ensemble) and their
 /// test-time augmentation.
@@ -16,6 +20,8 @@ struct EnsembleOptions: ParsableArguments {
 
     @Option(help: "The views --tta averages over (given alone, it turns --tta on): scales (the image, and scaled by 0.9 and 1.1; the default), rotations (the image, and rotated by ±8 degrees), shifts (the image and its 1-pixel shifts right, left, down, up), scales-rotations (5 views).")
     var ttaViews: TestTimeViewSet?
+
+    @Option(help: weightsHelp) var weights: TrainedModel.Weights = .selected
 
     /// The views every member sees: the image alone without --tta.
     var views: [TestTimeView] {
@@ -48,7 +54,7 @@ struct EnsembleOptions: ParsableArguments {
     }
 
     /// The members read and checked to agree, with their views.
-    func ensemble() throws -> Ensemble { try Ensemble(checkpoints: try files(), views: views) }
+    func ensemble() throws -> Ensemble { try Ensemble(checkpoints: try files(), views: views, weights: weights) }
 }
 
 /// The lines that say what an ensemble is, before its results: each member numbered (with its own
@@ -59,7 +65,7 @@ func ensembleDescription(_ ensemble: Ensemble, members reports: [ClassificationR
         lines.append("ensemble of \(ensemble.members.count) checkpoints (their probabilities averaged):")
         for (n, member) in ensemble.members.enumerated() {
             var line = "  \(n + 1). \(member.path)  (model \(member.metadata["model"] ?? "?"), epoch \(member.metadata["epoch"] ?? "?"), "
-                + "step \(member.metadata["global_step"] ?? "?"))"
+                + "step \(member.metadata["global_step"] ?? "?")" + (member.weightsUsed == "ema" ? ", the weight average" : "") + ")"
             if let report = reports?[n] {
                 line += ": accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))"
             }

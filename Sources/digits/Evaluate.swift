@@ -139,7 +139,8 @@ extension Evaluate {
     private func jsonReport(_ report: ClassificationReport, model: TrainedModel, ensemble evaluation: EnsembleReport, of ensemble: Ensemble,
                             ranks: Int, throughput: Double) -> String {
         var fields = ensemble.isSingleModel
-            ? ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\""]
+            ? ["\"checkpoint\":\"\(jsonEscape(model.path))\"", "\"model\":\"\(jsonEscape(model.metadata["model"] ?? ""))\"",
+               "\"weights\":\"\(model.weightsUsed)\""]
             : ensembleJSONFields(ensemble, members: evaluation.members)
         fields += ["\"images\":\(report.count)", "\"accuracy\":\(jsonNumber(report.accuracy))", "\"loss\":\(jsonNumber(report.loss))",
                       "\"ranks\":\(ranks)", "\"images_per_second\":\(jsonNumber(throughput))"]
@@ -154,7 +155,8 @@ extension Evaluate {
     private func printReport(_ report: ClassificationReport, model: TrainedModel, ensemble evaluation: EnsembleReport, of ensemble: Ensemble,
                              ranks: Int, throughput: Double, seconds: Double) {
         if ensemble.members.count == 1 {
-            print("checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?"))")
+            print("checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"), step \(model.metadata["global_step"] ?? "?")"
+                  + (model.weightsUsed == "ema" ? ", the weight average" : "") + ")")
         }
         for line in ensembleDescription(ensemble, members: evaluation.members) { print(line) }
         print("\(report.count) test images: accuracy \(fixed(100 * report.accuracy, 2))% (\(report.count - report.correct) wrong), loss \(fixed(report.loss, 4))")

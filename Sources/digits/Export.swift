@@ -23,7 +23,7 @@ struct Export: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let checkpoint = try checkpointOption.file()
-            let model = try TrainedModel(checkpoint: checkpoint)
+            let model = try TrainedModel(checkpoint: checkpoint, weights: checkpointOption.weights)
             switch format {
             case .onnx:
                 var metadata = ["checkpoint": (checkpoint as NSString).lastPathComponent, "digits_version": digitsVersion]
