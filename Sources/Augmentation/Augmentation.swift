@@ -21,6 +21,18 @@ public struct AugmentationSettings: Equatable, Sendable, CustomStringConvertible
     /// a Gaussian of width `sigma`, scaled by `alpha`. nil: none.
     public var elastic: (alpha: Float, sigma: Float)?
 
+    /// Probabilities (0...1) of the variations of a user's pen, paper and camera, each decided
+    /// anew per sample after the warp (`Augmenter.varyAppearance`, where the ranges are stated):
+    /// strokes thickened or thinned, blurred, captured at low resolution, at low contrast, noisy.
+    public var thickness: Float = 0
+    public var blur: Float = 0
+    public var lowResolution: Float = 0
+    public var contrast: Float = 0
+    public var noise: Float = 0
+
+    /// True when any of the photometric and morphological variations can happen.
+    public var variesAppearance: Bool { thickness > 0 || blur > 0 || lowResolution > 0 || contrast > 0 || noise > 0 }
+
     public init() {}
 
     public static let none: AugmentationSettings = {
@@ -30,33 +42,52 @@ public struct AugmentationSettings: Equatable, Sendable, CustomStringConvertible
     }()
 
     public var isIdentity: Bool {
-        rotationDegrees == 0 && scale == 0 && shift == 0 && shearDegrees == 0 && elastic == nil
+        rotationDegrees == 0 && scale == 0 && shift == 0 && shearDegrees == 0 && elastic == nil && !variesAppearance
     }
 
     public static func == (a: AugmentationSettings, b: AugmentationSettings) -> Bool { a.description == b.description }
 
-    /// "rotation=10,scale=0.1,shift=2" (plus shear, xyscale, elastic when set), or "none".
+    /// "rotation=10,scale=0.1,shift=2" (plus shear, xyscale, elastic, thickness, blur, lowres,
+    /// contrast, noise when set), or "none".
     public var description: String {
         if isIdentity { return "none" }
         var parts = ["rotation=\(rotationDegrees)", "scale=\(scale)", "shift=\(shift)"]
         if independentScale { parts.append("xyscale=1") }
         if shearDegrees != 0 { parts.append("shear=\(shearDegrees)") }
         if let e = elastic { parts.append("elastic=\(e.alpha)/\(e.sigma)") }
+        for (key, p) in [("thickness", thickness), ("blur", blur), ("lowres", lowResolution), ("contrast", contrast), ("noise", noise)] where p > 0 {
+            parts.append("\(key)=\(p)")
+        }
         return parts.joined(separator: ",")
     }
 
+    /// The keys of `--augment`, for messages.
+    public static let keys = "rotation, scale, xyscale, shift, shear, thickness, blur, lowres, contrast, noise"
+
     /// Parses the `--augment` form: "none", "default", or comma-separated key=value pairs with keys
-    /// rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees);
-    /// unnamed keys keep their defaults.
+    /// rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees), and the
+    /// probabilities thickness, blur, lowres, contrast, noise (0 to 1); unnamed keys keep their
+    /// defaults. "default" or "none" may also open the list: "none,noise=0.3" is noise alone.
     public init(parsing text: String) throws {
         self.init()
         let trimmed = text.trimmingSpaces
         if trimmed == "none" { self = .none; return }
         if trimmed == "default" || trimmed.isEmpty { return }
-        for pair in trimmed.split(separator: ",") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
+        for (position, pair) in trimmed.split(separator: ",").enumerated() {
+            let item = String(pair).trimmingSpaces
+            if position == 0 && (item == "none" || item == "default") {
+                if item == "none" { self = .none }
+                continue
+            }
+            let kv = item.split(separator: "=", maxSplits: 1).map { String($0).trimmingSpaces }
             guard kv.count == 2, let value = Float(kv[1]), value.isFinite, value >= 0 else {
                 throw AugmentationError("'\(pair)' in --augment '\(text)' is not key=value with a number ≥ 0")
+            }
+            func probability() throws -> Float {
+                guard value <= 1 else {
+                    throw AugmentationError("\(kv[0])=\(kv[1]) in --augment '\(text)' is a probability; it must be at most 1")
+                }
+                return value
             }
             switch kv[0] {
             case "rotation": rotationDegrees = value
@@ -66,8 +97,13 @@ public struct AugmentationSettings: Equatable, Sendable, CustomStringConvertible
             case "xyscale": independentScale = value != 0
             case "shift": shift = value
             case "shear": shearDegrees = value
+            case "thickness": thickness = try probability()
+            case "blur": blur = try probability()
+            case "lowres": lowResolution = try probability()
+            case "contrast": contrast = try probability()
+            case "noise": noise = try probability()
             default:
-                throw AugmentationError("unknown key '\(kv[0])' in --augment '\(text)' (known: rotation, scale, xyscale, shift, shear)")
+                throw AugmentationError("unknown key '\(kv[0])' in --augment '\(text)' (known: \(AugmentationSettings.keys))")
             }
         }
     }
@@ -175,7 +211,8 @@ public struct Augmenter: Sendable {
     }
 
     /// Writes one augmented sample (pixel values as Float, same scale as the input bytes) into
-    /// `output`. `scratch` needs 3·width·height floats when elastic distortion is on.
+    /// `output`. `scratch` needs 3·width·height floats when elastic distortion is on, 2·width·height
+    /// when the appearance varies.
     public func augment(_ image: UnsafePointer<UInt8>, epoch: Int, sampleID: Int, into output: UnsafeMutablePointer<Float>,
                         scratch: UnsafeMutablePointer<Float>) {
         let inverse = transform(epoch: epoch, sampleID: sampleID).inverse
@@ -192,14 +229,16 @@ public struct Augmenter: Sendable {
                     output[i] = sample(image, sx, sy)
                 }
             }
-            return
-        }
-        for y in 0..<height {
-            for x in 0..<width {
-                let (sx, sy) = inverse.apply(Float(x), Float(y))
-                output[y * width + x] = sample(image, sx, sy)
+        } else {
+            for y in 0..<height {
+                for x in 0..<width {
+                    let (sx, sy) = inverse.apply(Float(x), Float(y))
+                    output[y * width + x] = sample(image, sx, sy)
+                }
             }
         }
+        // After the warp the scratch is free again (the elastic fields are spent).
+        if settings.variesAppearance { varyAppearance(output, epoch: epoch, sampleID: sampleID, scratch: scratch) }
     }
 
     /// Applies an explicit map (for tests and previews).

@@ -17,6 +17,10 @@ public enum RandomPurpose: UInt64, Sendable {
     case elastic = 6
     case validationSplit = 7
     case batchNormRecalibration = 8
+    /// Training augmentation's photometric and morphological draws (thickness, blur, contrast, noise, resolution).
+    case photometric = 9
+    /// The fixed perturbations of `digits evaluate --robustness` (noise, shift direction, rotation sense).
+    case robustness = 10
     case test = 99
 }
 

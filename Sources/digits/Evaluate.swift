@@ -27,6 +27,12 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
     @Option(help: "Also write the logits of the images evaluated (float32, images x classes, in test-set order, before the softmax) to this .npy file; one process, not under mpirun. For an ensemble or with --tta, the natural log of the averaged probabilities instead (their softmax is those probabilities).")
     var logitsOut: String?
+    @Flag(help: "Instead: accuracy under each perturbation a user's image may have (thick or thin strokes, blur, low contrast, noise, low resolution, off centre, rotated, inverted), fed straight in and through predict's preprocessing (docs/robustness.md).")
+    var robustness = false
+    @Option(help: "With --robustness (implied): also draw the accuracies as an SVG bar chart in this file.")
+    var robustnessPlot: String?
+    @Option(help: "With --robustness (implied): also write a PNG of the first 8 test images under each perturbation, each beside what predict's preprocessing makes of it.")
+    var robustnessExamples: String?
 
     func validate() throws {
         if explainMisclassified && misclassified == nil { throw ValidationError("--explain-misclassified draws into the --misclassified picture: give --misclassified FILE.png too") }
@@ -46,6 +52,7 @@ struct Evaluate: ParsableCommand {
                 guard limit > 0 else { throw CommandError("--limit must be at least 1") }
                 part = part.keeping { $0 < limit }
             }
+            if robustness || robustnessPlot != nil || robustnessExamples != nil { try runRobustness(model: model, test: part, communicator: communicator); return }
             let t0 = monotonicSeconds()
             var evaluation = EnsembleReport.run(ensemble, on: part)
             let evaluationSeconds = monotonicSeconds() - t0
