@@ -535,6 +535,13 @@ if bash scripts/ensemble-test.sh "$bin/digits" "$MNIST_DIR" > "$work/ensemble" 2
   pass "ensembles and --tta: $(tail -1 "$work/ensemble" | sed 's/^ensemble-test: //') (2 checkpoints against their own logits, --tta, mpirun -np 2, refusals)"
 else fail "ensembles and test-time augmentation (scripts/ensemble-test.sh)" "$work/ensemble"; fi
 
+# --- Robustness (scripts/robustness-test.sh): a tiny model trained 100 steps with the appearance
+# variations of --augment; evaluate --robustness --limit 500 as JSON (every perturbation, both feeds,
+# the worst), table, SVG plot and example grid; the same counts on 2 ranks; bad options in one line.
+if bash scripts/robustness-test.sh "$bin/digits" "$MNIST_DIR" > "$work/robustness" 2>&1; then
+  pass "robustness: $(tail -1 "$work/robustness" | sed 's/^robustness-test: //') (evaluate --robustness JSON, table, SVG, examples; 2 ranks = 1; --augment thickness/blur/lowres/contrast/noise)"
+else fail "robustness report (scripts/robustness-test.sh)" "$work/robustness"; fi
+
 # --- Any IDX classification set (scripts/idx-test.sh): a synthetic 5-class set of 20x24 images with a
 # classes.txt trained, evaluated and predicted with names; a damaged MNIST refused; a model of one shape
 # refused on images of another.

@@ -67,6 +67,12 @@ public enum Perturbation: String, CaseIterable, Sendable {
     /// the polarity from the border.
     public var meaningfulAsRawInput: Bool { self != .inverted }
 
+    /// The perturbation's own key for its draws: FNV-1a of its name, so that adding a perturbation
+    /// leaves the others' draws as they were.
+    var key: UInt64 {
+        rawValue.utf8.reduce(0xCBF2_9CE4_8422_2325 as UInt64) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+    }
+
     /// Writes the perturbed `image` into `output` (both width·height bytes). `scratch` needs
     /// 3·width·height floats. A pure function of (the perturbation, the image, imageID).
     public func apply(_ image: UnsafePointer<UInt8>, width w: Int, height h: Int, imageID: Int,
@@ -74,8 +80,7 @@ public enum Perturbation: String, CaseIterable, Sendable {
         let n = w * h
         let source = scratch, result = scratch + n, temp = scratch + 2 * n
         for i in 0..<n { source[i] = Float(image[i]) }
-        var random = KeyedRandom(seed: 0x524F_4255_5354, purpose: .robustness,
-                                 UInt64(Perturbation.allCases.firstIndex(of: self) ?? 0), UInt64(max(0, imageID)))
+        var random = KeyedRandom(seed: 0x524F_4255_5354, purpose: .robustness, key, UInt64(max(0, imageID)))
         // A length in pixels of a 28-pixel field, for this image's size.
         let unit = Float(min(w, h)) / 28
         switch self {

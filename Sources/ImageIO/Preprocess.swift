@@ -70,23 +70,24 @@ public enum DigitPreprocessor {
         return (ink, inverted)
     }
 
-    /// The level of full ink: the 95th percentile of the pixels above the floor (a histogram of
-    /// 1,024 bins), so that a few noise spikes brighter than the strokes do not set it. For clean
-    /// ink, whose strokes have a solid core, that is the brightest level.
+    /// The level of full ink: the 95th percentile of the pixels in the upper half between the floor
+    /// and the brightest (a histogram of 1,024 bins), so that a few noise spikes brighter than the
+    /// strokes do not set it. For clean ink, whose strokes have a solid core, that is the brightest
+    /// level; it is never below the midpoint, so paper cannot be stretched into ink.
     static func fullInk(_ ink: [Float], above floor: Float, brightest: Float) -> Float {
-        let bins = 1024, span = brightest - floor
+        let bins = 1024, middle = floor + 0.5 * (brightest - floor), span = brightest - middle
         guard span > 1e-4 else { return brightest }
         var histogram = [Int](repeating: 0, count: bins)
         var count = 0
-        for v in ink where v > floor {
-            histogram[min(bins - 1, Int((v - floor) / span * Float(bins)))] += 1
+        for v in ink where v > middle {
+            histogram[min(bins - 1, Int((v - middle) / span * Float(bins)))] += 1
             count += 1
         }
         var above = 0
         for bin in stride(from: bins - 1, through: 0, by: -1) {
             above += histogram[bin]
             // The top 5% reached: full ink is this bin's upper edge.
-            if Double(above) >= 0.05 * Double(count) { return max(floor + 0.5 * span, floor + span * Float(bin + 1) / Float(bins)) }
+            if Double(above) >= 0.05 * Double(count) { return middle + span * Float(bin + 1) / Float(bins) }
         }
         return brightest
     }

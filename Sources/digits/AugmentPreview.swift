@@ -12,7 +12,8 @@ struct AugmentPreview: ParsableCommand {
 
     @OptionGroup var data: DataOptions
     @Option(help: "The PNG file to write.") var out: String = "augment-preview.png"
-    @Option(help: "Augmentation, as for train --augment.") var augment: String = "default"
+    @Option(help: "Augmentation, as for train --augment: the warp keys rotation, scale, xyscale, shift, shear, and the probabilities thickness, blur, lowres, contrast, noise (e.g. none,thickness=1 shows strokes thickened and thinned alone).")
+    var augment: String = "default"
     @Option(parsing: .unconditional, help: "Elastic distortion alpha,sigma, as for train --elastic.") var elastic: String?
     @Option(parsing: .unconditional, help: "Rows (training images, from the start of the set).") var rows: Int = 8
     @Option(parsing: .unconditional, help: "Augmented versions per row.") var versions: Int = 8
