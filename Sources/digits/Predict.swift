@@ -11,7 +11,9 @@ struct Predict: ParsableCommand {
         Each image is prepared the way MNIST was made: the polarity is decided from the border (dark ink on
         light paper is inverted), the ink's bounding box is scaled so its longer side is 20 pixels (area
         averaging, aspect kept) and placed in 28x28 with its centre of mass at the centre (for a model trained
-        on H×W images, the box is scaled to fit 20·W/28 by 20·H/28 and placed in H×W). Each answer is the
+        on H×W images, the box is scaled to fit 20·W/28 by 20·H/28 and placed in H×W). Noise on the paper
+        (measured on the border), specks away from the digit, faint ink and strokes far thinner or thicker
+        than MNIST's are dealt with on the way (docs/robustness.md). Each answer is the
         class's index and its name, from the checkpoint (the digits for MNIST). A file's first
         bytes say whether it is PNG or JPEG, whatever its name. Directories are read in name order (their
         .png, .jpg and .jpeg files); - reads one image from standard input. A file that cannot be read is
