@@ -4,8 +4,8 @@
 # --robustness-plot` names every perturbation with an accuracy per feed (straight in: null only for
 # the inverted scan) and the worst of each, and draws a well-formed SVG with a bar per number; the
 # table form and the example grid; the same counts from two ranks under mpirun; augment-preview of the
-# new keys; bad --augment values, a plot not named .svg and --robustness with --logits-out refused in
-# one line each, with a non-zero exit.
+# new keys; bad --augment values, a plot not named .svg, --robustness with --logits-out or with
+# --tta refused in one line each, with a non-zero exit.
 #
 #   scripts/robustness-test.sh BIN DATA_DIR      BIN: the digits binary; DATA_DIR: MNIST
 #
@@ -119,11 +119,13 @@ else fail "augment-preview with the new keys" preview.out; fi
 "$bin" train --data-dir "$data" --max-steps 1 --augment "noise=2" --checkpoint-dir bad > noise.out 2>&1; s1=$?
 "$bin" evaluate --checkpoint ck --data-dir "$data" --robustness --limit 10 --robustness-plot plot.png > png.out 2>&1; s2=$?
 "$bin" evaluate --checkpoint ck --data-dir "$data" --robustness --limit 10 --logits-out l.npy > logits.out 2>&1; s3=$?
+"$bin" evaluate --checkpoint ck --tta --data-dir "$data" --robustness --limit 10 > two-ck.out 2>&1; s4=$?
 if [ $s1 -ne 0 ] && grep -q "noise=2 in --augment 'noise=2' is a probability; it must be at most 1" noise.out \
    && [ $s2 -ne 0 ] && grep -q "^digits: error: plot.png: the plot is an SVG drawing; name the file .svg$" png.out \
-   && [ $s3 -ne 0 ] && grep -q "^digits: error: --robustness scores perturbed images; run --misclassified and --logits-out without it$" logits.out; then
-  pass "refused in one line: --augment noise=2, --robustness-plot plot.png, --robustness with --logits-out"
-else fail "bad options (exit statuses $s1, $s2, $s3)" noise.out; cat png.out logits.out; fi
+   && [ $s3 -ne 0 ] && grep -q "^digits: error: --robustness scores perturbed images; run --misclassified and --logits-out without it$" logits.out \
+   && [ $s4 -ne 0 ] && grep -q "^digits: error: --robustness scores one model on each perturbed image: give one --checkpoint and no --tta$" two-ck.out; then
+  pass "refused in one line: --augment noise=2, --robustness-plot plot.png, --robustness with --logits-out or --tta"
+else fail "bad options (exit statuses $s1, $s2, $s3, $s4)" noise.out; cat png.out logits.out two-ck.out; fi
 
 echo "robustness-test: $passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -114,7 +114,8 @@ struct RobustnessReport {
 
     /// The table a person reads (and can paste into the docs).
     func text(model: TrainedModel, seconds: Double) -> String {
-        var lines = ["checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?"))",
+        var lines = ["checkpoint \(model.path)  (model \(model.metadata["model"] ?? "?"), epoch \(model.metadata["epoch"] ?? "?")"
+                     + (model.weightsUsed == "ema" ? ", the weight average" : "") + ")",
                      "robustness: \(count) test images under each perturbation, \(fixed(seconds, 1)) s", "",
                      "| perturbation | what | 28x28 straight in | through predict's preprocessing |",
                      "| --- | --- | ---: | ---: |"]
@@ -240,6 +241,9 @@ extension Evaluate {
     func runRobustness(model: TrainedModel, test part: Dataset, communicator: Communicator) throws {
         if let robustnessExamples, !robustnessExamples.lowercased().hasSuffix(".png") {
             throw CommandError("\(robustnessExamples): the examples are a PNG picture; name the file .png")
+        }
+        if checkpointOption.checkpoints.count > 1 || checkpointOption.tta || checkpointOption.ttaViews != nil {
+            throw CommandError("--robustness scores one model on each perturbed image: give one --checkpoint and no --tta")
         }
         if misclassified != nil || logitsOut != nil {
             throw CommandError("--robustness scores perturbed images; run --misclassified and --logits-out without it")
