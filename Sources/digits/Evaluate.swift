@@ -104,22 +104,33 @@ struct Evaluate: ParsableCommand {
     }
 
     /// Tiles of 2x-magnified images, each with "true>predicted confidence%" beneath.
-    func writeMissGrid(_ misses: [(id: Int, label: Int, predicted: Int, confidence: Float)], test: Dataset, to path: String) throws {
-        let columns = 12, zoom = 2, labelHeight = 14, gap = 4
-        let h = test.height, w = test.width, pixels = test.pixelsPerImage
-        let tileW = max(w * zoom, 56), tileH = h * zoom
-        let rows = max(1, (misses.count + columns - 1) / columns)
-        var image = Image8(width: columns * (tileW + gap) + gap, height: rows * (tileH + labelHeight + gap) + gap, channels: 3, fill: 40)
-        var cell = [Float](repeating: 0, count: pixels)
-        for (n, miss) in misses.enumerated() {
-            let x = gap + (n % columns) * (tileW + gap), y = gap + (n / columns) * (tileH + labelHeight + gap)
-            for p in 0..<pixels { cell[p] = Float(test.images[miss.id * pixels + p]) }
-            image.place(cell, tileWidth: w, tileHeight: h, x: x, y: y, zoom: zoom)
-            image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tileH + 3,
-                           scale: 2, color: (255, 200, 60))
+    func writeMissGrid(_ misses: [MissedImage], test: Dataset, to path: String) throws {
+        try writeTiles(of: misses, from: test, columns: 12, tileWidth: max(test.width * 2, 56), to: path) { image, cell, x, y in
+            image.place(cell, tileWidth: test.width, tileHeight: test.height, x: x, y: y, zoom: 2)
         }
-        try image.writePNG(to: path)
     }
+}
+
+/// A misclassified test image: its index in the test set, its label, the answer and its probability.
+typealias MissedImage = (id: Int, label: Int, predicted: Int, confidence: Float)
+
+/// The misclassified grid's layout: `columns` tiles `tileWidth` wide and twice the image's height,
+/// each captioned "true>predicted confidence%" beneath; `draw` fills a tile from the image's pixels
+/// (0-255) at its top-left corner (x, y). Written as PNG to `path`.
+func writeTiles(of misses: [MissedImage], from test: Dataset, columns: Int, tileWidth: Int, to path: String,
+                draw: (inout Image8, [Float], Int, Int) -> Void) throws {
+    let labelHeight = 14, gap = 4, tileH = 2 * test.height, pixels = test.pixelsPerImage
+    let rows = max(1, (misses.count + columns - 1) / columns)
+    var image = Image8(width: columns * (tileWidth + gap) + gap, height: rows * (tileH + labelHeight + gap) + gap, channels: 3, fill: 40)
+    var cell = [Float](repeating: 0, count: pixels)
+    for (n, miss) in misses.enumerated() {
+        let x = gap + (n % columns) * (tileWidth + gap), y = gap + (n / columns) * (tileH + labelHeight + gap)
+        for p in 0..<pixels { cell[p] = Float(test.images[miss.id * pixels + p]) }
+        draw(&image, cell, x, y)
+        image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tileH + 3,
+                       scale: 2, color: (255, 200, 60))
+    }
+    try image.writePNG(to: path)
 }
 
 /// A number for JSON output: non-finite values (a diverged model's loss) as null, which JSON has,

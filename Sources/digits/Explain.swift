@@ -85,18 +85,12 @@ struct ExplanationPictures {
     /// `evaluate --misclassified` with heat maps: tiles of each missed test image (2x) beside its heat
     /// map for the predicted class, labelled "true>predicted confidence%" beneath; a small H in the
     /// map's corner marks HiResCAM (Grad-CAM's map was 0), a 0 a map that is 0 everywhere.
-    func writeMissGrid(_ misses: [(id: Int, label: Int, predicted: Int, confidence: Float)], test: Dataset, to path: String) throws {
-        let columns = 8, zoom = 2, labelHeight = 14, gap = 4, inner = 2
-        let h = test.height, w = test.width, pixels = test.pixelsPerImage
-        let tileW = max(2 * w * zoom + inner, 56), tileH = h * zoom
-        let rows = max(1, (misses.count + columns - 1) / columns)
-        var image = Image8(width: columns * (tileW + gap) + gap, height: rows * (tileH + labelHeight + gap) + gap, channels: 3, fill: 40)
-        var cell = [Float](repeating: 0, count: pixels)
-        for (n, miss) in misses.enumerated() {
-            let x = gap + (n % columns) * (tileW + gap), y = gap + (n / columns) * (tileH + labelHeight + gap)
-            for p in 0..<pixels { cell[p] = Float(test.images[miss.id * pixels + p]) }
+    func writeMissGrid(_ misses: [MissedImage], test: Dataset, to path: String) throws {
+        let zoom = 2, inner = 2, h = test.height, w = test.width
+        let tileW = max(2 * w * zoom + inner, 56)
+        try writeTiles(of: misses, from: test, columns: 8, tileWidth: tileW, to: path) { image, cell, x, y in
             let explanation = explain(cell)
-            let heat = HeatMap.upsampled(explanation.heat, height: h, width: w, toHeight: tileH, toWidth: w * zoom)
+            let heat = HeatMap.upsampled(explanation.heat, height: h, width: w, toHeight: h * zoom, toWidth: w * zoom)
             cell.withUnsafeBufferPointer { tile in
                 image.place(tile.baseAddress!, tileWidth: w, tileHeight: h, x: x, y: y, zoom: zoom)
                 heat.withUnsafeBufferPointer {
@@ -104,15 +98,12 @@ struct ExplanationPictures {
                                            x: x + w * zoom + inner, y: y, zoom: zoom)
                 }
             }
-            image.drawText("\(miss.label)>\(miss.predicted) \(Int((100 * miss.confidence).rounded()))%", x: x, y: y + tileH + 3,
-                           scale: 2, color: (255, 200, 60))
             // Marked in the heat map's corner: H for HiResCAM (Grad-CAM's map was 0), 0 for a map that is 0 everywhere.
             var mark = ""
             if case .positionwiseGradCAM = explanation.method { mark = "H" }
             if explanation.isFlat { mark = "0" }
             image.drawText(mark, x: x + tileW - 8, y: y + 2, scale: 2, color: (255, 255, 255))
         }
-        try image.writePNG(to: path)
     }
 }
 

@@ -189,9 +189,21 @@ import Testing
               input: randomValues(16, seed: 14), label: "batchnorm eval")
     }
 
+    /// d f / d x_i by central differences of step 1e-2, for every i.
+    func centralDifferences(of f: ([Float]) -> Double, at point: [Float]) -> [Double] {
+        var x = point
+        return (0..<x.count).map { i in
+            let keep = x[i]
+            x[i] = keep + 1e-2; let plus = f(x)
+            x[i] = keep - 1e-2; let minus = f(x)
+            x[i] = keep
+            return (plus - minus) / 2e-2
+        }
+    }
+
     @Test func softmaxCrossEntropy() {
         let batch = 3, classes = 10
-        var logits = randomValues(batch * classes, seed: 15, scale: 3)
+        let logits = randomValues(batch * classes, seed: 15, scale: 3)
         let labels: [UInt8] = [2, 9, 0]
         var gradient = [Float](repeating: 0, count: batch * classes)
         func meanLoss(_ l: [Float]) -> Double {
@@ -203,14 +215,7 @@ import Testing
             _ = SoftmaxCrossEntropy.evaluate(logits: lp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
                                              gradient: gp.baseAddress!, gradientScale: 1 / Float(batch))
         } } }
-        var numeric = [Double]()
-        for i in 0..<logits.count {
-            let keep = logits[i]
-            logits[i] = keep + 1e-2; let plus = meanLoss(logits)
-            logits[i] = keep - 1e-2; let minus = meanLoss(logits)
-            logits[i] = keep
-            numeric.append((plus - minus) / 2e-2)
-        }
+        let numeric = centralDifferences(of: meanLoss, at: logits)
         #expect(relativeError(gradient.map(Double.init), numeric) < 1e-3)
     }
 
@@ -227,7 +232,7 @@ import Testing
     /// finite differences of the reported loss, and the loss against the formula on one row.
     @Test func softmaxCrossEntropyWithLabelSmoothing() {
         let batch = 3, classes = 10, epsilon: Float = 0.1
-        var logits = randomValues(batch * classes, seed: 16, scale: 3)
+        let logits = randomValues(batch * classes, seed: 16, scale: 3)
         let labels: [UInt8] = [7, 1, 4]
         var gradient = [Float](repeating: 0, count: batch * classes)
         func meanLoss(_ l: [Float]) -> Double {
@@ -240,14 +245,7 @@ import Testing
             _ = SoftmaxCrossEntropy.evaluate(logits: lp.baseAddress!, labels: yp.baseAddress!, batch: batch, classes: classes,
                                              gradient: gp.baseAddress!, gradientScale: 1 / Float(batch), labelSmoothing: epsilon)
         } } }
-        var numeric = [Double]()
-        for i in 0..<logits.count {
-            let keep = logits[i]
-            logits[i] = keep + 1e-2; let plus = meanLoss(logits)
-            logits[i] = keep - 1e-2; let minus = meanLoss(logits)
-            logits[i] = keep
-            numeric.append((plus - minus) / 2e-2)
-        }
+        let numeric = centralDifferences(of: meanLoss, at: logits)
         #expect(relativeError(gradient.map(Double.init), numeric) < 1e-3)
         // Row 0 by hand: -sum_k target_k log p_k.
         let row = logits[0..<classes].map(Double.init)
