@@ -49,9 +49,9 @@ ev=("$bin" evaluate --data-dir "$data" --limit "$limit")
 # One checkpoint: the output of before (no ensemble lines, "checkpoint" and "model" in the JSON).
 if "${ev[@]}" --checkpoint a > one.out 2>&1 && head -1 one.out | grep -q "^checkpoint $a  (model $spec_a, " \
    && ! grep -q -e '^ensemble' -e '^test-time' one.out \
-   && "${ev[@]}" --checkpoint a --json > a.json 2>&1 && grep -q "^{\"checkpoint\":\"$a\",\"model\":\"$spec_a\",\"images\":$limit," a.json \
+   && "${ev[@]}" --checkpoint a --json > a.json 2>&1 && grep -q "^{\"checkpoint\":\"$a\",\"model\":\"$spec_a\",\"weights\":\"raw\",\"images\":$limit," a.json \
    && ! grep -q '"members"' a.json && "${ev[@]}" --checkpoint b --json > b.json 2>&1; then
-  pass "one --checkpoint: evaluate prints as before (checkpoint line, JSON checkpoint and model, no ensemble fields)"
+  pass "one --checkpoint: evaluate prints as before (checkpoint line, JSON checkpoint, model and weights, no ensemble fields)"
 else fail "evaluate with one --checkpoint" one.out; cat a.json; fi
 
 # Each member's logits alone, and the ensemble's (log-probabilities), with and without --tta.

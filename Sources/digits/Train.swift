@@ -58,7 +58,7 @@ struct Train: ParsableCommand {
     @OptionGroup var kernel: KernelOptions
     @Option(help: "shard: each rank loads only its part of the training set; replicate: every rank loads all of it and the data seen per step does not depend on the number of ranks.")
     var dataPlacement: DataPlacement = .shard
-    @Option(help: "Random warps of training images: none, default (rotation=10,scale=0.1,shift=2), or key=value pairs of rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees); unnamed keys take the defaults.")
+    @Option(help: "Random warps of training images: none, default (rotation=10,scale=0.1,shift=2), or key=value pairs of rotation (degrees), scale (fraction), xyscale (0/1), shift (pixels), shear (degrees), and the probabilities of the appearance variations thickness, blur, lowres, contrast, noise (0-1; docs/robustness.md); unnamed keys take the defaults.")
     var augment: String = "none"
     @Option(help: "Elastic distortion alpha,sigma (Simard et al. 2003 used 34,4), on top of --augment.")
     var elastic: String?
