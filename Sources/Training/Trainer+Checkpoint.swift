@@ -245,16 +245,21 @@ extension Trainer {
             let steps = (total - used) / (newWorld * b)
             return EpochPlan(order: order, steps: steps, start: used + communicator.rank * b, stride: newWorld * b, batchSize: b)
         case .shard:
-            var consumed = [Bool](repeating: false, count: total)
+            // The file ids a shard holds: dealt from every record, or from those not held out for validation.
+            func shardIDs(rank: Int, worldSize: Int) throws -> [Int32] {
+                let spec = ShardSpec(rank: rank, worldSize: worldSize, seed: seed)
+                return try recordIDs.map { try spec.share(of: $0) } ?? spec.indices(sampleCount: total)
+            }
+            var consumed = [Bool](repeating: false, count: recordIDs?.last.map { Int($0) + 1 } ?? total)
             for r in 0..<oldWorld {
-                let ids = try ShardSpec(rank: r, worldSize: oldWorld, seed: seed).indices(sampleCount: total)
+                let ids = try shardIDs(rank: r, worldSize: oldWorld)
                 let order = keyedPermutation(count: ids.count, seed: seed, purpose: .epochShuffle, UInt64(epoch), UInt64(r))
                 for position in 0..<min(order.count, stepsTaken * b) { consumed[Int(ids[Int(order[position])])] = true }
             }
             // Remaining counts of every new rank decide the common step count.
             var fewest = Int.max
             for r in 0..<newWorld {
-                let ids = try ShardSpec(rank: r, worldSize: newWorld, seed: seed).indices(sampleCount: total)
+                let ids = try shardIDs(rank: r, worldSize: newWorld)
                 fewest = min(fewest, ids.reduce(0) { $0 + (consumed[Int($1)] ? 0 : 1) })
             }
             // This rank's remaining local indices, in a fresh order keyed by (seed, epoch, rank, old world).

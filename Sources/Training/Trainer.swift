@@ -54,6 +54,9 @@ public final class Trainer {
     public private(set) var interrupted = false
     /// Sees (epoch, global sample ids) of every batch this rank trains on (auditing, tests).
     public var sampleLog: ((Int, [Int32]) -> Void)?
+    /// The file ids, ascending, of the records the training set is dealt from when some were held
+    /// out (`ValidationSplit`); nil when it is every record of the file (0..<totalCount).
+    public var recordIDs: [Int32]?
     /// The moving average of the weights, with `configuration.averageDecay`.
     public let average: WeightAverage?
     /// The average scored better than the live weights on validation at the last epoch end (or

@@ -292,6 +292,9 @@ struct Train: ParsableCommand {
             ("digits version", digitsVersion),
         ], communicator: communicator)
         let trainer = try Trainer(configuration: configuration, train: train, communicator: communicator)
+        if let split, let validation = set.validation {
+            trainer.recordIDs = try split.split(total: train.totalCount + validation.totalCount, path: train.labelsPath).train
+        }
         try checkActivationsFit(trainer)
         trainer.stopAtStep = stopAtStep
         trainer.dataMetadata = [("data_set", set.displayName), ("class_names", set.classNames.joined(separator: "\n"))]
@@ -300,7 +303,7 @@ struct Train: ParsableCommand {
             let log = try LineWriter(path: recordSamples + ".rank\(rank)", append: true)
             trainer.sampleLog = { epoch, ids in try? log.write("\(epoch) " + ids.map(String.init).joined(separator: " ")) }
         }
-        return (trainer, (set.validation, test))
+        return (trainer, (noEval ? nil : set.validation, test))
     }
 
     private func peakLearningRate(worldSize: Int) -> Float {
