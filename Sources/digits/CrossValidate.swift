@@ -8,12 +8,13 @@ struct CrossValidate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crossval",
         abstract: "K-fold cross-validation of a training recipe: K runs, each holding out a different fold of the training set and scored on it; reports the mean and standard deviation.",
+        usage: "digits crossval --folds K [digits train options]",
         discussion: """
-        Every training option of digits train applies (the recipe); the folds replace --validation: fold k of K
-        is a k-th of a permutation of the training set keyed by --validation-seed (else --seed), so every image
-        is held out exactly once. The test set is not scored: it waits for the run the recipe is chosen for.
-        Fold k's checkpoints go to <checkpoint-dir>/fold-k. Under mpirun the ranks split into as many equal
-        groups as there are folds (at most), and the groups run different folds side by side.
+        Every training option of digits train applies (the recipe); the folds replace --validation: fold k of K is \
+        a k-th of a permutation of the training set keyed by --validation-seed (else --seed), so every image is \
+        held out exactly once. The test set is not scored: it waits for the run the recipe is chosen for. Fold \
+        k's checkpoints go to <checkpoint-dir>/fold-k. Under mpirun the ranks split into as many equal groups as \
+        there are folds (at most), and the groups run different folds side by side.
         """
     )
 
